@@ -1,0 +1,1 @@
+"""playmill curation package (see DESIGN.md section 1)."""

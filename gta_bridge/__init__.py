@@ -1,0 +1,1 @@
+"""playmill gta_bridge package (see DESIGN.md section 1)."""

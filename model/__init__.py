@@ -1,0 +1,1 @@
+"""playmill model package (see DESIGN.md section 1)."""

@@ -1,0 +1,5 @@
+import sys
+
+from playmill.cli import main
+
+sys.exit(main())

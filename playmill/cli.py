@@ -1,0 +1,214 @@
+"""The ``playmill`` command line. Thin: it parses, validates and calls library functions.
+
+Exit codes: 0 success; 1 the work ran but something failed (invalid episodes, failed episodes);
+2 bad usage or a bad config (nothing was run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from playmill import __version__
+
+EPILOG = """\
+examples:
+  playmill run pipeline.yaml                 run every stage of the pipeline (sandbox, no game needed)
+  playmill collect --episodes 2 --frames 100 record a few sandbox episodes with the default config
+  playmill validate runs/default/episodes    check episodes against the playmill.episode/1 format
+  playmill sandbox preview --scene city --seed 3 -o city.png
+"""
+
+
+def _add_config_arg(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("config", nargs=None if required else "?", type=Path,
+                   default=None if required else Path("pipeline.yaml"),
+                   help="pipeline config (YAML)" + ("" if required else "; default: ./pipeline.yaml if it "
+                                                    "exists, else the built-in defaults"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="playmill",
+        description="playmill: action-annotated gameplay video for interactive world models. Collect episodes "
+                    "from the built-in sandbox (or Unreal / GTA V), validate them, and run the pipeline of "
+                    "pipeline.yaml.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"playmill {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = sub.add_parser("run", help="run the stages of a pipeline.yaml in order",
+                       description="Validate the config, then run its stages in order (collect -> ...). "
+                                   "Resumable: a rerun skips finished work.")
+    _add_config_arg(p, required=True)
+    p.add_argument("--stages", help="comma-separated subset of the config's stages to run, e.g. collect")
+    p.add_argument("--workdir", type=Path, help="override the config's workdir")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("collect", help="record episodes (the collect stage alone)",
+                       description="Record episodes into <workdir>/episodes with the config's collect section; "
+                                   "options override it. Episode ids are deterministic: a rerun skips "
+                                   "finished episodes and completes the rest.")
+    _add_config_arg(p, required=False)
+    p.add_argument("--workdir", type=Path, help="override the config's workdir")
+    p.add_argument("--scenes", help="comma-separated scene families: city, indoor, park")
+    p.add_argument("--episodes", type=int, help="episodes per scene")
+    p.add_argument("--frames", type=int, help="frames per episode")
+    p.add_argument("--workers", type=int, help="parallel worker processes")
+    p.add_argument("--width", type=int, help="video width in pixels (even)")
+    p.add_argument("--height", type=int, help="video height in pixels (even)")
+    p.add_argument("--fps", type=float, help="frames per second")
+    p.add_argument("--seed", type=int, help="base seed of the run")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("validate", help="check episodes against the playmill.episode/1 format",
+                       description="Check episode folders (or folders of episodes): files, meta.json, every "
+                                   "actions.csv row and column, the video. Prints every problem with its file, "
+                                   "row and column; exits 1 if any episode is invalid.")
+    p.add_argument("paths", nargs="+", type=Path, help="episode folders or folders containing episodes")
+    p.add_argument("--no-video", action="store_true", help="skip the video checks (faster)")
+    p.set_defaults(func=cmd_validate)
+
+    sb = sub.add_parser("sandbox", help="the built-in sandbox world", description="The built-in sandbox world.")
+    sbsub = sb.add_subparsers(dest="sandbox_verb", metavar="VERB", required=True)
+    p = sbsub.add_parser("preview", help="render one frame of a sandbox scene to a PNG",
+                         description="Render frame 0 of a procedural sandbox scene to a PNG to look at.")
+    p.add_argument("--scene", default="city", choices=["city", "indoor", "park"], help="scene family")
+    p.add_argument("--seed", type=int, default=0, help="scene seed")
+    p.add_argument("-o", "--output", type=Path, default=Path("preview.png"), help="PNG to write")
+    p.add_argument("--width", type=int, default=640, help="image width")
+    p.add_argument("--height", type=int, default=352, help="image height")
+    p.add_argument("--weather", default="clear", choices=["clear", "overcast", "fog"], help="weather")
+    p.add_argument("--time-of-day", type=float, default=12.0, help="hours, 0-24")
+    p.add_argument("--npc-density", type=float, default=0.5, help="NPC density multiplier")
+    p.add_argument("--vehicle-density", type=float, default=0.5, help="vehicle density multiplier")
+    p.set_defaults(func=cmd_sandbox_preview)
+    return parser
+
+
+def _load(path: Path | None, required: bool):
+    from playmill.config import PipelineConfig, load_config
+
+    if path is not None and (required or path.exists()):
+        return load_config(path)
+    return PipelineConfig()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from playmill.config import STAGES
+    from playmill.stages import run_pipeline
+
+    cfg = _load(args.config, required=True)
+    if args.workdir:
+        cfg.workdir = args.workdir.resolve()
+    stages = cfg.stages
+    if args.stages:
+        stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+        bad = [s for s in stages if s not in STAGES]
+        if bad:
+            print(f"playmill run: --stages: unknown stage(s) {bad}; allowed: {', '.join(STAGES)}", file=sys.stderr)
+            return 2
+    results = run_pipeline(cfg, stages, progress=not args.no_progress)
+    return _report_collect(results.get("collect"), cfg)
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from playmill.config import parse_config
+    from playmill.stages import run_collect
+
+    cfg = _load(args.config, required=False)
+    overrides = {k: getattr(args, k) for k in ("frames", "workers", "width", "height", "fps") if getattr(args, k) is not None}
+    if args.episodes is not None:
+        overrides["episodes_per_scene"] = args.episodes
+    if args.scenes:
+        overrides["scenes"] = [s.strip() for s in args.scenes.split(",") if s.strip()]
+    if overrides or args.seed is not None:
+        # re-validate the overrides with the same rules and messages as the file
+        doc = {"collect": overrides}
+        if args.seed is not None:
+            doc["seed"] = args.seed
+        checked = parse_config(doc, "command line")
+        for k in overrides:
+            setattr(cfg.collect, k, getattr(checked.collect, k))
+        if args.seed is not None:
+            cfg.seed = checked.seed
+    if args.workdir:
+        cfg.workdir = args.workdir.resolve()
+    result = run_collect(cfg, progress=not args.no_progress)
+    return _report_collect(result, cfg)
+
+
+def _report_collect(result, cfg) -> int:
+    if result is None:
+        return 0
+    print(f"collect: {len(result.written)} episode(s) written, {len(result.skipped)} already present, "
+          f"{len(result.failed)} failed -> {cfg.episodes_dir}")
+    for eid, reason in result.failed:
+        print(f"  FAILED {eid}: {reason.splitlines()[0]}", file=sys.stderr)
+    if result.removed_temp:
+        print(f"  removed {len(result.removed_temp)} unfinished episode(s) left by an interrupted run")
+    return 1 if result.failed else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from capture.validate import validate_paths
+
+    missing = [p for p in args.paths if not p.exists()]
+    for p in missing:
+        print(f"{p}: no such file or folder", file=sys.stderr)
+    reports = validate_paths([p for p in args.paths if p.exists()], check_video=not args.no_video)
+    bad = 0
+    for ep, problems in reports.items():
+        if problems:
+            bad += 1
+            print(f"INVALID {ep} ({len(problems)} problem(s))")
+            for pr in problems:
+                print(f"  {pr}")
+        else:
+            print(f"ok      {ep}")
+    if not reports and not missing:
+        print("no episodes found (an episode is a folder with meta.json, actions.csv and video.mp4)", file=sys.stderr)
+        return 1
+    print(f"{len(reports) - bad} valid, {bad} invalid")
+    return 1 if bad or missing else 0
+
+
+def cmd_sandbox_preview(args: argparse.Namespace) -> int:
+    from unreal_bridge.sandbox import render_preview
+
+    out = render_preview(args.scene, args.seed, args.output, width=args.width, height=args.height,
+                         weather=args.weather, time_of_day=args.time_of_day, npc_density=args.npc_density,
+                         vehicle_density=args.vehicle_density)
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from playmill.config import ConfigError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        print("Nothing was run. Fix the key(s) above; `playmill --help` lists the verbs.", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+        print(f"playmill {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume (finished work is kept)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""pipeline.yaml: its schema, defaults and validation.
+
+The whole file is validated before any work starts. Every problem is reported at once, each naming the key
+(dotted path), the bad value and what is allowed, e.g.::
+
+    pipeline.yaml: collect.fps: -3 is not allowed; expected a number > 0 (frames per second of the video)
+
+Relative paths (``workdir``) are resolved against the directory of the config file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+STAGES = ("collect",)  # grows as stages land: curate, rl, train, distill, generate
+SOURCES = ("sandbox",)
+SANDBOX_SCENES = ("city", "indoor", "park")
+SANDBOX_WEATHER = ("clear", "overcast", "fog")
+CONTROLLERS = ("wander",)
+
+
+class ConfigError(ValueError):
+    """A config with problems; ``problems`` lists one message per bad key."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A per-episode parameter drawn uniformly from ``values``."""
+
+    values: tuple
+
+
+@dataclass(frozen=True)
+class Range:
+    """A per-episode numeric parameter drawn uniformly from ``[min, max]``."""
+
+    min: float
+    max: float
+
+
+Param = Any  # a scalar, a Choice or a Range
+
+
+@dataclass
+class SandboxConfig:
+    """Sandbox world parameters; each may be a value, a list to choose from per episode, or {min, max}."""
+
+    weather: Param = Choice(SANDBOX_WEATHER)
+    time_of_day: Param = Range(7.0, 19.0)
+    npc_density: Param = 0.5
+    vehicle_density: Param = 0.5
+    fov_deg: float = 90.0
+
+
+@dataclass
+class CollectConfig:
+    source: str = "sandbox"
+    scenes: list[str] = field(default_factory=lambda: ["city", "park"])
+    episodes_per_scene: int = 4
+    frames: int = 300
+    fps: float = 25.0
+    width: int = 640
+    height: int = 352
+    workers: int = 2
+    controller: str = "wander"
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+
+
+@dataclass
+class PipelineConfig:
+    workdir: Path = Path("runs/default")
+    seed: int = 0
+    stages: list[str] = field(default_factory=lambda: ["collect"])
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    source: str = "<defaults>"
+
+    @property
+    def episodes_dir(self) -> Path:
+        return self.workdir / "episodes"
+
+
+# --- validation ----------------------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def bad(self, key: str, value: Any, expected: str) -> None:
+        self.problems.append(f"{key or '(top level)'}: {value!r} is not allowed; expected {expected}")
+
+    def mapping(self, key: str, value: Any, allowed: tuple[str, ...]) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.bad(key, value, "a mapping of " + ", ".join(allowed))
+            return {}
+        for k in value:
+            if k not in allowed:
+                where = f"{key}.{k}" if key else str(k)
+                self.problems.append(f"{where}: unknown key; allowed keys here: {', '.join(allowed)}")
+        return dict(value)
+
+    def integer(self, key: str, value: Any, lo: int, hi: int | None, what: str) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+            rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+            self.bad(key, value, f"an integer {rng} ({what})")
+            return None
+        return value
+
+    def number(self, key: str, value: Any, lo: float, hi: float | None, what: str, *, open_lo: bool = False) -> float | None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if ok:
+            ok = (value > lo if open_lo else value >= lo) and (hi is None or value <= hi)
+        if not ok:
+            rel = ">" if open_lo else ">="
+            rng = f"a number {rel} {lo}" if hi is None else f"a number in {'(' if open_lo else '['}{lo}, {hi}]"
+            self.bad(key, value, f"{rng} ({what})")
+            return None
+        return float(value)
+
+    def choice(self, key: str, value: Any, allowed: tuple[str, ...]) -> str | None:
+        if value not in allowed:
+            self.bad(key, value, "one of " + ", ".join(allowed))
+            return None
+        return value
+
+    def names(self, key: str, value: Any, allowed: tuple[str, ...]) -> list[str] | None:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            self.bad(key, value, "a non-empty list of " + ", ".join(allowed))
+            return None
+        out = []
+        for i, v in enumerate(value):
+            if self.choice(f"{key}[{i}]", v, allowed) is not None:
+                out.append(v)
+        if len(set(out)) != len(out):
+            self.bad(key, value, "a list without repeats")
+        return out
+
+    def param(self, key: str, value: Any, *, choices: tuple[str, ...] | None = None,
+              lo: float = 0.0, hi: float | None = None, what: str = "") -> Param:
+        """A scalar, a list of alternatives, or {min, max} for numbers."""
+        if choices is not None:
+            if isinstance(value, list):
+                vals = self.names(key, value, choices)
+                return Choice(tuple(vals)) if vals else None
+            return self.choice(key, value, choices)
+        if isinstance(value, Mapping):
+            d = self.mapping(key, value, ("min", "max"))
+            a = self.number(f"{key}.min", d.get("min"), lo, hi, what)
+            b = self.number(f"{key}.max", d.get("max"), lo, hi, what)
+            if a is not None and b is not None and a > b:
+                self.bad(key, dict(value), "min <= max")
+            return Range(a, b) if a is not None and b is not None else None
+        if isinstance(value, list):
+            if not value:
+                self.bad(key, value, "a non-empty list")
+                return None
+            vals = [self.number(f"{key}[{i}]", v, lo, hi, what) for i, v in enumerate(value)]
+            return Choice(tuple(vals)) if None not in vals else None
+        return self.number(key, value, lo, hi, what)
+
+
+def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> PipelineConfig:
+    """Validate a parsed YAML document and build the :class:`PipelineConfig`; raises :class:`ConfigError`."""
+    c = _Checker()
+    cfg = PipelineConfig(source=source)
+    top = c.mapping("", data if data is not None else {}, ("workdir", "seed", "stages", "collect"))
+    if "workdir" in top:
+        if isinstance(top["workdir"], str) and top["workdir"].strip():
+            cfg.workdir = Path(top["workdir"])
+        else:
+            c.bad("workdir", top["workdir"], "a folder path")
+    if "seed" in top:
+        cfg.seed = c.integer("seed", top["seed"], 0, 2**31 - 1, "base seed of the run") or 0
+    if "stages" in top:
+        st = c.names("stages", top["stages"], STAGES)
+        if st:
+            cfg.stages = sorted(st, key=STAGES.index)
+    if "collect" in top:
+        cfg.collect = _parse_collect(c, top["collect"])
+    if base_dir is not None and not cfg.workdir.is_absolute():
+        cfg.workdir = (base_dir / cfg.workdir).resolve()
+    if c.problems:
+        raise ConfigError(source, c.problems)
+    return cfg
+
+
+def _parse_collect(c: _Checker, value: Any) -> CollectConfig:
+    out = CollectConfig()
+    d = c.mapping("collect", value, tuple(f.name for f in fields(CollectConfig)))
+    if "source" in d:
+        out.source = c.choice("collect.source", d["source"], SOURCES) or out.source
+    if "scenes" in d:
+        out.scenes = c.names("collect.scenes", d["scenes"], SANDBOX_SCENES) or out.scenes
+    ints = {"episodes_per_scene": (1, None, "episodes recorded per scene"),
+            "frames": (2, None, "frames per episode"),
+            "width": (16, 7680, "video width in pixels, even"),
+            "height": (16, 4320, "video height in pixels, even"),
+            "workers": (1, 256, "parallel collection processes")}
+    for name, (lo, hi, what) in ints.items():
+        if name in d:
+            v = c.integer(f"collect.{name}", d[name], lo, hi, what)
+            if v is not None and name in ("width", "height") and v % 2:
+                c.bad(f"collect.{name}", v, f"an even integer ({what}; H.264 yuv420p needs even sizes)")
+            elif v is not None:
+                setattr(out, name, v)
+    if "fps" in d:
+        out.fps = c.number("collect.fps", d["fps"], 0, 240, "frames per second of the video", open_lo=True) or out.fps
+    if "controller" in d:
+        out.controller = c.choice("collect.controller", d["controller"], CONTROLLERS) or out.controller
+    if "sandbox" in d:
+        s = c.mapping("collect.sandbox", d["sandbox"], tuple(f.name for f in fields(SandboxConfig)))
+        sb = out.sandbox
+        if "weather" in s:
+            sb.weather = c.param("collect.sandbox.weather", s["weather"], choices=SANDBOX_WEATHER)
+        if "time_of_day" in s:
+            sb.time_of_day = c.param("collect.sandbox.time_of_day", s["time_of_day"], lo=0.0, hi=24.0,
+                                     what="hours")
+        for name in ("npc_density", "vehicle_density"):
+            if name in s:
+                setattr(sb, name, c.param(f"collect.sandbox.{name}", s[name], lo=0.0, hi=2.0,
+                                          what="multiplier of the default density"))
+        if "fov_deg" in s:
+            sb.fov_deg = c.number("collect.sandbox.fov_deg", s["fov_deg"], 20.0, 150.0,
+                                  "horizontal field of view in degrees") or sb.fov_deg
+    return out
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline.yaml (safe loader)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
+    return parse_config(data, str(path), path.resolve().parent)
+
+
+def sample_param(value: Param, rng) -> Any:
+    """Draw a per-episode value: scalars as they are, a Choice uniformly, a Range uniformly in [min, max]."""
+    if isinstance(value, Choice):
+        return value.values[int(rng.integers(len(value.values)))]
+    if isinstance(value, Range):
+        return float(rng.uniform(value.min, value.max))
+    return value

@@ -1,0 +1,1 @@
+"""playmill rl_agent package (see DESIGN.md section 1)."""

@@ -1,0 +1,103 @@
+"""pipeline.yaml validation: every problem at once, each naming the key, the bad value and what is allowed."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from playmill.cli import main
+from playmill.config import Choice, ConfigError, Range, load_config, parse_config, sample_param
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_embedded_default_pipeline_is_valid_and_small():
+    cfg = load_config(ROOT / "pipeline.yaml")
+    assert cfg.stages[0] == "collect"
+    cc = cfg.collect
+    assert cc.source == "sandbox" and len(cc.scenes) >= 2
+    assert (cc.width, cc.height) == (640, 352)
+    assert cc.episodes_per_scene * len(cc.scenes) == 8 and cc.frames == 300 and cc.fps == 25
+    assert cfg.workdir == (ROOT / "runs" / "default").resolve()  # relative to the config file
+    assert cc.sandbox.weather == Choice(("clear", "overcast", "fog"))
+    assert cc.sandbox.time_of_day == Range(7.0, 19.0)
+
+
+def problems_of(doc):
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, "p.yaml")
+    return info.value.problems
+
+
+def test_every_problem_is_reported_with_key_value_and_allowed():
+    probs = problems_of({
+        "stages": ["collect", "teleport"],
+        "colect": {},
+        "collect": {"fps": -3, "width": 641, "scenes": ["city", "moon"], "workers": 0,
+                    "sandbox": {"weather": "snow", "time_of_day": {"min": 20, "max": 8}, "npc_density": 5}},
+    })
+    text = "\n".join(probs)
+    assert "stages[1]: 'teleport' is not allowed; expected one of collect" in text
+    assert "colect: unknown key; allowed keys here: workdir, seed, stages, collect" in text
+    assert "collect.fps: -3 is not allowed; expected a number in (0, 240]" in text
+    assert "collect.width: 641 is not allowed; expected an even integer" in text
+    assert "collect.scenes[1]: 'moon' is not allowed; expected one of city, indoor, park" in text
+    assert "collect.workers: 0 is not allowed; expected an integer in [1, 256]" in text
+    assert "collect.sandbox.weather: 'snow' is not allowed; expected one of clear, overcast, fog" in text
+    assert "collect.sandbox.time_of_day: {'min': 20, 'max': 8} is not allowed; expected min <= max" in text
+    assert "collect.sandbox.npc_density: 5 is not allowed; expected a number in [0.0, 2.0]" in text
+    assert len(probs) == 9
+
+
+def test_types_are_checked():
+    probs = problems_of({"seed": "abc", "collect": {"frames": 2.5, "fps": True, "scenes": 3}, "workdir": 7})
+    text = "\n".join(probs)
+    assert "seed: 'abc'" in text and "collect.frames: 2.5" in text and "collect.fps: True" in text
+    assert "collect.scenes: 3" in text and "workdir: 7" in text
+    assert problems_of([1, 2]) == [
+        "(top level): [1, 2] is not allowed; expected a mapping of workdir, seed, stages, collect"]
+
+
+def test_unreadable_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("collect: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("seed: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):  # safe loader refuses arbitrary objects
+        load_config(evil)
+
+
+def test_sampling_is_deterministic_and_in_range():
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    draws = [sample_param(Range(7.0, 19.0), rng_a) for _ in range(50)]
+    assert draws == [sample_param(Range(7.0, 19.0), rng_b) for _ in range(50)]
+    assert all(7.0 <= d <= 19.0 for d in draws)
+    assert {sample_param(Choice(("a", "b")), rng_a) for _ in range(50)} == {"a", "b"}
+    assert sample_param(0.5, rng_a) == 0.5
+
+
+def test_cli_reports_a_bad_config_and_runs_nothing(tmp_path, capsys):
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(yaml.safe_dump({"workdir": "out", "collect": {"height": 0}}))
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "collect.height: 0 is not allowed" in err and "Nothing was run" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_help_lists_every_verb(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for verb in ("run", "collect", "validate", "sandbox"):
+        assert verb in out
+    for argv in (["run", "--help"], ["collect", "--help"], ["validate", "--help"], ["sandbox", "preview", "--help"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+        assert "usage: playmill" in capsys.readouterr().out
