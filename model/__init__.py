@@ -1,1 +1,104 @@
-"""playmill model package (see DESIGN.md section 1)."""
+"""playmill model package: the Matrix-Game 2.0 world model (see DESIGN.md section 1).
+
+Networks (architecture; training and distillation come in later modules):
+
+- :class:`WanVAE`: Wan 2.1 causal 3D VAE, streaming encode/decode (:class:`StreamingEncoder`,
+  :class:`StreamingDecoder`), latent normalisation.
+- :class:`WorldModelDiT`: Wan 2.1 I2V DiT with Matrix-Game 2.0 keyboard/mouse :class:`ActionModule` s.
+- :class:`ImageEncoder`: CLIP ViT-H/14 visual tower (penultimate-layer tokens) or a tiny ViT.
+
+Configs: :func:`get_config` ("tiny", "mg2-1.3b", "mg2-1.3b-base") x ``ACTION_MODES`` (universal, gta_drive,
+templerun). Weights: :func:`load_checkpoint` (strict; raises :class:`CheckpointMismatchError`).
+
+Example::
+
+    import torch, model
+    cfg = model.get_config("tiny", mode="universal")
+    dit, vae, enc = model.build_dit(cfg), model.WanVAE(cfg.vae), model.ImageEncoder(cfg.image_encoder)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .action_module import ActionModule, action_windows
+from .attention import block_causal_frame_mask, expand_frame_mask
+from .checkpoint import (
+    CheckpointMismatchError,
+    compare_state_dict,
+    load_checkpoint,
+    load_state_dict_strict,
+    read_state_dict,
+    strip_prefix,
+)
+from .configs import (
+    ACTION_MODES,
+    ActionConfig,
+    ActionMode,
+    DiTConfig,
+    ImageEncoderConfig,
+    ModelConfig,
+    VAEConfig,
+    get_config,
+    list_configs,
+)
+from .dit import WorldModelDiT, i2v_condition, sinusoidal_embedding
+from .image_encoder import ImageEncoder, convert_open_clip_visual, load_image_encoder_weights
+from .vae import CausalCache, StreamingDecoder, StreamingEncoder, WanVAE
+
+
+def build_dit(cfg: ModelConfig | DiTConfig, device: str | torch.device = "cpu") -> WorldModelDiT:
+    """Instantiate the DiT of ``cfg`` on ``device`` (use "meta" for the full size without allocating memory)."""
+    dit_cfg = cfg.dit if isinstance(cfg, ModelConfig) else cfg
+    with torch.device(device):
+        return WorldModelDiT(dit_cfg)
+
+
+def build_vae(cfg: ModelConfig | VAEConfig, device: str | torch.device = "cpu") -> WanVAE:
+    """Instantiate the VAE of ``cfg`` on ``device``."""
+    vae_cfg = cfg.vae if isinstance(cfg, ModelConfig) else cfg
+    with torch.device(device):
+        return WanVAE(vae_cfg)
+
+
+def build_image_encoder(cfg: ModelConfig | ImageEncoderConfig, device: str | torch.device = "cpu") -> ImageEncoder:
+    """Instantiate the image encoder of ``cfg`` on ``device``."""
+    enc_cfg = cfg.image_encoder if isinstance(cfg, ModelConfig) else cfg
+    with torch.device(device):
+        return ImageEncoder(enc_cfg)
+
+
+__all__ = [
+    "ACTION_MODES",
+    "ActionConfig",
+    "ActionMode",
+    "ActionModule",
+    "CausalCache",
+    "CheckpointMismatchError",
+    "DiTConfig",
+    "ImageEncoder",
+    "ImageEncoderConfig",
+    "ModelConfig",
+    "StreamingDecoder",
+    "StreamingEncoder",
+    "VAEConfig",
+    "WanVAE",
+    "WorldModelDiT",
+    "action_windows",
+    "block_causal_frame_mask",
+    "build_dit",
+    "build_image_encoder",
+    "build_vae",
+    "compare_state_dict",
+    "convert_open_clip_visual",
+    "expand_frame_mask",
+    "get_config",
+    "i2v_condition",
+    "list_configs",
+    "load_checkpoint",
+    "load_image_encoder_weights",
+    "load_state_dict_strict",
+    "read_state_dict",
+    "sinusoidal_embedding",
+    "strip_prefix",
+]
