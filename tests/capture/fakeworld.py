@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from capture.actions import ActionSpace, FrameAction
@@ -11,17 +13,19 @@ from capture.world import Observation
 
 class FakeWorld:
     """A flat plane; the frame is a colour gradient that shifts with the pose. ``crash_at`` makes step()
-    raise at that frame of episodes whose seed is in ``crash_seeds`` (a world that dies mid-episode)."""
+    raise at that frame of episodes whose seed is in ``crash_seeds`` (a world that dies mid-episode);
+    ``step_sleep_s`` slows it down to look like a renderer."""
 
     source = "sandbox"
     source_frame = "unreal"
     action_space = ActionSpace()
 
     def __init__(self, scene: str = "fake", params=None, width: int = 64, height: int = 48, fps: float = 25.0,
-                 crash_seeds=(), crash_at: int = 5):
+                 crash_seeds=(), crash_at: int = 5, step_sleep_s: float = 0.0):
         self.scene, self.width, self.height, self.fps = scene, width, height, fps
         self.config = dict(params or {})
         self.crash_seeds, self.crash_at = set(crash_seeds), crash_at
+        self.step_sleep_s = step_sleep_s
         self.closed = False
 
     def _obs(self, collision=False) -> Observation:
@@ -45,6 +49,8 @@ class FakeWorld:
 
     def step(self, action: FrameAction) -> Observation:
         self.i += 1
+        if self.step_sleep_s:
+            time.sleep(self.step_sleep_s)
         if self.seed in self.crash_seeds and self.i == self.crash_at:
             raise RuntimeError(f"fake renderer crashed at frame {self.i}")
         self.yaw += action.d_yaw_deg

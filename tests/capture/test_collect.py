@@ -76,11 +76,12 @@ def test_two_workers_write_the_same_episodes_as_one(tmp_path):
 
 
 KILL_SCRIPT = textwrap.dedent("""
-    import sys
+    import functools, sys
     from capture.collect import collect, plan_episodes
     from tests.capture.fakeworld import make_fake_world, make_scripted_controller
     tasks = plan_episodes("sandbox", ["fake"], 4, 400)
-    collect(tasks, make_fake_world, make_scripted_controller, sys.argv[1], workers=1, progress=False)
+    slow = functools.partial(make_fake_world, step_sleep_s=0.003)  # about 1.2 s an episode
+    collect(tasks, slow, make_scripted_controller, sys.argv[1], workers=1, progress=False)
 """)
 
 
@@ -91,7 +92,7 @@ def test_killed_run_leaves_nothing_partial_and_a_rerun_completes(tmp_path):
     deadline = time.time() + 60
     while time.time() < deadline and len(list_episodes(out) if out.exists() else []) < 1:
         time.sleep(0.05)
-    time.sleep(0.3)  # let it get into the middle of the next episode
+    time.sleep(0.4)  # into the middle of the second episode
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = list_episodes(out)

@@ -1,0 +1,48 @@
+"""capture: the recording core of playmill (action space, input timeline, episode format, video I/O, World
+protocol, collection loop). Imports none of playmill's other packages; heavy dependencies load on use."""
+
+from capture.actions import DEFAULT_KEYS, ActionSpace, FrameAction
+from capture.collect import CollectResult, EpisodeTask, collect, derive_seed, plan_episodes, record_episode
+from capture.episode import (
+    SCHEMA,
+    POSE_COLUMNS,
+    Episode,
+    EpisodeError,
+    EpisodeMeta,
+    EpisodeWriter,
+    actions_columns,
+    cleanup_stale_temp,
+    extra_column,
+    episode_id,
+    list_episodes,
+    read_episode,
+)
+from capture.replay import episode_actions, replay, replay_pose_error
+from capture.rotations import forward_vector, quat_to_matrix, quat_to_rotator, rotator_to_quat, wrap_deg
+from capture.timeline import FrameInputs, InputTimeline
+from capture.validate import Problem, validate_episode, validate_paths
+from capture.video import (
+    FFmpegNotFoundError,
+    VideoError,
+    VideoInfo,
+    VideoWriter,
+    ffmpeg_exe,
+    iter_frames,
+    probe_video,
+    read_video,
+)
+from capture.world import Controller, Observation, World
+
+__all__ = [
+    "DEFAULT_KEYS", "ActionSpace", "FrameAction",
+    "CollectResult", "EpisodeTask", "collect", "derive_seed", "plan_episodes", "record_episode",
+    "episode_actions", "replay", "replay_pose_error",
+    "forward_vector", "quat_to_matrix", "quat_to_rotator", "rotator_to_quat", "wrap_deg",
+    "FrameInputs", "InputTimeline",
+    "Controller", "Observation", "World",
+    "SCHEMA", "POSE_COLUMNS", "Episode", "EpisodeError", "EpisodeMeta", "EpisodeWriter", "actions_columns",
+    "cleanup_stale_temp", "extra_column", "episode_id", "list_episodes", "read_episode",
+    "Problem", "validate_episode", "validate_paths",
+    "FFmpegNotFoundError", "VideoError", "VideoInfo", "VideoWriter", "ffmpeg_exe", "iter_frames", "probe_video",
+    "read_video",
+]
