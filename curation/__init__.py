@@ -1,1 +1,43 @@
-"""playmill curation package (see DESIGN.md section 1)."""
+"""playmill curation: episodes -> curated, sharded clips for training (DESIGN.md sections 3-4).
+
+Stages (:mod:`curation.stages`): redundant frames, velocity validation, resampling (by fps or by motion),
+resize/centre crop and clipping. :func:`curate` runs them over an episodes folder on a local process pool or
+Ray Data and writes Parquet shards, rejects and a manifest (:mod:`curation.shards`); :mod:`curation.reader`
+is the training reader (the only module the model package imports); :mod:`curation.importers` brings Sekai
+and generic mp4 + CSV footage in as episodes; :func:`write_report` writes an HTML report.
+
+``import curation`` is light: the names below load their modules on first use (torch and ray only where used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CurateConfig": "curation.config", "DedupConfig": "curation.config", "VelocityConfig": "curation.config",
+    "ResampleConfig": "curation.config", "ClipConfig": "curation.config", "OutputConfig": "curation.config",
+    "CurateSection": "curation.config", "parse_curate_section": "curation.config",
+    "curate": "curation.curate", "CurateResult": "curation.curate",
+    "inspect_shards": "curation.shards", "verify_shards": "curation.shards", "read_manifest": "curation.shards",
+    "ShardsError": "curation.shards",
+    "write_report": "curation.report",
+    "import_sekai": "curation.importers", "import_generic": "curation.importers",
+    "SekaiImportConfig": "curation.importers", "GenericMapping": "curation.importers", "ImportResult": "curation.importers",
+    "ShardDataset": "curation.reader", "ShardIterableDataset": "curation.reader",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'curation' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

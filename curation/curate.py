@@ -1,0 +1,361 @@
+"""``curate()``: episodes folder -> shards folder, resumable, on a local process pool or on Ray Data.
+
+Run layout (``out_dir``)::
+
+    manifest.json  part-00000.parquet ...  rejects.parquet     the dataset (DESIGN.md section 4)
+    .work/<episode_id>/{clips,rejects}.parquet, done.json      per-episode results = the progress journal
+    .curate.lock                                               one curation per folder at a time
+
+Resumability: an episode's work folder appears atomically when the episode is finished (see
+:mod:`curation.process`); its ``done.json`` records the fingerprint of the source episode and of the config.
+A rerun reuses every finished episode whose fingerprints still match, processes the rest, then packs all
+work folders into shards again (deterministically: the clip ids are ``<episode_id>-f<start_frame>`` and the
+order is fixed), writing the manifest last. So a run killed at any point (even with SIGKILL) and rerun ends
+with every clip exactly once and a manifest that matches the shards.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from curation.config import ENGINES, CurateConfig
+from curation.process import (
+    CLIPS_FILE, EPISODE_REJECTS_FILE, WORK_DIR, DatasetParams, EpisodeOutcome, cleanup_work_temp,
+    episode_fingerprint, process_episode, read_done, work_key,
+)
+from curation.schema import MANIFEST_FILE
+from curation.shards import pack_shards, read_manifest
+
+log = logging.getLogger(__name__)
+LOCK_FILE = ".curate.lock"
+
+
+@dataclass
+class CurateResult:
+    """What a curation run did. ``episodes``: all episode folders seen; ``processed``: curated in this run;
+    ``reused``: finished by an earlier run and reused; ``rejected``: episodes rejected whole (this run or
+    reused); ``clips``: clips in the dataset; ``up_to_date``: nothing had changed since the last complete
+    run, so nothing was rewritten."""
+
+    out_dir: Path
+    manifest_path: Path
+    episodes: int = 0
+    processed: int = 0
+    reused: int = 0
+    rejected: int = 0
+    clips: int = 0
+    rejects: int = 0
+    shards: list[Path] = field(default_factory=list)
+    up_to_date: bool = False
+    seconds: float = 0.0
+    outcomes: list[EpisodeOutcome] = field(default_factory=list)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return read_manifest(self.out_dir)
+
+
+def episode_folders(episodes_dir: Path) -> list[Path]:
+    """Every non-hidden sub-folder of ``episodes_dir`` (complete or not: broken ones are rejected with
+    their reason), sorted by name."""
+    if not episodes_dir.is_dir():
+        raise FileNotFoundError(f"episodes folder {episodes_dir} does not exist")
+    return sorted(p for p in episodes_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_meta(ep: Path) -> dict | None:
+    try:
+        m = json.loads((ep / "meta.json").read_text(encoding="utf-8"))
+        return m if isinstance(m, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def resolve_params(episodes: Sequence[Path], cfg: CurateConfig) -> DatasetParams:
+    """The dataset's key list, fps and (for motion-matched sources) target displacement per output frame.
+
+    Keys: ``cfg.action_keys`` or the first episode's (by id) whose meta.json has an action space. The motion
+    target, when not in the config and motion sources are present, is the median per-frame displacement of
+    the other sources' episodes resampled to the dataset fps (velocity-valid frames only).
+    """
+    from curation.stages import velocity_mask
+
+    metas = [(ep, _read_meta(ep)) for ep in episodes]
+    keys = cfg.action_keys
+    if keys is None:
+        for _, m in metas:
+            ks = (m or {}).get("action_space", {}).get("keys") if isinstance((m or {}).get("action_space"), dict) else None
+            if isinstance(ks, list) and ks:
+                keys = tuple(str(k) for k in ks)
+                break
+    if keys is None:
+        from capture.actions import DEFAULT_KEYS
+
+        keys = DEFAULT_KEYS
+    target = cfg.resample.motion_target_cm
+    motion = set(cfg.resample.motion_sources)
+    if motion and target is None and any((m or {}).get("source") in motion for _, m in metas):
+        import pandas as pd
+
+        per_frame: list[np.ndarray] = []
+        for ep, m in metas:
+            if not m or m.get("source") in motion:
+                continue
+            try:
+                df = pd.read_csv(ep / "actions.csv", usecols=["x", "y", "z", "speed", "d_pitch", "d_yaw"])
+                fps = float(m["fps"])
+            except Exception:
+                continue
+            valid, _ = velocity_mask(df["speed"].to_numpy(), df[["d_pitch", "d_yaw"]].to_numpy(), fps, cfg.velocity)
+            p = df[["x", "y", "z"]].to_numpy(dtype=np.float64)
+            ok = valid[1:] & valid[:-1] & np.isfinite(p).all(axis=1)[1:] & np.isfinite(p).all(axis=1)[:-1]
+            d = np.linalg.norm(np.diff(p, axis=0), axis=1)[ok]
+            per_frame.append(d * (fps / cfg.resample.fps))  # displacement per output frame at the dataset fps
+        if per_frame and sum(map(len, per_frame)):
+            target = float(np.median(np.concatenate(per_frame)))
+            log.info("motion target: median displacement %.4g cm per output frame from the reference episodes", target)
+    return DatasetParams(keys=tuple(keys), fps=float(cfg.resample.fps), motion_target_cm=target)
+
+
+def _inputs_key(episodes: Sequence[Path], cfg: CurateConfig, params: DatasetParams) -> str:
+    import hashlib
+
+    h = hashlib.sha256(work_key(cfg, params).encode())
+    h.update(json.dumps(cfg.to_dict()["output"], sort_keys=True).encode())
+    for ep in episodes:
+        h.update(f"{ep.name}:{episode_fingerprint(ep)};".encode())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------------
+# engines
+
+
+def _run_one(ep: str, work_root: str, cfg_dict: dict, params: dict) -> dict:
+    """Worker entry point (picklable): process one episode; never raises for bad input."""
+    cfg = CurateConfig.from_dict(cfg_dict)
+    p = DatasetParams(keys=tuple(params["keys"]), fps=params["fps"], motion_target_cm=params["motion_target_cm"])
+    try:
+        return process_episode(ep, work_root, cfg, p).to_dict()
+    except Exception as e:  # an internal failure of one episode must not stop the run
+        import traceback
+
+        log.error("episode %s failed: %s\n%s", ep, e, traceback.format_exc())
+        return {"episode_id": Path(ep).name, "source": "", "scene": "", "status": "failed",
+                "error": f"{type(e).__name__}: {e}"}
+
+
+def _run_local(todo: Sequence[Path], work_root: Path, cfg: CurateConfig, params: DatasetParams, workers: int,
+               bar) -> list[dict]:
+    args = (str(work_root), cfg.to_dict(), _params_dict(params))
+    out: list[dict] = []
+    if workers <= 1 or len(todo) <= 1:
+        for ep in todo:
+            out.append(_run_one(str(ep), *args))
+            bar.update(1)
+        return out
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+        futs = {pool.submit(_run_one, str(ep), *args): ep for ep in todo}
+        for fut in as_completed(futs):
+            try:
+                out.append(fut.result())
+            except Exception as e:  # a worker process died (killed, out of memory)
+                out.append({"episode_id": futs[fut].name, "status": "failed", "error": f"{type(e).__name__}: {e}"})
+            bar.update(1)
+    return out
+
+
+def _ray_map(row: dict, work_root: str, cfg_dict: dict, params: dict) -> dict:
+    res = _run_one(row["path"], work_root, cfg_dict, params)
+    return {"result": json.dumps(res)}
+
+
+def _run_ray(todo: Sequence[Path], work_root: Path, cfg: CurateConfig, params: DatasetParams, workers: int,
+             bar) -> list[dict]:
+    """Ray Data over episodes: ``from_items -> map(process one episode) -> collect outcomes``. Each task writes
+    its episode's work folder (on a multi-node cluster ``out_dir`` must be on a shared file system); the
+    driver then packs the shards exactly as the local engine does."""
+    try:
+        import ray
+    except ImportError as e:
+        raise RuntimeError("engine 'ray' needs Ray Data: pip install 'playmill[ray]' (ray[data])") from e
+    import warnings
+
+    started = False
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\..*")
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):  # join the cluster named by the environment
+            ray.init(log_to_driver=False, configure_logging=False)
+        else:  # a local Ray with ``workers`` CPUs
+            ray.init(num_cpus=max(1, workers), include_dashboard=False, ignore_reinit_error=True,
+                     log_to_driver=False, configure_logging=False)
+        started = True
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ds = ray.data.from_items([{"path": str(p)} for p in todo], override_num_blocks=max(1, len(todo)))
+        ds = ds.map(_ray_map, fn_kwargs=dict(work_root=str(work_root), cfg_dict=cfg.to_dict(),
+                                             params=_params_dict(params)), num_cpus=1, concurrency=max(1, workers))
+        out = []
+        for row in ds.iter_rows():
+            out.append(json.loads(row["result"]))
+            bar.update(1)
+        return out
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _params_dict(p: DatasetParams) -> dict:
+    return {"keys": list(p.keys), "fps": p.fps, "motion_target_cm": p.motion_target_cm}
+
+
+# --------------------------------------------------------------------------------------------------------
+# curate
+
+
+def curate(
+    episodes_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: CurateConfig | Mapping[str, Any] | None = None,
+    engine: str = "local",
+    workers: int = 1,
+    progress: bool = True,
+) -> CurateResult:
+    """Curate every episode of ``episodes_dir`` into the shards folder ``out_dir``.
+
+    ``config``: a :class:`CurateConfig` or the ``curate:`` mapping of pipeline.yaml (None: defaults).
+    ``engine``: ``local`` (a process pool of ``workers`` processes; 1 = in this process) or ``ray`` (Ray Data
+    with ``workers`` CPUs; starts a local Ray unless one is initialised). ``progress``: a progress bar over
+    episodes. Bad episodes (unreadable or truncated video, failed validation, NaN poses) are rejected into
+    rejects.parquet with their reasons and the run goes on; sources are only read. Resumable (see module doc).
+    """
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    cfg = config if isinstance(config, CurateConfig) else CurateConfig.from_dict(config)
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    episodes_dir, out_dir = Path(episodes_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(out_dir / LOCK_FILE, "w")
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RuntimeError(f"{out_dir} is being curated by another process (lock {out_dir / LOCK_FILE})") from None
+        episodes = episode_folders(episodes_dir)
+        params = resolve_params(episodes, cfg)
+        result = CurateResult(out_dir=out_dir, manifest_path=out_dir / MANIFEST_FILE, episodes=len(episodes))
+        inputs = _inputs_key(episodes, cfg, params)
+        try:
+            m = read_manifest(out_dir)
+            if m.get("inputs_sha256") == inputs and all((out_dir / s["file"]).is_file() for s in m["shards"]):
+                result.up_to_date = True
+                result.clips = m["totals"]["clips"]
+                result.rejects = m["rejects"]["rows"]
+                result.rejected = m["totals"].get("episodes_rejected", 0)
+                result.reused = len(episodes)
+                result.shards = [out_dir / s["file"] for s in m["shards"]]
+                result.seconds = time.perf_counter() - t0
+                return result
+        except Exception:
+            pass
+
+        work_root = out_dir / WORK_DIR
+        work_root.mkdir(exist_ok=True)
+        cleanup_work_temp(work_root)
+        wk = work_key(cfg, params)
+        todo, outcomes = [], {}
+        for ep in episodes:
+            done = read_done(work_root, ep.name)
+            if done and done.get("work_key") == wk and done.get("fingerprint") == episode_fingerprint(ep) \
+                    and (work_root / ep.name / CLIPS_FILE).is_file():
+                outcomes[ep.name] = {**done, "reused": True}
+            else:
+                todo.append(ep)
+        known = {ep.name for ep in episodes}
+        for p in work_root.iterdir():  # episodes that are gone from the source folder
+            if p.is_dir() and p.name not in known:
+                shutil.rmtree(p, ignore_errors=True)
+        bar = tqdm(total=len(todo), unit="episode", desc="curate", disable=not progress or not todo)
+        try:
+            runner = _run_ray if engine == "ray" else _run_local
+            for o in runner(todo, work_root, cfg, params, workers, bar):
+                outcomes[o["episode_id"]] = o
+        finally:
+            bar.close()
+        failed = [o for o in outcomes.values() if o.get("status") == "failed"]
+        if failed:  # internal errors (not bad input): do not write a manifest that silently lacks them
+            raise RuntimeError("curation failed for episode(s): " +
+                               "; ".join(f"{o['episode_id']}: {o.get('error')}" for o in failed[:5]))
+
+        sources: dict[str, dict[str, Any]] = {}
+        for ep in episodes:
+            o = outcomes[ep.name]
+            s = sources.setdefault(o.get("source") or "unknown",
+                                   {"episodes": 0, "episodes_rejected": 0, "input_hours": 0.0})
+            s["episodes"] += 1
+            s["episodes_rejected"] += o.get("status") == "rejected"
+            s["input_hours"] += float(o.get("input_s") or 0.0) / 3600.0
+        steps = [o["motion_step"] for o in outcomes.values() if o.get("motion_step")]
+        extra = {
+            "clip_frames": cfg.clip.frames, "fps": params.fps, "height": cfg.clip.height, "width": cfg.clip.width,
+            "sources": dict(sorted(sources.items())),
+            "totals": {"episodes": len(episodes),
+                       "episodes_rejected": sum(o.get("status") == "rejected" for o in outcomes.values()),
+                       "input_hours": sum(s["input_hours"] for s in sources.values())},
+            "config": cfg.to_dict(),
+            "config_sha256": cfg.fingerprint(),
+            "motion": {"target_cm_per_frame": params.motion_target_cm,
+                       "steps": {"count": len(steps), "median": float(np.median(steps)) if steps else None}},
+            "inputs_sha256": inputs,
+            "producer": _producer(),
+        }
+        order = [work_root / ep.name for ep in episodes]
+        packed = pack_shards(
+            out_dir, [w / CLIPS_FILE for w in order], [w / EPISODE_REJECTS_FILE for w in order], keys=params.keys,
+            frame_codec=cfg.output.frame_codec, shard_max_rows=cfg.output.shard_max_rows,
+            shard_max_bytes=cfg.output.shard_max_bytes, row_group_rows=cfg.output.row_group_rows,
+            manifest_extra=extra,
+        )
+        if not cfg.output.keep_work:
+            shutil.rmtree(work_root, ignore_errors=True)
+        result.processed = sum(1 for o in outcomes.values() if not o.get("reused"))
+        result.reused = sum(1 for o in outcomes.values() if o.get("reused"))
+        result.rejected = extra["totals"]["episodes_rejected"]
+        result.clips = packed.manifest["totals"]["clips"]
+        result.rejects = packed.manifest["rejects"]["rows"]
+        result.shards = packed.shards
+        result.outcomes = [EpisodeOutcome(**{k: v for k, v in outcomes[ep.name].items()
+                                             if k in EpisodeOutcome.__dataclass_fields__}) for ep in episodes]
+        result.seconds = time.perf_counter() - t0
+        return result
+    finally:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        finally:
+            lock.close()
+
+
+def _producer() -> str:
+    try:
+        from capture.episode import producer
+
+        return producer()
+    except Exception:  # pragma: no cover
+        return "playmill unknown"
+
