@@ -19,6 +19,9 @@ examples:
   playmill run pipeline.yaml                 run every stage of the pipeline (sandbox, no game needed)
   playmill collect --episodes 2 --frames 100 record a few sandbox episodes with the default config
   playmill validate runs/default/episodes    check episodes against the playmill.episode/1 format
+  playmill curate                            episodes -> Parquet shards (the curate stage alone)
+  playmill inspect runs/default/shards/default --verify
+  playmill import sekai SEKAI_DIR --out runs/default/episodes
   playmill sandbox preview --scene city --seed 3 -o city.png
 """
 
@@ -66,6 +69,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="base seed of the run")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("curate", help="curate episodes into Parquet shards (the curate stage alone)",
+                       description="Run the curate stage of the config: redundant frames, velocity validation, "
+                                   "resampling, resize/crop, 57-frame clips -> <workdir>/shards/<dataset>/ with "
+                                   "manifest.json, rejects.parquet and report.html. Resumable.")
+    _add_config_arg(p, required=False)
+    p.add_argument("--workdir", type=Path, help="override the config's workdir")
+    p.add_argument("--engine", choices=["local", "ray"], help="override curate.engine")
+    p.add_argument("--workers", type=int, help="override curate.workers")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_curate)
+
+    p = sub.add_parser("inspect", help="summarise a shards folder; --verify checks it",
+                       description="Print a summary of a shards folder (clips, hours per source, rejects by "
+                                   "reason, action statistics) and write report.html with plots and preview strips.")
+    p.add_argument("shards", type=Path, help="a shards folder (with manifest.json)")
+    p.add_argument("--verify", action="store_true", help="check every shard's sha256, size, rows and schema "
+                                                         "against the manifest; exit 1 on any problem")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    p.set_defaults(func=cmd_inspect)
+
+    imp = sub.add_parser("import", help="bring existing recordings in as episodes",
+                         description="Convert recordings from other sources into playmill episodes.")
+    isub = imp.add_subparsers(dest="import_verb", metavar="SOURCE", required=True)
+    p = isub.add_parser("sekai", help="Sekai videos + camera extrinsics (.npz)",
+                        description="Import every *.mp4 under SRC with its <stem>.npz camera file (key 'extrinsic', "
+                                    "OpenCV axes) as a 'sekai' episode: keys from camera translation, mouse from "
+                                    "relative rotation.")
+    p.add_argument("src", type=Path, help="folder of Sekai clips")
+    p.add_argument("--out", type=Path, default=Path("runs/default/episodes"), help="episodes folder to write")
+    p.add_argument("--config", type=Path, help="YAML with Sekai import settings (scale_cm, move_threshold, "
+                                               "rotation_deadzone_deg, camera_dir, keys, workers, ...)")
+    p.set_defaults(func=cmd_import_sekai)
+    p = isub.add_parser("generic", help="one mp4 + an actions CSV with a column mapping",
+                        description="Import one video and its per-frame actions CSV as a 'generic' episode.")
+    p.add_argument("mp4", type=Path, help="the video")
+    p.add_argument("csv", type=Path, help="actions CSV, one row per video frame")
+    p.add_argument("--mapping", type=Path, required=True, help="YAML column mapping (keys, d_pitch, d_yaw, "
+                                                               "mouse_scale_deg, position/rotation columns, ...)")
+    p.add_argument("--out", type=Path, default=Path("runs/default/episodes"), help="episodes folder to write")
+    p.set_defaults(func=cmd_import_generic)
 
     p = sub.add_parser("validate", help="check episodes against the playmill.episode/1 format",
                        description="Check episode folders (or folders of episodes): files, meta.json, every "
@@ -154,6 +198,79 @@ def _report_collect(result, cfg) -> int:
     if result.removed_temp:
         print(f"  removed {len(result.removed_temp)} unfinished episode(s) left by an interrupted run")
     return 1 if result.failed else 0
+
+
+def cmd_curate(args: argparse.Namespace) -> int:
+    from playmill.stages import run_curate
+
+    cfg = _load(args.config, required=False)
+    if args.workdir:
+        cfg.workdir = args.workdir.resolve()
+    if args.engine:
+        cfg.curate.engine = args.engine
+    if args.workers is not None:
+        if args.workers < 1:
+            print(f"playmill curate: --workers: {args.workers} is not allowed; expected an integer >= 1", file=sys.stderr)
+            return 2
+        cfg.curate.workers = args.workers
+    res = run_curate(cfg, progress=not args.no_progress)
+    state = "up to date" if res.up_to_date else f"{res.processed} episode(s) curated, {res.reused} reused"
+    print(f"curate: {state}; {res.clips} clip(s) in {len(res.shards)} shard(s), {res.rejected} episode(s) "
+          f"rejected, {res.rejects} reject record(s) -> {res.out_dir}")
+    print(f"  report: {res.out_dir / 'report.html'}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from curation import inspect_shards, verify_shards, write_report
+
+    print(inspect_shards(args.shards))
+    if not args.no_report:
+        print(f"report: {write_report(args.shards)}")
+    if args.verify:
+        problems = verify_shards(args.shards)
+        for pr in problems:
+            print(f"  PROBLEM {pr}")
+        print("verify: ok" if not problems else f"verify: {len(problems)} problem(s)")
+        return 1 if problems else 0
+    return 0
+
+
+def _read_yaml(path: Path | None) -> dict:
+    import yaml
+
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read it as YAML: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data or {}
+
+
+def _report_import(res) -> int:
+    print(f"import: {len(res.written)} episode(s) written, {len(res.skipped)} already present, "
+          f"{len(res.failed)} failed")
+    for name, reason in res.failed:
+        print(f"  FAILED {name}: {reason}", file=sys.stderr)
+    return 1 if res.failed else 0
+
+
+def cmd_import_sekai(args: argparse.Namespace) -> int:
+    from curation import import_sekai
+
+    return _report_import(import_sekai(args.src, args.out, _read_yaml(args.config)))
+
+
+def cmd_import_generic(args: argparse.Namespace) -> int:
+    from curation import import_generic
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = import_generic(args.mp4, args.csv, args.out, _read_yaml(args.mapping))
+    print(f"import: wrote {path}")
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import yaml
 
-STAGES = ("collect",)  # grows as stages land: curate, rl, train, distill, generate
+STAGES = ("collect", "curate")  # grows as stages land: rl, train, distill, generate
 SOURCES = ("sandbox",)
 SANDBOX_SCENES = ("city", "indoor", "park")
 SANDBOX_WEATHER = ("clear", "overcast", "fog")
@@ -82,11 +82,22 @@ class PipelineConfig:
     seed: int = 0
     stages: list[str] = field(default_factory=lambda: ["collect"])
     collect: CollectConfig = field(default_factory=CollectConfig)
+    curate: Any = None  # curation.config.CurateSection (validated by curation's own parser)
     source: str = "<defaults>"
+
+    def __post_init__(self) -> None:
+        if self.curate is None:
+            from curation.config import CurateSection
+
+            self.curate = CurateSection()
 
     @property
     def episodes_dir(self) -> Path:
         return self.workdir / "episodes"
+
+    @property
+    def shards_dir(self) -> Path:
+        return self.workdir / "shards" / self.curate.dataset
 
 
 # --- validation ----------------------------------------------------------------------------------------
@@ -177,7 +188,7 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
     """Validate a parsed YAML document and build the :class:`PipelineConfig`; raises :class:`ConfigError`."""
     c = _Checker()
     cfg = PipelineConfig(source=source)
-    top = c.mapping("", data if data is not None else {}, ("workdir", "seed", "stages", "collect"))
+    top = c.mapping("", data if data is not None else {}, ("workdir", "seed", "stages", "collect", "curate"))
     if "workdir" in top:
         if isinstance(top["workdir"], str) and top["workdir"].strip():
             cfg.workdir = Path(top["workdir"])
@@ -191,6 +202,16 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
             cfg.stages = sorted(st, key=STAGES.index)
     if "collect" in top:
         cfg.collect = _parse_collect(c, top["collect"])
+    if "curate" in top:
+        from curation.config import parse_curate_section
+
+        if top["curate"] is not None and not isinstance(top["curate"], Mapping):
+            c.bad("curate", top["curate"], "a mapping (the curation settings)")
+        else:
+            try:
+                cfg.curate = parse_curate_section(top["curate"])
+            except ValueError as exc:
+                c.problems.extend(str(exc).splitlines())
     if base_dir is not None and not cfg.workdir.is_absolute():
         cfg.workdir = (base_dir / cfg.workdir).resolve()
     if c.problems:

@@ -77,6 +77,18 @@ def run_collect(cfg: PipelineConfig, *, progress: bool = True) -> CollectResult:
     return result
 
 
+def run_curate(cfg: PipelineConfig, *, progress: bool = True):
+    """The curate stage: episodes -> ``<workdir>/shards/<dataset>`` (Parquet shards, rejects, manifest), then
+    ``report.html`` beside them (plots and preview strips)."""
+    from curation import curate, write_report
+
+    sec = cfg.curate
+    result = curate(cfg.episodes_dir, cfg.shards_dir, sec.config, engine=sec.engine, workers=sec.workers,
+                    progress=progress)
+    write_report(cfg.shards_dir)
+    return result
+
+
 def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None, *, progress: bool = True) -> dict[str, Any]:
     """Run ``stages`` (default: the config's) in pipeline order; returns each stage's result."""
     results: dict[str, Any] = {}
@@ -84,6 +96,8 @@ def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None, *, progre
         log.info("stage %s", stage)
         if stage == "collect":
             results[stage] = run_collect(cfg, progress=progress)
+        elif stage == "curate":
+            results[stage] = run_curate(cfg, progress=progress)
         else:  # the config validator only lets through stages that exist
             raise ValueError(f"unknown stage {stage!r}")
     return results

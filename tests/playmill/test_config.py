@@ -38,8 +38,8 @@ def test_every_problem_is_reported_with_key_value_and_allowed():
                     "sandbox": {"weather": "snow", "time_of_day": {"min": 20, "max": 8}, "npc_density": 5}},
     })
     text = "\n".join(probs)
-    assert "stages[1]: 'teleport' is not allowed; expected one of collect" in text
-    assert "colect: unknown key; allowed keys here: workdir, seed, stages, collect" in text
+    assert "stages[1]: 'teleport' is not allowed; expected one of collect, curate" in text
+    assert "colect: unknown key; allowed keys here: workdir, seed, stages, collect, curate" in text
     assert "collect.fps: -3 is not allowed; expected a number in (0, 240]" in text
     assert "collect.width: 641 is not allowed; expected an even integer" in text
     assert "collect.scenes[1]: 'moon' is not allowed; expected one of city, indoor, park" in text
@@ -50,13 +50,25 @@ def test_every_problem_is_reported_with_key_value_and_allowed():
     assert len(probs) == 9
 
 
+def test_curate_section_is_validated_with_the_others():
+    probs = problems_of({"stages": ["collect", "curate"], "collect": {"fps": 0},
+                         "curate": {"engine": "spark", "clip": {"frames": 56}}})
+    text = "\n".join(probs)
+    assert "collect.fps: 0 is not allowed" in text
+    assert "curate.engine: 'spark' is not allowed; expected one of local, ray" in text
+    assert "curate.clip.frames" in text
+    cfg = parse_config({"stages": ["curate", "collect"], "curate": {"dataset": "mine"}}, "p.yaml", Path("/x"))
+    assert cfg.stages == ["collect", "curate"]  # pipeline order whatever the file's order
+    assert cfg.shards_dir == Path("/x/runs/default/shards/mine")
+
+
 def test_types_are_checked():
     probs = problems_of({"seed": "abc", "collect": {"frames": 2.5, "fps": True, "scenes": 3}, "workdir": 7})
     text = "\n".join(probs)
     assert "seed: 'abc'" in text and "collect.frames: 2.5" in text and "collect.fps: True" in text
     assert "collect.scenes: 3" in text and "workdir: 7" in text
     assert problems_of([1, 2]) == [
-        "(top level): [1, 2] is not allowed; expected a mapping of workdir, seed, stages, collect"]
+        "(top level): [1, 2] is not allowed; expected a mapping of workdir, seed, stages, collect, curate"]
 
 
 def test_unreadable_and_malformed_files(tmp_path):
