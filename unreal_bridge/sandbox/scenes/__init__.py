@@ -1,0 +1,1 @@
+"""Scene generators: one module per family, each ``build_<family>(seed) -> Layout``."""
