@@ -111,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/default/episodes"), help="episodes folder to write")
     p.set_defaults(func=cmd_import_generic)
 
+    from gta_bridge.importer import add_arguments as add_gta_arguments
+
+    p = isub.add_parser("gta", help="GTA V sessions recorded by the PlaymillRecorder mod + OBS video",
+                        description="Import GTA V recording sessions (behaviour.jsonl, ticks.csv and the OBS video): "
+                                    "align video frames to game ticks by the sync marker (or image motion), infer "
+                                    "W/S/A/D and handbrake from the vehicle dynamics, convert to the Unreal frame. "
+                                    "See gta_bridge/README.md for the whole workflow.")
+    add_gta_arguments(p)
+    p.set_defaults(func=cmd_import_gta)
+
     p = sub.add_parser("validate", help="check episodes against the playmill.episode/1 format",
                        description="Check episode folders (or folders of episodes): files, meta.json, every "
                                    "actions.csv row and column, the video. Prints every problem with its file, "
@@ -271,6 +281,13 @@ def cmd_import_generic(args: argparse.Namespace) -> int:
     path = import_generic(args.mp4, args.csv, args.out, _read_yaml(args.mapping))
     print(f"import: wrote {path}")
     return 0
+
+
+def cmd_import_gta(args: argparse.Namespace) -> int:
+    from gta_bridge.importer import run_from_args
+
+    args.episodes_dir.mkdir(parents=True, exist_ok=True)
+    return run_from_args(args)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

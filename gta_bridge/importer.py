@@ -1,0 +1,717 @@
+"""Import a GTA V recording session (behaviour.jsonl + ticks.csv + OBS video) into playmill episodes.
+
+    import_gta(recording_dir, episodes_dir, config) -> ImportResult
+    python -m gta_bridge.importer RECORDING_DIR --episodes-dir DIR [options]   (``playmill import gta DIR``)
+
+Steps
+    1. Read the log (:mod:`gta_bridge.recording`): bad lines / out-of-order / non-finite ticks are quarantined,
+       an unknown schema version or an out-of-range scenario is an error.
+    2. Per tick: the camera pose from the rig (``Camera_position = Vehicle_position + R_vehicle * offset``,
+       float64) converted to the Unreal frame (:mod:`gta_bridge.frames`), velocities, the signed forward speed,
+       and the keys inferred from the dynamics with hysteresis (:mod:`gta_bridge.keys`).
+    3. Pass 1 over the video at a small size: presentation times, sync-marker codes, image motion, repeated
+       frames. Alignment (:mod:`gta_bridge.sync`): by the marker, or without one by cross-correlating image
+       motion with the logged camera yaw.
+    4. Each video frame is given the tick it shows; frames are resampled onto a constant-rate grid at
+       ``config.fps`` (nearest frame in time, so dropped frames leave no hole shorter than
+       ``max_frame_gap_ms`` and duplicated frames keep the tick they really show). Spans without usable video or
+       ticks are cut out and quarantined with their reason; the remaining runs become episodes.
+    5. Pass 2 streams the chosen frames at the output size into :class:`capture.episode.EpisodeWriter`
+       (source ``gta``), one episode per run. Rejects go to a JSON-lines file (``ImportResult.rejects_path``,
+       by default ``<episodes_dir>/../rejects/gta-<session_id>.jsonl``).
+
+Per frame: keys held at any tick since the previous frame (row 0: the keys held at its tick), mouse
+``d_pitch``/``d_yaw`` = the change of the camera's Unreal pitch/yaw since the previous frame, pose and velocity of
+the frame's tick, extras ``gta_steer`` (logged wheel angle, deg), ``gta_throttle``, ``gta_brake``, ``gta_gear``,
+``gta_speed_mps`` (signed forward speed), ``gta_tick``, ``gta_game_time_ms``, ``gta_video_frame``,
+``gta_in_vehicle``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from capture.actions import ActionSpace, FrameAction
+from capture.episode import EpisodeWriter, META_FILE, episode_id
+from capture.video import DEFAULT_CRF, DEFAULT_PRESET, iter_frames, probe_video
+from capture.world import Observation
+from gta_bridge import frames as fr
+from gta_bridge.keys import (KeyInferenceConfig, controls_agreement, detect_steering_sign, infer_drive_keys,
+                             infer_walk_keys)
+from gta_bridge.recording import (CONTROL_NAMES, Recording, RecordingError, Reject, TickTable, read_recording)
+from gta_bridge.sync import Alignment, AlignmentError, align_by_marker, align_by_motion, decode_marker, horizontal_shift
+
+SOURCE = "gta"
+SOURCE_FRAME = ("gta_v: right-handed, Z up, X east, Y north, metres, GTA Euler [pitch, roll, yaw] deg (order YXZ); "
+                "converted to Unreal: X = north, Y = east, Z = up, cm; pitch = pitch, yaw = -yaw, roll = roll")
+EXTRAS: tuple[str, ...] = ("steer", "throttle", "brake", "gear", "speed_mps", "tick", "game_time_ms", "video_frame",
+                           "in_vehicle")
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mkv", ".mov")
+
+
+class GtaImportError(RecordingError):
+    """The recording cannot be imported (nothing usable); the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class GtaImportConfig:
+    """Options of :func:`import_gta` (units in the names).
+
+    ``fps``: output frame rate. ``width``/``height``: output size (None: the video's, rounded down to even).
+    ``sync``: "auto" (the marker when the video shows it, else image motion), "marker" or "motion".
+    ``max_offset_s``/``min_motion_ncc``/``min_motion_margin``: search range and acceptance of the marker-less
+    alignment (peak correlation, and its lead over the best offset more than 1 s away).
+    ``min_episode_frames``: shorter runs are quarantined. ``max_frame_gap_ms``: an output frame needs a video
+    frame this close in time. ``max_tick_gap_ms``: a frame shown more than this long after its tick means the
+    game stopped ticking (pause menu, loading, alt-tab): such spans are cut. ``steering_sign``: "auto" (from the yaw rate), "+1" or "-1" (+1: the
+    logged angle is + to the left). ``render_lag_ticks``: a frame shows the state logged this many ticks
+    earlier. ``rig_tolerance_cm``: where the rig pose and the logged camera differ by more, the logged camera
+    is used. ``video``: file name of the video in the recording folder (None: the only video there).
+    ``rejects_path``: where rejects go (None: ``<episodes_dir>/../rejects/gta-<session_id>.jsonl``).
+    """
+
+    fps: float = 25.0
+    width: int | None = None
+    height: int | None = None
+    sync: str = "auto"
+    max_offset_s: float = 60.0
+    min_motion_ncc: float = 0.3
+    min_motion_margin: float = 0.15
+    min_episode_frames: int = 57
+    max_frame_gap_ms: float = 100.0
+    max_tick_gap_ms: float = 250.0
+    steering_sign: str = "auto"
+    render_lag_ticks: int = 0
+    rig_tolerance_cm: float = 5.0
+    analysis_width: int = 160
+    video: str | None = None
+    rejects_path: str | None = None
+    action_space: ActionSpace = field(default_factory=ActionSpace)
+    keys: KeyInferenceConfig = field(default_factory=KeyInferenceConfig)
+    crf: int = DEFAULT_CRF
+    preset: str = DEFAULT_PRESET
+    threads: int = 1
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the option and the allowed values."""
+        if not (math.isfinite(self.fps) and 0 < self.fps <= 240):
+            raise ValueError(f"fps {self.fps!r} must be in (0, 240]")
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v <= 0 or v % 2):
+                raise ValueError(f"{name} {v!r} must be a positive even number of pixels or None")
+        if self.sync not in ("auto", "marker", "motion"):
+            raise ValueError(f"sync {self.sync!r} must be one of auto, marker, motion")
+        if self.steering_sign not in ("auto", "+1", "-1"):
+            raise ValueError(f"steering_sign {self.steering_sign!r} must be one of auto, +1, -1")
+        if self.min_episode_frames < 1:
+            raise ValueError(f"min_episode_frames {self.min_episode_frames!r} must be >= 1")
+        for name in ("max_offset_s", "max_frame_gap_ms", "max_tick_gap_ms", "rig_tolerance_cm"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} {getattr(self, name)!r} must be > 0")
+        if not 0 < self.min_motion_ncc <= 1:
+            raise ValueError(f"min_motion_ncc {self.min_motion_ncc!r} must be in (0, 1]")
+        if not 0 <= self.min_motion_margin < 1:
+            raise ValueError(f"min_motion_margin {self.min_motion_margin!r} must be in [0, 1)")
+        if self.render_lag_ticks < 0:
+            raise ValueError(f"render_lag_ticks {self.render_lag_ticks!r} must be >= 0")
+        missing = [k for k in ("w", "s", "a", "d", "space", "shift") if k not in self.action_space.keys]
+        if missing:
+            raise ValueError(f"the action space {list(self.action_space.keys)} lacks the keys {missing} the GTA import "
+                             "infers")
+
+
+@dataclass
+class ImportResult:
+    """What :func:`import_gta` did. ``episodes``: written now; ``skipped_existing``: already there (a rerun);
+    ``frames``: frames written; ``rejects``: everything quarantined (also in ``rejects_path``); ``stats``:
+    alignment, key frequencies, steering sign, rig residuals, duplicates, controls agreement."""
+
+    recording_dir: Path
+    session_id: str
+    video_path: Path
+    episodes: list[Path]
+    skipped_existing: list[Path]
+    frames: int
+    alignment: Alignment
+    rejects: list[Reject]
+    rejects_path: Path | None
+    warnings: list[str]
+    stats: dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------------------
+# per-tick quantities
+
+
+@dataclass
+class TickDerived:
+    """Per tick (Unreal frame, float64): camera pose, look angles, velocity, signed speed, keys, collision."""
+
+    cam_pos_cm: np.ndarray
+    cam_quat: np.ndarray
+    pitch_deg: np.ndarray
+    yaw_deg: np.ndarray  # unwrapped
+    vel_cm_s: np.ndarray
+    speed_cm_s: np.ndarray
+    keys: np.ndarray  # bool[N, K] in action-space order
+    collided: np.ndarray
+    steering_sign: int
+    steering_corr: float
+    rig_residual_cm: np.ndarray
+    rig_fallback: int
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) index runs where mask is True."""
+    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    d = np.diff(m.astype(np.int8))
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+
+
+def derive_ticks(t: TickTable, rig_offset_m, rig_rot_offset_deg, ped_offset_m, cfg: GtaImportConfig
+                 ) -> TickDerived:
+    """Camera poses from the rig, Unreal conversions, velocities and inferred keys for every tick."""
+    n = len(t)
+    # body rotation of the vehicle: the logged quaternion when finite, else the Euler vector
+    q_ok = np.all(np.isfinite(t.veh_quat), axis=1) & (np.linalg.norm(np.nan_to_num(t.veh_quat), axis=1) > 0.5)
+    r_veh = fr.gta_euler_to_matrix(np.nan_to_num(t.veh_rot))
+    if q_ok.any():
+        r_veh[q_ok] = fr.gta_quat_xyzw_to_matrix(t.veh_quat[q_ok])
+    r_ped = fr.gta_euler_to_matrix(np.stack([np.zeros(n), np.zeros(n), np.nan_to_num(t.ped_heading)], axis=1))
+    pos_v, mat_v = fr.rig_pose_gta(np.nan_to_num(t.veh_pos), r_veh, rig_offset_m, rig_rot_offset_deg)
+    pos_p, mat_p = fr.rig_pose_gta(np.nan_to_num(t.ped_pos), r_ped, ped_offset_m, rig_rot_offset_deg)
+    logged_mat = fr.gta_euler_to_matrix(np.nan_to_num(t.cam_rot))
+    use_v = (t.cam_rig == "vehicle") & t.in_vehicle
+    use_p = (t.cam_rig == "ped") & ~t.in_vehicle
+    cam_pos = np.where(use_v[:, None], pos_v, np.where(use_p[:, None], pos_p, t.cam_pos))
+    cam_mat = np.where(use_v[:, None, None], mat_v, np.where(use_p[:, None, None], mat_p, logged_mat))
+    resid = np.linalg.norm(cam_pos - t.cam_pos, axis=1) * 100.0
+    rot_resid = np.degrees(np.arccos(np.clip((np.einsum("nij,nij->n", cam_mat, logged_mat) - 1) / 2, -1, 1)))
+    bad = (resid > cfg.rig_tolerance_cm) | (rot_resid > 0.5)
+    cam_pos = np.where(bad[:, None], t.cam_pos, cam_pos)
+    cam_mat = np.where(bad[:, None, None], logged_mat, cam_mat)
+    pos_cm, quat = fr.gta_pose_to_ue(cam_pos, cam_mat)
+    pitch, yaw = fr.ue_quat_to_pitch_yaw(quat)
+    yaw_unwrapped = np.degrees(np.unwrap(np.radians(yaw)))
+
+    vel_m = np.where(t.in_vehicle[:, None], t.veh_vel, t.ped_vel)
+    vel_cm = fr.gta_vector_to_ue_cm(np.nan_to_num(vel_m))
+    fwd = fr.quat_wxyz_to_matrix(quat)[:, :, 0]
+    fwd_h = fwd[:, :2] / np.maximum(np.linalg.norm(fwd[:, :2], axis=1, keepdims=True), 1e-9)
+    speed = np.einsum("ni,ni->n", vel_cm[:, :2], fwd_h)
+
+    # keys
+    space = cfg.action_space
+    keys = np.zeros((n, len(space)), dtype=bool)
+    veh = t.in_vehicle
+    if cfg.steering_sign == "auto":
+        sign, corr = detect_steering_sign(t.steer[veh], t.fwd_speed[veh], t.heading[veh], t.wall_ms[veh])
+    else:
+        sign, corr = int(cfg.steering_sign), float("nan")
+    for a, b in _runs(veh):
+        k = infer_drive_keys(t.wall_ms[a:b], t.fwd_speed[a:b], sign * t.steer[a:b], t.throttle[a:b], t.brake[a:b],
+                             cfg.keys)
+        for name, v in k.items():
+            keys[a:b, space.index(name)] = v
+    for a, b in _runs(~veh):
+        k = infer_walk_keys(vel_cm[a:b, :2] / 100.0, yaw[a:b], cfg.keys)
+        for name, v in k.items():
+            keys[a:b, space.index(name)] = v
+    return TickDerived(pos_cm, quat, pitch, yaw_unwrapped, vel_cm, speed, keys, t.collided.copy(), sign, corr,
+                       resid, int(bad.sum()))
+
+
+# --------------------------------------------------------------------------------------------------------
+# video analysis (pass 1)
+
+
+@dataclass
+class VideoAnalysis:
+    """Per video frame: ``pts_s``, marker ``code`` (-1: none), horizontal shift ``dx_px`` and its phase
+    correlation ``response`` against the previous frame, mean absolute grey difference ``diff`` to it."""
+
+    pts_s: np.ndarray
+    code: np.ndarray
+    dx_px: np.ndarray
+    response: np.ndarray
+    diff: np.ndarray
+    width: int
+    height: int
+
+
+def analyse_video(path: Path, analysis_width: int, src_w: int, src_h: int) -> VideoAnalysis:
+    """Pass 1: decode the video at a small size and measure what alignment needs."""
+    import cv2
+
+    aw = min(analysis_width, src_w)
+    aw -= aw % 2
+    ah = max(2, int(round(aw * src_h / src_w / 2)) * 2)
+    pts, codes, dxs, resp, diffs = [], [], [], [], []
+    prev = None
+    window = cv2.createHanningWindow((aw, ah), cv2.CV_32F)
+    for p, frame in iter_frames(path, aw, ah):
+        g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        code = decode_marker(g)
+        pts.append(p)
+        codes.append(-1 if code is None else code)
+        if prev is None:
+            dxs.append(np.nan)
+            resp.append(0.0)
+            diffs.append(np.inf)
+        else:
+            diffs.append(float(np.mean(np.abs(g - prev))))
+            if code is None and codes[-2] < 0:
+                dx, r = horizontal_shift(prev, g, window)
+                dxs.append(dx)
+                resp.append(r)
+            else:
+                dxs.append(np.nan)
+                resp.append(0.0)
+        prev = g
+    if not pts:
+        raise RecordingError(f"{path}: the video has no frames")
+    return VideoAnalysis(np.array(pts), np.array(codes, dtype=np.int64), np.array(dxs), np.array(resp),
+                         np.array(diffs), aw, ah)
+
+
+# --------------------------------------------------------------------------------------------------------
+# the plan: which video frame and tick every output frame uses
+
+
+@dataclass
+class Plan:
+    """Output frames grouped in segments: per segment the source video frame and tick index per frame."""
+
+    segments: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (grid wall ms, video frame index, tick index)
+    rejects: list[Reject]
+    duplicates_reassigned: int
+    frame_tick: np.ndarray  # tick index per video frame (-1 = none)
+    frame_valid: np.ndarray
+
+
+def _reject_spans(mask_bad: np.ndarray, reasons: np.ndarray, grid_ms: np.ndarray, src: np.ndarray, video_name: str
+                  ) -> list[Reject]:
+    out = []
+    for a, b in _runs(mask_bad):
+        # split the bad run by reason
+        i = a
+        while i < b:
+            j = i
+            while j < b and reasons[j] == reasons[i]:
+                j += 1
+            kind, why = reasons[i].split("|", 1)
+            out.append(Reject(kind, f"{why}; {j - i} output frame(s) at {grid_ms[i] / 1000:.3f}-"
+                                    f"{grid_ms[j - 1] / 1000:.3f} s cut", video_name, None, None, int(src[i]),
+                              grid_ms[i] / 1000.0, grid_ms[j - 1] / 1000.0))
+            i = j
+    return out
+
+
+def plan_frames(rec: Recording, der: TickDerived, va: VideoAnalysis, al: Alignment, cfg: GtaImportConfig,
+                video_name: str) -> Plan:
+    """Assign ticks to video frames and choose the output frames (see the module docstring)."""
+    t = rec.ticks
+    wall = t.wall_ms
+    w = al.wall_ms(va.pts_s)
+    n_ticks = len(t)
+    dt_med = float(np.median(np.diff(wall))) if n_ticks > 1 else 1000.0 / 60
+    k = np.searchsorted(wall, w, side="right") - 1 - cfg.render_lag_ticks
+    valid = (k >= 0) & (w <= wall[-1] + max(cfg.max_tick_gap_ms, 2 * dt_med))
+    kk = np.clip(k, 0, n_ticks - 1)
+    reason = np.full(w.size, "", dtype=object)
+    reason[~valid & (k < 0)] = "no_log|before the first tick of the log"
+    reason[~valid & (k >= 0)] = "no_log|after the last tick of the log"
+    # frames that show a quarantined tick: ticks missing right after theirs
+    nxt = np.minimum(kk + 1, n_ticks - 1)
+    missing_after = (t.tick[nxt] - t.tick[kk] > 1) & (kk + 1 < n_ticks)
+    shows_missing = valid & missing_after & (w - wall[kk] > 0.5 * dt_med)
+    reason[shows_missing] = "quarantined_ticks|the frame shows a quarantined tick"
+    valid &= ~shows_missing
+    # the game stopped ticking (pause menu, loading screen, alt-tab): the picture is not the logged state
+    stale = valid & (w - wall[kk] > cfg.max_tick_gap_ms)
+    reason[stale] = (f"game_paused|no game tick for more than {cfg.max_tick_gap_ms:g} ms (paused, loading or "
+                     "alt-tabbed)")
+    valid &= ~stale
+    # repeated images (OBS render lag): a picture (almost) identical to the previous one while its neighbours
+    # change and the logged camera moved between the two ticks -> it shows the previous frame's tick
+    dup_reassigned = 0
+    moved = np.zeros(w.size, dtype=bool)
+    moved[1:] = (np.linalg.norm(der.cam_pos_cm[kk[1:]] - der.cam_pos_cm[kk[:-1]], axis=1) > 1.0) | (
+        np.abs(der.yaw_deg[kk[1:]] - der.yaw_deg[kk[:-1]]) > 0.05)
+    diff = np.where(np.isfinite(va.diff) & (va.code < 0), va.diff, np.nan)
+    for i in range(1, w.size):
+        if not (moved[i] and valid[i] and valid[i - 1] and va.code[i] < 0 and np.isfinite(diff[i])):
+            continue
+        around = diff[[j for j in (i - 2, i - 1, i + 1, i + 2) if 0 <= j < w.size]]
+        around = around[np.isfinite(around)]
+        if around.size and diff[i] < 0.25 * np.median(around) and np.median(around) > 1.5:
+            kk[i] = kk[i - 1]
+            dup_reassigned += 1
+    # the marker, and everything outside the record phase, is not gameplay
+    record = (t.phase[kk] == "record") & (va.code < 0)
+    usable = valid & record
+
+    rejects: list[Reject] = []
+    rec_idx = np.flatnonzero(usable)
+    if rec_idx.size == 0:
+        raise GtaImportError(f"{rec.directory}: no video frame of {video_name} shows a recorded tick of "
+                             f"{rec.jsonl_path.name}: the video and the log do not overlap (alignment "
+                             f"{al.method}, offset {al.offset_s:.3f} s)")
+    # ticks of the record phase the video does not cover
+    rec_ticks = np.flatnonzero(t.phase == "record")
+    if rec_ticks.size:
+        first_cov, last_cov = w[0], w[-1]
+        uncovered_end = rec_ticks[wall[rec_ticks] > last_cov + cfg.max_frame_gap_ms]
+        if uncovered_end.size:
+            a, b = uncovered_end[0], uncovered_end[-1]
+            rejects.append(Reject(
+                "video_short", f"{video_name} ends at {va.pts_s[-1]:.3f} s (frame {w.size - 1}, log time "
+                f"{last_cov / 1000:.3f} s) but {rec.jsonl_path.name} records until tick {int(t.tick[b])} "
+                f"({wall[b] / 1000:.3f} s): ticks {int(t.tick[a])}-{int(t.tick[b])} have no video",
+                video_name, None, int(t.tick[a]), w.size - 1, wall[a] / 1000.0, wall[b] / 1000.0))
+        uncovered_start = rec_ticks[wall[rec_ticks] < first_cov - cfg.max_frame_gap_ms]
+        if uncovered_start.size:
+            a, b = uncovered_start[0], uncovered_start[-1]
+            rejects.append(Reject(
+                "video_late", f"{video_name} starts at log time {first_cov / 1000:.3f} s, after the recording "
+                f"started: ticks {int(t.tick[a])}-{int(t.tick[b])} have no video", video_name, None, int(t.tick[a]),
+                0, wall[a] / 1000.0, wall[b] / 1000.0))
+
+    period = 1000.0 / cfg.fps
+    start, end = w[rec_idx[0]], w[rec_idx[-1]]
+    grid = start + period * np.arange(int(math.floor((end - start) / period + 1e-9)) + 1)
+    j = np.searchsorted(w, grid)
+    left = np.clip(j - 1, 0, w.size - 1)
+    right = np.clip(j, 0, w.size - 1)
+    src = np.where(np.abs(w[left] - grid) <= np.abs(w[right] - grid), left, right)
+    gap = np.abs(w[src] - grid) > cfg.max_frame_gap_ms
+    ok = usable[src] & ~gap
+    greason = np.where(gap, f"video_gap|no frame of {video_name} within {cfg.max_frame_gap_ms:g} ms (dropped frames)",
+                       np.where(usable[src], "", reason[src]))
+    greason = np.where((greason == "") & ~ok, "not_recorded|the frame shows the sync marker or a non-record phase",
+                       greason)
+    bad = ~ok & np.array([not str(r).startswith("not_recorded") for r in greason])
+    rejects += _reject_spans(bad, greason, grid, src, video_name)
+    segments = []
+    for a, b in _runs(ok):
+        if b - a < cfg.min_episode_frames:
+            rejects.append(Reject("short_segment", f"only {b - a} usable output frames in a row (min_episode_frames "
+                                  f"= {cfg.min_episode_frames})", video_name, None, int(t.tick[kk[src[a]]]),
+                                  int(src[a]), grid[a] / 1000.0, grid[b - 1] / 1000.0))
+            continue
+        segments.append((grid[a:b], src[a:b], kk[src[a:b]]))
+    frame_tick = np.where(valid, kk, -1)
+    return Plan(segments, rejects, dup_reassigned, frame_tick, usable)
+
+
+# --------------------------------------------------------------------------------------------------------
+# import
+
+
+def find_video(recording_dir: Path, name: str | None) -> Path:
+    """The OBS video of a recording folder: ``name`` if given, else the only .mp4/.mkv/.mov there."""
+    if name is not None:
+        p = recording_dir / name
+        if not p.is_file():
+            raise RecordingError(f"{p}: video not found")
+        return p
+    vids = sorted(p for p in recording_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    if not vids:
+        raise RecordingError(f"{recording_dir}: no video ({', '.join(VIDEO_SUFFIXES)}) next to the behaviour log; "
+                             "put the OBS recording of this session in the folder")
+    if len(vids) > 1:
+        raise RecordingError(f"{recording_dir}: several videos {[v.name for v in vids]}; choose one (--video NAME)")
+    return vids[0]
+
+
+def _clean(o: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None, numpy scalars become Python numbers."""
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, (np.floating, float)):
+        f = float(o)
+        return f if math.isfinite(f) else None
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    return o
+
+
+def _write_rejects(path: Path, rejects: Sequence[Reject], recording: Path, session_id: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        for r in rejects:
+            fh.write(json.dumps(_clean({"source": SOURCE, "recording": str(recording), "session_id": session_id,
+                                        **r.to_dict()}), allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def import_gta(recording_dir: str | os.PathLike, episodes_dir: str | os.PathLike,
+               config: GtaImportConfig | None = None) -> ImportResult:
+    """Import one recording session folder into ``episodes_dir`` (created if missing).
+
+    Raises :class:`gta_bridge.recording.RecordingError` (unreadable log, unknown version, no video, nothing
+    usable), :class:`gta_bridge.scenario.ScenarioError` (scenario out of range) or
+    :class:`gta_bridge.sync.AlignmentError` (no marker and no overlap); each message names the file.
+    Idempotent: episodes already present are skipped.
+    """
+    cfg = config or GtaImportConfig()
+    cfg.check()
+    rdir = Path(recording_dir)
+    rec = read_recording(rdir)
+    video = find_video(rdir, cfg.video)
+    info = probe_video(video)
+    sc = rec.header.scenario
+    warnings = list(rec.warnings)
+    rejects = list(rec.rejects)
+
+    der = derive_ticks(rec.ticks, sc.camera.offset_m, sc.camera.rotation_offset_deg, sc.camera.ped_offset_m, cfg)
+    if der.rig_fallback:
+        warnings.append(f"{rec.jsonl_path}: on {der.rig_fallback} tick(s) the camera rig disagreed with the logged "
+                        f"camera by more than {cfg.rig_tolerance_cm:g} cm or 0.5 deg; the logged camera was used")
+    if cfg.steering_sign == "auto" and abs(der.steering_corr) < 0.2 and rec.ticks.in_vehicle.any():
+        warnings.append(f"{rec.jsonl_path}: the steering sign could not be checked against the yaw rate "
+                        f"(correlation {der.steering_corr:.2f}); assumed + = left")
+
+    va = analyse_video(video, cfg.analysis_width, info.width, info.height)
+    t = rec.ticks
+    hits = np.flatnonzero(va.code >= 0)
+    vfov = float(np.nanmedian(t.cam_fov)) if np.isfinite(t.cam_fov).any() else sc.camera.fov_deg
+    hfov = 2 * math.degrees(math.atan(math.tan(math.radians(vfov) / 2) * va.width / va.height))
+    dyaw = -va.dx_px * hfov / va.width  # image shift -> camera yaw change (deg, right +)
+    motion_ok = np.isfinite(va.dx_px) & (va.response > 0.05)
+    if cfg.sync == "marker" and hits.size == 0:
+        raise AlignmentError(f"{video}: no sync marker found in any of its {va.pts_s.size} frames (sync = 'marker')")
+    if hits.size and cfg.sync != "motion":
+        nxt = np.append(t.wall_ms[1:], t.wall_ms[-1] + (np.median(np.diff(t.wall_ms)) if len(t) > 1 else 16.7))
+        try:
+            al = align_by_marker(va.pts_s[hits], va.code[hits], t.wall_ms, t.sync_code, nxt)
+        except AlignmentError as e:
+            raise AlignmentError(f"{video} / {rec.jsonl_path}: {e}") from None
+    else:
+        al = align_by_motion(va.pts_s, dyaw, motion_ok, t.wall_ms, der.yaw_deg, max_offset_s=cfg.max_offset_s,
+                             min_ncc=cfg.min_motion_ncc, min_margin=cfg.min_motion_margin, video_name=str(video),
+                             log_name=str(rec.jsonl_path))
+        if hits.size == 0:
+            warnings.append(f"{video}: no sync marker in the video; aligned by image motion (offset "
+                            f"{al.offset_s:.3f} s, correlation {al.score:.2f})")
+
+    plan = plan_frames(rec, der, va, al, cfg, video.name)
+    rejects += plan.rejects
+    for r in plan.rejects:
+        if r.kind in ("video_short", "video_late"):
+            warnings.append(r.reason)
+
+    out_w = cfg.width or info.width - info.width % 2
+    out_h = cfg.height or info.height - info.height % 2
+    episodes_root = Path(episodes_dir)
+    episodes_root.mkdir(parents=True, exist_ok=True)
+    scene = f"{sc.name}_{rec.header.session_id}"
+    base_config = _clean({
+        **sc.config(), "recording": rdir.name, "session_id": rec.header.session_id,
+        "game_build": rec.header.game_build, "mod_version": rec.header.mod_version, "video": video.name,
+        "video_fps": info.fps, "alignment": al.to_dict(), "steering_sign": der.steering_sign,
+        "key_inference": "dynamics",
+    })
+    written: list[Path] = []
+    skipped: list[Path] = []
+    todo: list[tuple[int, str]] = []
+    for s_i in range(len(plan.segments)):
+        eid = episode_id(SOURCE, scene, sc.seed, s_i)
+        if (episodes_root / eid / META_FILE).is_file():
+            skipped.append(episodes_root / eid)
+        else:
+            todo.append((s_i, eid))
+    n_frames = 0
+    if todo:
+        n_frames = _write_episodes(video, out_w, out_h, rec, der, plan, todo, episodes_root, scene, base_config,
+                                   cfg, written)
+
+    rejects_path = None
+    if rejects:
+        rejects_path = Path(cfg.rejects_path) if cfg.rejects_path else (
+            episodes_root.parent / "rejects" / f"gta-{rec.header.session_id}.jsonl")
+        _write_rejects(rejects_path, rejects, rdir, rec.header.session_id)
+    space = cfg.action_space
+    rec_mask = t.phase == "record"
+    stats: dict[str, Any] = {
+        "alignment": al.to_dict(), "steering_sign": der.steering_sign, "steering_corr": der.steering_corr,
+        "video_frames": int(va.pts_s.size), "marker_frames": int(hits.size),
+        "duplicates_reassigned": plan.duplicates_reassigned,
+        "rig_residual_p99_cm": float(np.percentile(der.rig_residual_cm, 99)) if len(t) else float("nan"),
+        "key_fraction": {k: float(der.keys[rec_mask, space.index(k)].mean()) if rec_mask.any() else 0.0
+                         for k in ("w", "s", "a", "d", "space", "shift")},
+        "segments": len(plan.segments), "ticks": len(t),
+    }
+    ctl = {name: t.controls[:, i] for i, name in enumerate(CONTROL_NAMES)}
+    agree = controls_agreement(
+        {"w": der.keys[:, space.index("w")], "s": der.keys[:, space.index("s")],
+         "a": der.keys[:, space.index("a")], "d": der.keys[:, space.index("d")],
+         "space": der.keys[:, space.index("space")]},
+        {"w": ctl["accelerate"], "s": ctl["brake"], "a": ctl["left"], "d": ctl["right"], "space": ctl["handbrake"]})
+    if agree:
+        stats["controls_agreement"] = agree
+    return ImportResult(rdir, rec.header.session_id, video, written, skipped, n_frames, al, rejects, rejects_path,
+                        warnings, stats)
+
+
+def _write_episodes(video: Path, out_w: int, out_h: int, rec: Recording, der: TickDerived, plan: Plan,
+                    todo: list[tuple[int, str]], root: Path, scene: str, base_config: dict, cfg: GtaImportConfig,
+                    written: list[Path]) -> int:
+    """Pass 2: stream the video at the output size and write the planned segments."""
+    t = rec.ticks
+    sc = rec.header.scenario
+    space = cfg.action_space
+    # (video frame index, segment, position in segment) in video order
+    wanted: list[tuple[int, int, int]] = []
+    todo_ids = dict(todo)
+    for s_i in todo_ids:
+        _, src, _ = plan.segments[s_i]
+        wanted += [(int(f), s_i, n) for n, f in enumerate(src)]
+    wanted.sort()
+    writers: dict[int, EpisodeWriter] = {}
+    prev_tick: dict[int, int] = {}
+    n_written = 0
+    pos = 0
+    try:
+        for vi, (_, frame) in enumerate(iter_frames(video, out_w, out_h)):
+            while pos < len(wanted) and wanted[pos][0] == vi:
+                _, s_i, n = wanted[pos]
+                pos += 1
+                grid, src, ticks = plan.segments[s_i]
+                if s_i not in writers:
+                    cfg_meta = {**base_config, "segment": s_i,
+                                "segment_start_s": float(grid[0] / 1000.0), "segment_frames": int(len(src))}
+                    writers[s_i] = EpisodeWriter(root, todo_ids[s_i], source=SOURCE, scene=scene, seed=sc.seed,
+                                                 fps=cfg.fps, width=out_w, height=out_h, action_space=space,
+                                                 source_frame=SOURCE_FRAME, config=cfg_meta, extras=EXTRAS,
+                                                 crf=cfg.crf, preset=cfg.preset, threads=cfg.threads)
+                k = int(ticks[n])
+                kp = prev_tick.get(s_i, k)
+                lo = kp + 1 if n > 0 and k > kp else k
+                held = der.keys[lo:k + 1].any(axis=0)
+                collided = bool(der.collided[lo:k + 1].any())
+                action = FrameAction(keys=space.from_multihot(held.astype(np.uint8)),
+                                     d_pitch_deg=0.0 if n == 0 else float(der.pitch_deg[k] - der.pitch_deg[kp]),
+                                     d_yaw_deg=0.0 if n == 0 else float(der.yaw_deg[k] - der.yaw_deg[kp]))
+                inv = bool(t.in_vehicle[k])
+
+                def opt(v: float) -> float | None:
+                    return float(v) if inv and math.isfinite(v) else None
+
+                extras = {
+                    "steer": opt(t.steer[k]), "throttle": opt(t.throttle[k]), "brake": opt(t.brake[k]),
+                    "gear": float(t.gear[k]) if inv and t.gear[k] >= 0 else None,
+                    "speed_mps": float(der.speed_cm_s[k] / 100.0), "tick": float(t.tick[k]),
+                    "game_time_ms": float(t.game_time_ms[k]), "video_frame": float(vi), "in_vehicle": float(inv),
+                }
+                obs = Observation(frame=frame, t_s=n / cfg.fps, pos_cm=der.cam_pos_cm[k], quat_wxyz=der.cam_quat[k],
+                                  pitch_deg=float(der.pitch_deg[k]), yaw_deg=float(der.yaw_deg[k]),
+                                  vel_cm_s=der.vel_cm_s[k], speed_cm_s=float(der.speed_cm_s[k]), collision=collided,
+                                  extras=extras)
+                writers[s_i].append(obs, action)
+                prev_tick[s_i] = k
+                n_written += 1
+                if n == len(src) - 1:
+                    written.append(writers.pop(s_i).commit())
+            if pos >= len(wanted):
+                break
+        if writers:
+            raise RecordingError(f"{video}: the video ended before frame {wanted[pos][0] if pos < len(wanted) else '?'}"
+                                 " of the plan (it changed between the two passes?)")
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    return n_written
+
+
+# --------------------------------------------------------------------------------------------------------
+# command line (the lead wires this as `playmill import gta DIR`)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``playmill import gta``."""
+    d = GtaImportConfig()
+    p.add_argument("recordings", nargs="+", type=Path, help="recording session folders (behaviour.jsonl, ticks.csv "
+                   "and the OBS video)")
+    p.add_argument("--episodes-dir", type=Path, required=True, help="where the episodes go")
+    p.add_argument("--fps", type=float, default=d.fps, help=f"output frame rate (default {d.fps:g})")
+    p.add_argument("--width", type=int, help="output width in pixels, even (default: the video's)")
+    p.add_argument("--height", type=int, help="output height in pixels, even (default: the video's)")
+    p.add_argument("--sync", choices=("auto", "marker", "motion"), default=d.sync,
+                   help="how to align video and log: the sync marker, image motion, or auto (marker if shown)")
+    p.add_argument("--max-offset", type=float, default=d.max_offset_s, dest="max_offset_s",
+                   help=f"marker-less alignment: largest video/log offset searched, s (default {d.max_offset_s:g})")
+    p.add_argument("--min-frames", type=int, default=d.min_episode_frames, dest="min_episode_frames",
+                   help=f"shortest episode kept, frames (default {d.min_episode_frames})")
+    p.add_argument("--max-frame-gap", type=float, default=d.max_frame_gap_ms, dest="max_frame_gap_ms",
+                   help=f"longest hole in the video bridged, ms (default {d.max_frame_gap_ms:g})")
+    p.add_argument("--steering-sign", choices=("auto", "+1", "-1"), default=d.steering_sign,
+                   help="sign of the logged steering angle (+1: + = left); auto checks it against the yaw rate")
+    p.add_argument("--render-lag", type=int, default=d.render_lag_ticks, dest="render_lag_ticks",
+                   help="frames show the state logged this many ticks earlier (default 0)")
+    p.add_argument("--video", help="video file name inside each recording folder (default: the only one)")
+    p.add_argument("--rejects", dest="rejects_path", help="rejects file (default: <episodes-dir>/../rejects/"
+                   "gta-<session>.jsonl)")
+
+
+def config_from_args(args: argparse.Namespace) -> GtaImportConfig:
+    return GtaImportConfig(fps=args.fps, width=args.width, height=args.height, sync=args.sync,
+                           max_offset_s=args.max_offset_s, min_episode_frames=args.min_episode_frames,
+                           max_frame_gap_ms=args.max_frame_gap_ms, steering_sign=args.steering_sign,
+                           render_lag_ticks=args.render_lag_ticks, video=args.video, rejects_path=args.rejects_path)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Import the recordings named by parsed :func:`add_arguments` options, printing one line per recording;
+    0 when all imported, 1 when one failed (the others still run), 2 for a bad option."""
+    from gta_bridge.scenario import ScenarioError
+
+    try:
+        cfg = config_from_args(args)
+        cfg.check()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    failed = 0
+    for d in args.recordings:
+        try:
+            r = import_gta(d, args.episodes_dir, cfg)
+        except (RecordingError, ScenarioError, AlignmentError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{d}: {len(r.episodes)} episode(s), {r.frames} frames written, {len(r.skipped_existing)} already "
+              f"there; aligned by {r.alignment.method} (offset {r.alignment.offset_s:.3f} s); {len(r.rejects)} "
+              f"reject(s){' -> ' + str(r.rejects_path) if r.rejects_path else ''}")
+        for w in r.warnings:
+            print(f"  warning: {w}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m gta_bridge.importer``: the same as ``playmill import gta``."""
+    p = argparse.ArgumentParser(prog="python -m gta_bridge.importer", description="Import GTA V recording sessions "
+                                "(PlaymillRecorder mod + OBS video) into playmill episodes.")
+    add_arguments(p)
+    return run_from_args(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
