@@ -1,9 +1,39 @@
-"""unreal_bridge: sources that play the part of an Unreal level, in the canonical Unreal frame (cm, Z up).
+"""unreal_bridge: Unreal-side sources in the canonical Unreal frame (cm, Z up, X forward, Y right).
 
-Public API of the built-in sandbox (Panda3D is imported only when a world renders):
-:class:`SandboxWorld`, :class:`WanderController`, :func:`render_preview`.
+Public API (names load their modules on first use, so ``import unreal_bridge`` stays light and pulls in
+neither Panda3D nor scipy until asked):
+
+* the built-in sandbox: :class:`SandboxWorld`, :class:`WanderController`, :func:`render_preview`;
+* navmesh planning: :class:`NavMesh`, :class:`PathResult`, :class:`NavMeshError`, :func:`load_obj`,
+  :func:`load_walkable`; seeded tours: :func:`generate_route`, :class:`RouteConfig`;
+* the float64 camera: :class:`CameraRig`.
 """
 
-from .sandbox import SandboxWorld, WanderController, render_preview
+from __future__ import annotations
 
-__all__ = ["SandboxWorld", "WanderController", "render_preview"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SandboxWorld": "unreal_bridge.sandbox", "WanderController": "unreal_bridge.sandbox",
+    "render_preview": "unreal_bridge.sandbox",
+    "NavMesh": "unreal_bridge.navmesh", "PathResult": "unreal_bridge.navmesh", "NavMeshError": "unreal_bridge.navmesh",
+    "load_obj": "unreal_bridge.navmesh", "load_walkable": "unreal_bridge.navmesh",
+    "generate_route": "unreal_bridge.routes", "RouteConfig": "unreal_bridge.routes",
+    "CameraRig": "unreal_bridge.camera",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'unreal_bridge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)
