@@ -112,7 +112,7 @@ def ffmpeg_peer(video: Path, out_dir: Path) -> float:
 
 RSS_SCRIPT = textwrap.dedent("""
     import json, resource, sys
-    from curation.curate import curate
+    from curation.runner import curate
     r = curate(sys.argv[1], sys.argv[2], None, workers=1, progress=False)
     hwm = 0
     for line in open('/proc/self/status'):
@@ -145,7 +145,7 @@ def main() -> None:
     from capture.episode import list_episodes
     from capture.video import read_video
     from curation.config import CurateConfig
-    from curation.curate import curate
+    from curation.runner import curate
     from curation.reader import ShardIterableDataset
     from curation.shards import read_manifest
 

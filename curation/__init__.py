@@ -18,7 +18,7 @@ _EXPORTS = {
     "CurateConfig": "curation.config", "DedupConfig": "curation.config", "VelocityConfig": "curation.config",
     "ResampleConfig": "curation.config", "ClipConfig": "curation.config", "OutputConfig": "curation.config",
     "CurateSection": "curation.config", "parse_curate_section": "curation.config",
-    "curate": "curation.curate", "CurateResult": "curation.curate",
+    "curate": "curation.runner", "CurateResult": "curation.runner",
     "inspect_shards": "curation.shards", "verify_shards": "curation.shards", "read_manifest": "curation.shards",
     "ShardsError": "curation.shards",
     "write_report": "curation.report",

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from capture.episode import read_episode
-from curation.curate import curate
+from curation.runner import curate
 from curation.shards import inspect_shards, read_manifest, verify_shards
 from curation.stages import resize_center_crop
 from tests.curation.helpers import pan_frames, small_config, write_episode
@@ -209,7 +209,7 @@ def test_bad_input_is_rejected_with_reasons_and_the_run_goes_on(episodes_copy, t
 
 KILL_SCRIPT = textwrap.dedent("""
     import sys
-    from curation.curate import curate
+    from curation.runner import curate
     from tests.curation.helpers import small_config
     curate(sys.argv[1], sys.argv[2], small_config(), workers=1, progress=False)
 """)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from curation.curate import curate
+from curation.runner import curate
 from curation.reader import ShardDataset, ShardIterableDataset, ShardsError
 from tests.curation.helpers import small_config
 
