@@ -112,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import_generic)
 
     from gta_bridge.importer import add_arguments as add_gta_arguments
+    from unreal_bridge.ue_import import add_arguments as add_unreal_arguments
+    from unreal_bridge.unrealcv_server import add_arguments as add_serve_arguments
+
+    p = isub.add_parser("unreal", help="MP4 + CSV recordings made inside Unreal by an in-engine recorder",
+                        description="Import in-engine Unreal recordings (per-frame time, pressed keys, location in "
+                                    "cm, rotator in degrees; columns in unreal_bridge/UE_EXPORT.md). Bad recordings "
+                                    "are quarantined with their reasons; the others import.")
+    add_unreal_arguments(p)
+    p.set_defaults(func=lambda a: _run_bridge("unreal_bridge.ue_import", a))
 
     p = isub.add_parser("gta", help="GTA V sessions recorded by the PlaymillRecorder mod + OBS video",
                         description="Import GTA V recording sessions (behaviour.jsonl, ticks.csv and the OBS video): "
@@ -143,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--npc-density", type=float, default=0.5, help="NPC density multiplier")
     p.add_argument("--vehicle-density", type=float, default=0.5, help="vehicle density multiplier")
     p.set_defaults(func=cmd_sandbox_preview)
+    p = sbsub.add_parser("serve", help="serve the sandbox over the UnrealCV protocol",
+                         description="Serve a sandbox level over the UnrealCV wire protocol (the real unrealcv "
+                                     "client connects to it). Binds 127.0.0.1 unless --host says otherwise.")
+    add_serve_arguments(p)
+    p.set_defaults(func=lambda a: _run_bridge("unreal_bridge.unrealcv_server", a))
     return parser
 
 
@@ -281,6 +295,12 @@ def cmd_import_generic(args: argparse.Namespace) -> int:
     path = import_generic(args.mp4, args.csv, args.out, _read_yaml(args.mapping))
     print(f"import: wrote {path}")
     return 0
+
+
+def _run_bridge(module: str, args: argparse.Namespace) -> int:
+    import importlib
+
+    return importlib.import_module(module).run_from_args(args)
 
 
 def cmd_import_gta(args: argparse.Namespace) -> int:

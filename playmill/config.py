@@ -21,7 +21,7 @@ STAGES = ("collect", "curate")  # grows as stages land: rl, train, distill, gene
 SOURCES = ("sandbox",)
 SANDBOX_SCENES = ("city", "indoor", "park")
 SANDBOX_WEATHER = ("clear", "overcast", "fog")
-CONTROLLERS = ("wander",)
+CONTROLLERS = ("navmesh", "wander")
 
 
 class ConfigError(ValueError):
@@ -72,7 +72,7 @@ class CollectConfig:
     width: int = 640
     height: int = 352
     workers: int = 2
-    controller: str = "wander"
+    controller: str = "navmesh"
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
 
 

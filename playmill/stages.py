@@ -38,6 +38,15 @@ def make_wander_controller(world):
     return WanderController(world)
 
 
+def make_navmesh_controller(world):
+    from unreal_bridge.navmesh_controller import make_navmesh_controller as make
+
+    return make(world)
+
+
+CONTROLLER_FACTORIES = {"navmesh": make_navmesh_controller, "wander": make_wander_controller}
+
+
 def sandbox_episode_params(cc: CollectConfig, scene: str, seed: int) -> dict[str, Any]:
     """Per-episode sandbox parameters, drawn from the config deterministically from the episode seed."""
     rng = np.random.default_rng([seed, 7919])
@@ -63,8 +72,8 @@ def run_collect(cfg: PipelineConfig, *, progress: bool = True) -> CollectResult:
     make_world = functools.partial(make_sandbox_world, width=cc.width, height=cc.height, fps=cc.fps,
                                    fov_deg=cc.sandbox.fov_deg)
     tasks = collect_plan(cfg)
-    result = collect(tasks, make_world, make_wander_controller, cfg.episodes_dir, workers=cc.workers,
-                     progress=progress)
+    result = collect(tasks, make_world, CONTROLLER_FACTORIES[cc.controller], cfg.episodes_dir,
+                     workers=cc.workers, progress=progress)
     report = {
         "stage": "collect",
         "planned": len(tasks),

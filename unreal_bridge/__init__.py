@@ -6,7 +6,9 @@ neither Panda3D nor scipy until asked):
 * the built-in sandbox: :class:`SandboxWorld`, :class:`WanderController`, :func:`render_preview`;
 * navmesh planning: :class:`NavMesh`, :class:`PathResult`, :class:`NavMeshError`, :func:`load_obj`,
   :func:`load_walkable`; seeded tours: :func:`generate_route`, :class:`RouteConfig`;
-* the float64 camera: :class:`CameraRig`.
+* the float64 camera: :class:`CameraRig`; the navmesh controller: :func:`make_navmesh_controller`;
+* UnrealCV: :func:`serve` / :class:`UnrealCVServer` (the sandbox as a server), :class:`UnrealCVWorld`;
+* in-engine recordings: :func:`import_unreal`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ _EXPORTS = {
     "load_obj": "unreal_bridge.navmesh", "load_walkable": "unreal_bridge.navmesh",
     "generate_route": "unreal_bridge.routes", "RouteConfig": "unreal_bridge.routes",
     "CameraRig": "unreal_bridge.camera",
+    "make_navmesh_controller": "unreal_bridge.navmesh_controller",
+    "NavmeshController": "unreal_bridge.navmesh_controller",
+    "UnrealCVWorld": "unreal_bridge.unrealcv_world", "UnrealCVConfig": "unreal_bridge.unrealcv_world",
+    "serve": "unreal_bridge.unrealcv_server", "UnrealCVServer": "unreal_bridge.unrealcv_server",
+    "import_unreal": "unreal_bridge.ue_import",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -22,3 +22,9 @@ def test_import_gta_writes_valid_episodes_and_reports_a_bad_session(tmp_path, ca
     assert "aligned by marker" in captured.out
     assert main(["import", "gta", str(rec), "--episodes-dir", str(out), "--min-frames", "17"]) == 0
     assert "already there" in capsys.readouterr().out
+
+
+def test_import_unreal_reports_a_missing_folder_clearly(tmp_path, capsys):
+    code = main(["import", "unreal", str(tmp_path / "nowhere"), "--episodes-dir", str(tmp_path / "eps")])
+    assert code == 2
+    assert "nowhere" in capsys.readouterr().err

@@ -106,9 +106,12 @@ def test_cli_help_lists_every_verb(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for verb in ("run", "collect", "validate", "sandbox"):
+    for verb in ("run", "collect", "curate", "inspect", "import", "validate", "sandbox"):
         assert verb in out
-    for argv in (["run", "--help"], ["collect", "--help"], ["validate", "--help"], ["sandbox", "preview", "--help"]):
+    for argv in (["run", "--help"], ["collect", "--help"], ["validate", "--help"], ["sandbox", "preview", "--help"],
+                 ["sandbox", "serve", "--help"], ["curate", "--help"], ["inspect", "--help"],
+                 ["import", "sekai", "--help"], ["import", "generic", "--help"], ["import", "gta", "--help"],
+                 ["import", "unreal", "--help"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 0

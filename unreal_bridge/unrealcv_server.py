@@ -1,0 +1,717 @@
+"""The sandbox as an UnrealCV server: the built-in Panda3D level behind the UnrealCV wire protocol.
+
+    serve(host="127.0.0.1", port=9000, scene="city", seed=0, width=640, height=480)   # blocks; playmill sandbox serve
+    with UnrealCVServer(ServerConfig(port=0, scene="indoor")) as server: ...          # in a thread (tests)
+    python -m unreal_bridge.unrealcv_server --port 9000 --scene park --seed 3
+
+Wire protocol (UnrealCV, as the real ``unrealcv`` client speaks it): every message is a frame ``uint32 magic
+0x9E2B83C1``, ``uint32 payload size`` (little-endian), payload. On connect the server sends ``connected to
+<project>``; each request ``<id>:<command>`` is answered, in order, by ``<id>:<body>`` where the body is ``ok``,
+``error <why>``, text, or raw bytes (PNG / BMP / NPY). ``vbatch N`` is answered ``ok`` at once and the next N
+requests are read first and then run together (no world time passes between them). Empty or oversized
+(> 256 MiB) payloads and a wrong magic close the connection; a request without ``<id>:`` gets ``error ...``.
+
+One client at a time (a second one receives ``error: ...busy`` instead of the greeting and is closed, so the
+real client's ``connect()`` returns False). Every socket operation has a timeout: a client idle for
+``idle_timeout_s`` or stalled mid-message for ``io_timeout_s`` is dropped; a client that disconnects mid-request
+or mid-batch is dropped quietly. The server binds 127.0.0.1 unless told otherwise.
+
+Commands (``<id>`` is the camera id; only camera 0, the player camera, exists): see :data:`COMMANDS` and
+``vget /unrealcv/commands``. Camera 0 has a float64 pose; ``vset .../location|rotation`` set it exactly (and the
+agent follows it on the next keyboard action); ``vget .../lit png|bmp|npy`` renders the level from it (npy:
+``uint8[H, W, 3]`` RGB), ``vget .../depth npy`` gives ``float32[H, W]`` plane depth in cm. ``vset
+/action/keyboard <key> <seconds>`` steps the sandbox (agent, NPCs, vehicles) as if the key were held that long
+(``round(seconds * fps)`` frames, at least one) and moves camera 0 to the agent's eye. The level's people and cars
+move only then: between commands the world is paused. ``vset /action/game/level <scene>_<seed>`` loads another
+level (e.g. ``city_3``); ``vget /level/name`` names the current one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import math
+import queue
+import re
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# ------------------------------------------------------------------------------------------------ wire format
+
+#: UnrealCV frame magic (``FSocketMessageHeader::DefaultMagic``).
+MAGIC = 0x9E2B83C1
+#: Largest payload either side accepts (UnrealCV's limit).
+MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
+_HEADER = struct.Struct("<II")
+_REQUEST_RE = re.compile(rb"^(\d{1,10}):(.*)$", re.DOTALL)
+
+
+class ProtocolError(ConnectionError):
+    """The peer broke the framing (bad magic, empty or oversized payload) or closed the connection mid-message."""
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """One wire frame: magic, little-endian payload size, payload."""
+    if not payload:
+        raise ValueError("UnrealCV frames cannot be empty")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+    return _HEADER.pack(MAGIC, len(payload)) + payload
+
+
+def recv_exact(sock: socket.socket, n: int, deadline: float | None, stop: threading.Event | None = None) -> bytes | None:
+    """Read exactly ``n`` bytes. ``None`` when the peer closed cleanly before the first byte; :class:`ProtocolError`
+    when it closed mid-way; ``TimeoutError`` when ``deadline`` (``time.monotonic()``) passes or ``stop`` is set.
+    The socket must have a (short) timeout so the deadline and ``stop`` are checked."""
+    buf = bytearray()
+    while len(buf) < n:
+        if stop is not None and stop.is_set():
+            raise TimeoutError("server stopping")
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after reading {len(buf)} of {n} bytes")
+        try:
+            chunk = sock.recv(min(n - len(buf), 1 << 20))
+        except socket.timeout:
+            continue
+        if not chunk:
+            if not buf:
+                return None
+            raise ProtocolError(f"connection closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+def read_frame(sock: socket.socket, idle_deadline: float | None, io_timeout_s: float,
+               stop: threading.Event | None = None) -> bytes | None:
+    """Read one frame's payload; ``None`` when the peer closed cleanly between frames. Waiting for the first byte
+    is bounded by ``idle_deadline``, the rest of the frame by ``io_timeout_s`` from its first byte."""
+    first = recv_exact(sock, 1, idle_deadline, stop)
+    if first is None:
+        return None
+    deadline = time.monotonic() + io_timeout_s
+    rest = recv_exact(sock, _HEADER.size - 1, deadline, stop)
+    if rest is None:
+        raise ProtocolError("connection closed inside a frame header")
+    magic, size = _HEADER.unpack(first + rest)
+    if magic != MAGIC:
+        raise ProtocolError(f"bad magic 0x{magic:08X} (expected 0x{MAGIC:08X})")
+    if size == 0 or size > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(f"payload size {size} is outside 1..{MAX_PAYLOAD_BYTES}")
+    payload = recv_exact(sock, size, deadline, stop)
+    if payload is None:
+        raise ProtocolError("connection closed before the payload")
+    return payload
+
+
+def send_frame(sock: socket.socket, payload: bytes) -> None:
+    """Send one frame (the socket's timeout bounds the send)."""
+    sock.sendall(encode_frame(payload))
+
+
+# ------------------------------------------------------------------------------------------------ configuration
+
+SCENE_LEVEL_RE = re.compile(r"^(city|indoor|park)(?:_(\d{1,10}))?$")
+#: UnrealCV key names (case-insensitive) accepted by ``vset /action/keyboard`` and the sandbox key they press.
+KEY_NAMES: dict[str, str] = {
+    "w": "w", "s": "s", "a": "a", "d": "d", "up": "w", "down": "s", "left": "a", "right": "d",
+    "space": "space", "spacebar": "space", "shift": "shift", "leftshift": "shift", "ctrl": "ctrl",
+    "control": "ctrl", "leftcontrol": "ctrl",
+}
+MAX_KEY_SECONDS = 60.0
+MAX_BATCH = 10000
+
+
+@dataclass
+class ServerConfig:
+    """Options of the sandbox UnrealCV server (units in the names).
+
+    ``host``/``port``: where to listen (port 0: any free port, see :attr:`UnrealCVServer.port`); ``scene``/``seed``:
+    the first level; ``width``/``height``/``fov_deg``: camera 0 (UnrealCV defaults 640x480, 90 degrees);
+    ``fps``: the step of ``vset /action/keyboard``; ``weather``, ``time_of_day``, ``npc_density``,
+    ``vehicle_density``: the sandbox's look; ``project_name``: sent in the greeting; ``idle_timeout_s``: a client
+    that sends nothing for this long is dropped; ``io_timeout_s``: limit for finishing a frame once started, and
+    for each send; ``start_timeout_s``: limit for building the first level; ``busy_wait_s``: how long a new client
+    waits for the previous one to be noticed gone before it is turned away."""
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    scene: str = "city"
+    seed: int = 0
+    width: int = 640
+    height: int = 480
+    fov_deg: float = 90.0
+    fps: float = 25.0
+    weather: str = "clear"
+    time_of_day: float = 12.0
+    npc_density: float = 0.5
+    vehicle_density: float = 0.5
+    project_name: str = "playmill_sandbox"
+    idle_timeout_s: float = 600.0
+    io_timeout_s: float = 30.0
+    start_timeout_s: float = 120.0
+    busy_wait_s: float = 1.0
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the option and what is allowed."""
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port!r} must be an integer in 0..65535")
+        if SCENE_LEVEL_RE.match(f"{self.scene}_{self.seed}") is None or int(self.seed) < 0:
+            raise ValueError(f"scene {self.scene!r} / seed {self.seed!r}: scene must be city, indoor or park, "
+                             "seed a non-negative integer")
+        for name in ("idle_timeout_s", "io_timeout_s", "start_timeout_s", "busy_wait_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")
+        if not re.match(r"^[A-Za-z0-9_.-]+$", self.project_name):
+            raise ValueError(f"project_name {self.project_name!r} must be letters, digits, '_', '.' or '-'")
+
+
+#: Command templates, as ``vget /unrealcv/commands`` lists them (``[x]`` = one argument).
+COMMANDS: tuple[str, ...] = (
+    "vget /unrealcv/status",
+    "vget /unrealcv/commands",
+    "vget /unrealcv/version",
+    "vget /cameras",
+    "vget /camera/[id]/location",
+    "vset /camera/[id]/location [x] [y] [z]",
+    "vget /camera/[id]/rotation",
+    "vset /camera/[id]/rotation [pitch] [yaw] [roll]",
+    "vget /camera/[id]/lit png",
+    "vget /camera/[id]/lit bmp",
+    "vget /camera/[id]/lit npy",
+    "vget /camera/[id]/depth npy",
+    "vget /camera/[id]/size",
+    "vset /camera/[id]/size [width] [height]",
+    "vget /camera/[id]/fov",
+    "vset /camera/[id]/fov [fov]",
+    "vget /objects",
+    "vget /object/[name]/location",
+    "vget /level/name",
+    "vset /action/game/level [name]",
+    "vset /action/keyboard [key] [seconds]",
+    "vbatch [n]",
+)
+VERSION = "v1.1.0-playmill"
+
+
+class CommandError(ValueError):
+    """A command the server cannot run; the reply is ``error <message>``."""
+
+
+@dataclass
+class CameraPose:
+    """Camera 0: position (cm) and rotator (deg), float64, set exactly by ``vset``."""
+
+    loc_cm: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    pitch_deg: float = 0.0
+    yaw_deg: float = 0.0
+    roll_deg: float = 0.0
+
+
+def _floats(args: list[str], n: int, what: str) -> list[float]:
+    if len(args) != n:
+        raise CommandError(f"{what} takes {n} numbers, got {len(args)}")
+    try:
+        vals = [float(a) for a in args]
+    except ValueError:
+        raise CommandError(f"{what}: {' '.join(args)!r} are not numbers") from None
+    if not all(math.isfinite(v) for v in vals):
+        raise CommandError(f"{what}: values must be finite, got {' '.join(args)}")
+    return vals
+
+
+def _camera_id(text: str) -> int:
+    cid = int(text)
+    if cid != 0:
+        raise CommandError(f"camera {cid} does not exist (this server has camera 0 only)")
+    return cid
+
+
+def encode_image(rgb: np.ndarray, fmt: str) -> bytes:
+    """``uint8[H, W, 3]`` RGB as PNG / BMP bytes or as ``.npy`` bytes (RGB, no pickle)."""
+    if fmt == "npy":
+        return npy_bytes(np.ascontiguousarray(rgb))
+    import cv2
+
+    ok, buf = cv2.imencode(".png" if fmt == "png" else ".bmp", np.ascontiguousarray(rgb[..., ::-1]))
+    if not ok:
+        raise CommandError(f"could not encode the frame as {fmt}")
+    return buf.tobytes()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """The ``.npy`` file bytes of an array (``allow_pickle=False``)."""
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=False)
+    return out.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------ the level
+
+
+class SandboxSession:
+    """The server's world: a :class:`~unreal_bridge.sandbox.SandboxWorld` and camera 0, answering commands.
+
+    Not thread-safe: the server's worker thread owns it (Panda3D renders on the thread that made the world)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.world = None
+        self.camera = CameraPose()
+        self._agent_synced = True
+        self.load_level(config.scene, int(config.seed))
+
+    # -- level
+    def load_level(self, scene: str, seed: int) -> None:
+        """Build level ``scene`` from ``seed`` (a new world when the scene changes) and put camera 0 at the agent."""
+        from .sandbox import SandboxWorld
+
+        c = self.config
+        if self.world is None or self.world.scene != scene:
+            size = (c.width, c.height, c.fov_deg)
+            if self.world is not None:  # camera size and fov set by the client carry over to the new level
+                size = (self.world.width, self.world.height, self.world.fov_deg)
+                self.world.close()
+                self.world = None
+            self.world = SandboxWorld(scene, width=size[0], height=size[1], fps=c.fps, weather=c.weather,
+                                      time_of_day=c.time_of_day, npc_density=c.npc_density,
+                                      vehicle_density=c.vehicle_density, fov_deg=size[2])
+        self.world.reset(int(seed))
+        self._camera_to_agent()
+
+    @property
+    def level_name(self) -> str:
+        return f"{self.world.scene}_{self.world.seed}"
+
+    def close(self) -> None:
+        if self.world is not None:
+            self.world.close()
+            self.world = None
+
+    def _camera_to_agent(self) -> None:
+        a = self.world.agent_state
+        self.camera = CameraPose(a.eye_cm.copy(), float(a.pitch_deg), float(a.yaw_deg), 0.0)
+        self._agent_synced = True
+
+    # -- dispatch
+    def execute(self, command: str, status: Callable[[], str]) -> bytes:
+        """Run one command; the reply body (``ok``, text or bytes). Raises :class:`CommandError`."""
+        parts = command.split()
+        if not parts:
+            raise CommandError("empty command")
+        verb, path, args = parts[0], parts[1] if len(parts) > 1 else "", parts[2:]
+        if verb not in ("vget", "vset"):
+            raise CommandError(f"unknown command {command!r}; see vget /unrealcv/commands")
+        if verb == "vget" and path == "/unrealcv/status" and not args:
+            return status().encode()
+        if verb == "vget" and path == "/unrealcv/commands" and not args:
+            return "\n".join(COMMANDS).encode()
+        if verb == "vget" and path == "/unrealcv/version" and not args:
+            return VERSION.encode()
+        if verb == "vget" and path == "/cameras" and not args:
+            return b"0"
+        if verb == "vget" and path == "/objects" and not args:
+            return " ".join(self.object_names()).encode()
+        if verb == "vget" and path == "/level/name" and not args:
+            return self.level_name.encode()
+        if verb == "vset" and path == "/action/game/level":
+            return self._set_level(args)
+        if verb == "vset" and path == "/action/keyboard":
+            return self._keyboard(args)
+        m = re.match(r"^/camera/(\d{1,6})/(\w+)$", path)
+        if m:
+            _camera_id(m.group(1))
+            return self._camera(verb, m.group(2), args)
+        m = re.match(r"^/object/([^/\s]+)/location$", path)
+        if m and verb == "vget" and not args:
+            return self.object_location(m.group(1))
+        raise CommandError(f"unknown command {command!r}; see vget /unrealcv/commands")
+
+    def _camera(self, verb: str, what: str, args: list[str]) -> bytes:
+        cam, w = self.camera, self.world
+        if what == "location":
+            if verb == "vget" and not args:
+                return ("%.3f %.3f %.3f" % tuple(cam.loc_cm)).encode()
+            if verb == "vset":
+                cam.loc_cm = np.array(_floats(args, 3, "vset /camera/0/location"), dtype=np.float64)
+                self._agent_synced = False
+                return b"ok"
+        elif what == "rotation":
+            if verb == "vget" and not args:
+                return ("%.3f %.3f %.3f" % (cam.pitch_deg, cam.yaw_deg, cam.roll_deg)).encode()
+            if verb == "vset":
+                cam.pitch_deg, cam.yaw_deg, cam.roll_deg = _floats(args, 3, "vset /camera/0/rotation")
+                self._agent_synced = False
+                return b"ok"
+        elif what == "lit" and verb == "vget":
+            if len(args) != 1 or args[0] not in ("png", "bmp", "npy"):
+                raise CommandError("vget /camera/0/lit takes one format: png, bmp or npy (saving to a file is not "
+                                   "supported)")
+            return encode_image(w.render_view(cam.loc_cm, cam.pitch_deg, cam.yaw_deg, cam.roll_deg), args[0])
+        elif what == "depth" and verb == "vget":
+            if args != ["npy"]:
+                raise CommandError("vget /camera/0/depth takes the format npy (float32 plane depth in cm)")
+            return npy_bytes(w.render_depth(cam.loc_cm, cam.pitch_deg, cam.yaw_deg, cam.roll_deg))
+        elif what == "size":
+            if verb == "vget" and not args:
+                return f"{w.width} {w.height}".encode()
+            if verb == "vset":
+                vals = _floats(args, 2, "vset /camera/0/size")
+                if not all(v.is_integer() for v in vals):
+                    raise CommandError(f"vset /camera/0/size: width and height must be integers, got {args}")
+                try:
+                    w.set_camera(width=int(vals[0]), height=int(vals[1]))
+                except ValueError as e:
+                    raise CommandError(str(e)) from None
+                return b"ok"
+        elif what == "fov":
+            if verb == "vget" and not args:
+                return ("%.3f" % w.fov_deg).encode()
+            if verb == "vset":
+                try:
+                    w.set_camera(fov_deg=_floats(args, 1, "vset /camera/0/fov")[0])
+                except ValueError as e:
+                    raise CommandError(str(e)) from None
+                return b"ok"
+        raise CommandError(f"unknown camera command {verb} /camera/0/{what} {' '.join(args)}".rstrip())
+
+    def _set_level(self, args: list[str]) -> bytes:
+        m = SCENE_LEVEL_RE.match(args[0]) if len(args) == 1 else None
+        if m is None:
+            raise CommandError(f"unknown level {' '.join(args)!r}; levels are <scene>_<seed> with scene city, indoor "
+                               "or park (e.g. city_3)")
+        self.load_level(m.group(1), int(m.group(2) or 0))
+        return b"ok"
+
+    def _keyboard(self, args: list[str]) -> bytes:
+        from capture.actions import FrameAction
+
+        if len(args) != 2:
+            raise CommandError("vset /action/keyboard takes a key name and a duration in seconds")
+        key = KEY_NAMES.get(args[0].lower())
+        if key is None:
+            raise CommandError(f"unknown key {args[0]!r}; keys: {sorted(set(KEY_NAMES))}")
+        seconds = _floats(args[1:], 1, "vset /action/keyboard")[0]
+        if not 0.0 <= seconds <= MAX_KEY_SECONDS:
+            raise CommandError(f"key duration {seconds} s must be in [0, {MAX_KEY_SECONDS}]")
+        w, cam = self.world, self.camera
+        if not self._agent_synced:
+            w.place_agent(cam.loc_cm, cam.yaw_deg, cam.pitch_deg)
+        frames = max(1, int(round(seconds * w.fps))) if seconds > 0 else 0
+        for _ in range(frames):
+            w.step(FrameAction(frozenset({key})))
+        roll = cam.roll_deg
+        self._camera_to_agent()
+        self.camera.roll_deg = roll
+        return b"ok"
+
+    # -- objects
+    def objects(self) -> dict[str, np.ndarray]:
+        """Object name -> location (cm, float64 [3]): ``Box_<i>`` (solid boxes, centre), ``<Kind>_<i>`` (props,
+        base), ``NPC_<i>`` and ``Vehicle_<i>`` (ground point)."""
+        lay, w = self.world.layout, self.world
+        out: dict[str, np.ndarray] = {}
+        for i, b in enumerate(lay.boxes):
+            out[f"Box_{i}"] = np.asarray(b.center_cm, dtype=np.float64)
+        for i, p in enumerate(lay.props):
+            out[f"{p.kind.capitalize()}_{i}"] = np.asarray(p.pos_cm, dtype=np.float64)
+        for i, xy in enumerate(w.npcs.pos_cm):
+            out[f"NPC_{i}"] = np.array([xy[0], xy[1], 0.0])
+        for i, xy in enumerate(w.vehicles.pos_cm):
+            out[f"Vehicle_{i}"] = np.array([xy[0], xy[1], 0.0])
+        return out
+
+    def object_names(self) -> list[str]:
+        return list(self.objects())
+
+    def object_location(self, name: str) -> bytes:
+        loc = self.objects().get(name)
+        if loc is None:
+            raise CommandError(f"object {name!r} does not exist; see vget /objects")
+        return ("%.3f %.3f %.3f" % tuple(loc)).encode()
+
+
+# ------------------------------------------------------------------------------------------------ the server
+
+
+class UnrealCVServer:
+    """A threaded UnrealCV-protocol server over the sandbox (see the module docstring).
+
+    :meth:`start` binds, builds the first level on the worker thread and returns once it is ready; :meth:`stop`
+    closes everything and joins the threads. Also a context manager. :attr:`port` is the bound port."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.config.check()
+        self.port: int | None = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._clients: "queue.Queue[tuple[socket.socket, Any]]" = queue.Queue()
+        self._busy = threading.Condition()
+        self._active = 0
+        self._listener: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._start_error: BaseException | None = None
+        self._session: SandboxSession | None = None
+        self.clients_served = 0
+        self._client_connected = False
+
+    # -- lifecycle
+    def start(self) -> "UnrealCVServer":
+        c = self.config
+        lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            lst.bind((c.host, c.port))
+        except OSError as e:
+            lst.close()
+            raise OSError(e.errno, f"UnrealCV server: cannot listen on {c.host}:{c.port}: {e.strerror}") from None
+        lst.listen(4)
+        lst.settimeout(0.2)
+        self._listener = lst
+        self.port = lst.getsockname()[1]
+        worker = threading.Thread(target=self._work, name="unrealcv-worker", daemon=True)
+        acceptor = threading.Thread(target=self._accept, name="unrealcv-accept", daemon=True)
+        self._threads = [worker, acceptor]
+        worker.start()
+        if not self._ready.wait(c.start_timeout_s) or self._start_error is not None:
+            self.stop()
+            err = self._start_error
+            raise RuntimeError(f"UnrealCV server: the level {c.scene}_{c.seed} could not be built"
+                               + (f": {type(err).__name__}: {err}" if err else f" in {c.start_timeout_s} s")) from err
+        acceptor.start()
+        log.info("UnrealCV sandbox server listening on %s:%d (level %s_%d)", c.host, self.port, c.scene, c.seed)
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop accepting, drop the client, release the level. Idempotent."""
+        self._stop.set()
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except OSError:
+                pass
+        for t in self._threads:
+            if t.is_alive() and t is not threading.current_thread():
+                t.join(timeout_s)
+        while True:
+            try:
+                sock, _ = self._clients.get_nowait()
+                sock.close()
+            except queue.Empty:
+                break
+
+    def __enter__(self) -> "UnrealCVServer":
+        return self.start() if self.port is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def level_name(self) -> str | None:
+        return None if self._session is None or self._session.world is None else self._session.level_name
+
+    # -- threads
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, addr = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self._busy:  # a client that just disconnected may not be noticed yet: wait a little for it
+                busy = not self._busy.wait_for(lambda: self._active == 0, timeout=self.config.busy_wait_s)
+                if not busy:
+                    self._active += 1
+            if busy:
+                self._reject(sock, addr)
+            else:
+                self._clients.put((sock, addr))
+
+    def _reject(self, sock: socket.socket, addr: Any) -> None:
+        log.warning("UnrealCV server: rejecting %s, a client is already connected", addr)
+        try:
+            sock.settimeout(2.0)
+            send_frame(sock, b"error: busy, another client is connected (UnrealCV serves one client at a time)")
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def _work(self) -> None:
+        try:
+            self._session = SandboxSession(self.config)
+        except BaseException as e:  # reported by start()
+            self._start_error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                try:
+                    sock, addr = self._clients.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                try:
+                    self._serve_client(sock, addr)
+                finally:
+                    sock.close()
+                    self.clients_served += 1
+                    with self._busy:
+                        self._active -= 1
+                        self._busy.notify_all()
+        finally:
+            self._session.close()
+
+    def _serve_client(self, sock: socket.socket, addr: Any) -> None:
+        c = self.config
+        sock.settimeout(0.2)  # short: lets reads check the stop flag and their deadlines
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._client_connected = True
+        try:
+            self._send(sock, f"connected to {c.project_name}".encode())
+            pending = 0  # requests still to collect for a vbatch
+            batch: list[tuple[bytes, str]] = []
+            while not self._stop.is_set():
+                payload = read_frame(sock, time.monotonic() + c.idle_timeout_s, c.io_timeout_s, self._stop)
+                if payload is None:
+                    return  # the client closed the connection
+                m = _REQUEST_RE.match(payload)
+                if m is None:
+                    self._send(sock, b"error malformed request: expected '<id>:<command>'")
+                    continue
+                rid, text = m.group(1), m.group(2).decode("utf-8", "replace").strip()
+                if pending:
+                    batch.append((rid, text))
+                    pending -= 1
+                    if pending == 0:
+                        replies = [self._run(r, t) for r, t in batch]
+                        batch = []
+                        for reply in replies:
+                            self._send(sock, reply)
+                    continue
+                bm = re.match(r"^vbatch(?:\s+(\S+))?$", text)
+                if bm:
+                    n = bm.group(1)
+                    if n is None or not n.isdigit() or not 1 <= int(n) <= MAX_BATCH:
+                        self._send(sock, rid + f":error vbatch takes a count in 1..{MAX_BATCH}".encode())
+                    else:
+                        pending = int(n)
+                        self._send(sock, rid + b":ok")
+                    continue
+                self._send(sock, self._run(rid, text))
+        except (TimeoutError, ProtocolError, OSError) as e:
+            if not self._stop.is_set():
+                log.warning("UnrealCV server: dropping client %s: %s", addr, e)
+        finally:
+            self._client_connected = False
+
+    def _run(self, rid: bytes, text: str) -> bytes:
+        try:
+            body = self._session.execute(text, self._status)
+        except CommandError as e:
+            body = f"error {e}".encode()
+        except Exception as e:  # a bug or a renderer failure: report it, keep serving
+            log.exception("UnrealCV server: command %r failed", text)
+            body = f"error internal: {type(e).__name__}: {e}".encode()
+        return rid + b":" + body
+
+    def _send(self, sock: socket.socket, payload: bytes) -> None:
+        sock.settimeout(self.config.io_timeout_s)
+        try:
+            send_frame(sock, payload)
+        finally:
+            sock.settimeout(0.2)
+
+    def _status(self) -> str:
+        c, w = self.config, self._session.world
+        return "\n".join([
+            "Is Listening", "Client Connected" if self._client_connected else "No Client Connected", str(self.port),
+            "Configuration", "Config file: (playmill sandbox, no unrealcv.ini)", f"Port: {self.port}",
+            f"Width: {w.width}", f"Height: {w.height}", f"FOV: {w.fov_deg:.6f}", "EnableInput: false",
+            "EnableRightEye: false", f"Level: {self._session.level_name}",
+        ])
+
+
+def serve(host: str = "127.0.0.1", port: int = 9000, scene: str = "city", seed: int = 0, width: int = 640,
+          height: int = 480, fov_deg: float = 90.0, fps: float = 25.0, *, weather: str = "clear",
+          time_of_day: float = 12.0, npc_density: float = 0.5, vehicle_density: float = 0.5,
+          project_name: str = "playmill_sandbox", idle_timeout_s: float = 600.0, io_timeout_s: float = 30.0,
+          on_ready: Callable[[UnrealCVServer], None] | None = None, stop_event: threading.Event | None = None) -> None:
+    """Serve the sandbox over the UnrealCV protocol until interrupted (Ctrl-C, SIGTERM) or ``stop_event`` is set.
+
+    What ``playmill sandbox serve`` calls. Prints ``UnrealCV sandbox server listening on HOST:PORT (level L)``
+    once the level is built (``port=0`` picks a free port); ``on_ready(server)`` is called then."""
+    cfg = ServerConfig(host=host, port=port, scene=scene, seed=seed, width=width, height=height, fov_deg=fov_deg,
+                       fps=fps, weather=weather, time_of_day=time_of_day, npc_density=npc_density,
+                       vehicle_density=vehicle_density, project_name=project_name, idle_timeout_s=idle_timeout_s,
+                       io_timeout_s=io_timeout_s)
+    stop = stop_event or threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server = UnrealCVServer(cfg).start()
+    try:
+        print(f"UnrealCV sandbox server listening on {host}:{server.port} (level {server.level_name})", flush=True)
+        if on_ready is not None:
+            on_ready(server)
+        while not stop.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``playmill sandbox serve``."""
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=9000, help="TCP port (0: any free port; default 9000)")
+    p.add_argument("--scene", default="city", choices=("city", "indoor", "park"), help="scene family of the level")
+    p.add_argument("--seed", type=int, default=0, help="scene seed (vset /action/game/level city_3 switches)")
+    p.add_argument("--width", type=int, default=640, help="camera width in pixels (UnrealCV default 640)")
+    p.add_argument("--height", type=int, default=480, help="camera height in pixels (UnrealCV default 480)")
+    p.add_argument("--fov", dest="fov_deg", type=float, default=90.0, help="horizontal field of view, degrees")
+    p.add_argument("--fps", type=float, default=25.0, help="simulation rate for vset /action/keyboard")
+    p.add_argument("--weather", default="clear", help="clear, overcast, fog or rain")
+    p.add_argument("--time-of-day", dest="time_of_day", type=float, default=12.0, help="hours, 0-24")
+    p.add_argument("--npc-density", dest="npc_density", type=float, default=0.5, help="NPC density multiplier")
+    p.add_argument("--vehicle-density", dest="vehicle_density", type=float, default=0.5,
+                   help="vehicle density multiplier")
+
+
+def run_from_args(a: argparse.Namespace) -> int:
+    """Serve with parsed :func:`add_arguments` options until interrupted; 2 when the server cannot start."""
+    keys = ("host", "port", "scene", "seed", "width", "height", "fov_deg", "fps", "weather", "time_of_day",
+            "npc_density", "vehicle_density")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        serve(**{k: getattr(a, k) for k in keys})
+    except (OSError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m unreal_bridge.unrealcv_server",
+                                description="Serve the playmill sandbox over the UnrealCV protocol.")
+    add_arguments(p)
+    return run_from_args(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
