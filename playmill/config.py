@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import yaml
 
 STAGES = ("collect", "curate")  # grows as stages land: rl, train, distill, generate
-SOURCES = ("sandbox",)
+SOURCES = ("sandbox", "unrealcv")
 SANDBOX_SCENES = ("city", "indoor", "park")
 SANDBOX_WEATHER = ("clear", "overcast", "fog")
 CONTROLLERS = ("navmesh", "wander")
@@ -74,6 +74,7 @@ class CollectConfig:
     workers: int = 2
     controller: str = "navmesh"
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    unrealcv: dict = field(default_factory=dict)  # UnrealCVConfig fields (host, port, navmesh, ...); scenes = levels
 
 
 @dataclass
@@ -225,7 +226,26 @@ def _parse_collect(c: _Checker, value: Any) -> CollectConfig:
     if "source" in d:
         out.source = c.choice("collect.source", d["source"], SOURCES) or out.source
     if "scenes" in d:
-        out.scenes = c.names("collect.scenes", d["scenes"], SANDBOX_SCENES) or out.scenes
+        if out.source == "sandbox":
+            out.scenes = c.names("collect.scenes", d["scenes"], SANDBOX_SCENES) or out.scenes
+        elif isinstance(d["scenes"], list) and d["scenes"] and all(isinstance(x, str) and x for x in d["scenes"]):
+            out.scenes = list(d["scenes"])
+        else:
+            c.bad("collect.scenes", d["scenes"], "a non-empty list of level names")
+    if "unrealcv" in d:
+        from unreal_bridge.unrealcv_world import UnrealCVConfig
+
+        if not isinstance(d["unrealcv"], Mapping):
+            c.bad("collect.unrealcv", d["unrealcv"], "a mapping of UnrealCV settings (host, port, navmesh, ...)")
+        else:
+            try:
+                UnrealCVConfig.from_dict({"navmesh": "<checked at run time>", **d["unrealcv"]})
+                out.unrealcv = dict(d["unrealcv"])
+            except (TypeError, ValueError) as exc:
+                c.problems.append(f"collect.unrealcv: {exc}")
+    if out.source == "unrealcv" and not out.unrealcv.get("navmesh"):
+        c.bad("collect.unrealcv.navmesh", out.unrealcv.get("navmesh"), "the navmesh file of the level (.obj or "
+              "walkable .json)")
     ints = {"episodes_per_scene": (1, None, "episodes recorded per scene"),
             "frames": (2, None, "frames per episode"),
             "width": (16, 7680, "video width in pixels, even"),

@@ -32,6 +32,12 @@ def make_sandbox_world(scene: str, params: Mapping[str, Any], *, width: int, hei
     return SandboxWorld(scene=scene, width=width, height=height, fps=fps, fov_deg=fov_deg, **dict(params))
 
 
+def make_unrealcv_world(scene: str, params: Mapping[str, Any], *, settings: Mapping[str, Any]):
+    from unreal_bridge.unrealcv_world import make_unrealcv_world as make
+
+    return make(scene, {**dict(settings), **dict(params)})
+
+
 def make_wander_controller(world):
     from unreal_bridge.sandbox import WanderController
 
@@ -61,16 +67,20 @@ def sandbox_episode_params(cc: CollectConfig, scene: str, seed: int) -> dict[str
 
 def collect_plan(cfg: PipelineConfig) -> list[EpisodeTask]:
     cc = cfg.collect
-    return plan_episodes(cc.source, cc.scenes, cc.episodes_per_scene, cc.frames, cfg.seed,
-                         functools.partial(sandbox_episode_params, cc))
+    params_for = functools.partial(sandbox_episode_params, cc) if cc.source == "sandbox" else None
+    return plan_episodes(cc.source, cc.scenes, cc.episodes_per_scene, cc.frames, cfg.seed, params_for)
 
 
 def run_collect(cfg: PipelineConfig, *, progress: bool = True) -> CollectResult:
     """The collect stage: record the planned episodes into ``<workdir>/episodes`` and write
     ``<workdir>/reports/collect.json`` (written, skipped and failed episodes with reasons)."""
     cc = cfg.collect
-    make_world = functools.partial(make_sandbox_world, width=cc.width, height=cc.height, fps=cc.fps,
-                                   fov_deg=cc.sandbox.fov_deg)
+    if cc.source == "unrealcv":
+        settings = {"width": cc.width, "height": cc.height, "fps": cc.fps, **cc.unrealcv}
+        make_world = functools.partial(make_unrealcv_world, settings=settings)
+    else:
+        make_world = functools.partial(make_sandbox_world, width=cc.width, height=cc.height, fps=cc.fps,
+                                       fov_deg=cc.sandbox.fov_deg)
     tasks = collect_plan(cfg)
     result = collect(tasks, make_world, CONTROLLER_FACTORIES[cc.controller], cfg.episodes_dir,
                      workers=cc.workers, progress=progress)

@@ -28,3 +28,39 @@ def test_import_unreal_reports_a_missing_folder_clearly(tmp_path, capsys):
     code = main(["import", "unreal", str(tmp_path / "nowhere"), "--episodes-dir", str(tmp_path / "eps")])
     assert code == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_pipeline_collects_from_an_unrealcv_endpoint(tmp_path):
+    """source: unrealcv in pipeline.yaml, against the sandbox served over the UnrealCV protocol."""
+    import yaml
+
+    from playmill.config import load_config
+    from playmill.stages import run_collect
+    from unreal_bridge import SandboxWorld
+    from unreal_bridge.unrealcv_server import ServerConfig, UnrealCVServer
+
+    with SandboxWorld("indoor", width=32, height=32) as w:
+        w.reset(4)
+        nav = w.export_walkable(tmp_path / "indoor_4.json")
+    with UnrealCVServer(ServerConfig(port=0, scene="park", seed=1, width=96, height=64)) as srv:
+        doc = {"workdir": "run", "stages": ["collect"],
+               "collect": {"source": "unrealcv", "scenes": ["indoor_4"], "episodes_per_scene": 1, "frames": 12,
+                           "width": 96, "height": 64, "workers": 1, "controller": "navmesh",
+                           "unrealcv": {"port": srv.port, "navmesh": str(nav)}}}
+        (tmp_path / "p.yaml").write_text(yaml.safe_dump(doc))
+        res = run_collect(load_config(tmp_path / "p.yaml"), progress=False)
+    assert not res.failed, res.failed
+    (ep,) = res.written
+    assert validate_episode(ep) == []
+    assert ep.name.startswith("unrealcv-indoor_4-")
+
+
+def test_unrealcv_source_needs_a_navmesh(tmp_path):
+    import pytest
+
+    from playmill.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="collect.unrealcv.navmesh"):
+        parse_config({"collect": {"source": "unrealcv", "scenes": ["Map1"], "unrealcv": {"port": 9000}}})
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_config({"collect": {"source": "unrealcv", "unrealcv": {"navmesh": "a.obj", "colour": 1}}})
