@@ -40,6 +40,7 @@ def pin_to_one_core() -> int | None:
 def render_only(scene: str, seed: int, frames: int, size: tuple[int, int]) -> float:
     world = make_sandbox_world(scene, {}, width=size[0], height=size[1], fps=25.0, fov_deg=90.0)
     ctl = make_wander_controller(world)
+    seed = plan_episodes("sandbox", [scene], 1, frames, base_seed=seed)[0].seed  # the same scene as recorded()
     obs = world.reset(seed)
     ctl.reset(seed, obs)
     for _ in range(10):  # warm-up
@@ -54,24 +55,31 @@ def render_only(scene: str, seed: int, frames: int, size: tuple[int, int]) -> fl
     return (frames - 1) / dt
 
 
-def recorded(scene: str, seed: int, frames: int, size: tuple[int, int], out: Path) -> float:
+def recorded(scene: str, seed: int, frames: int, size: tuple[int, int], out: Path, preset: str) -> float:
+    """Frames/s of record_episode, not counting the scene build of its reset (timed separately, subtracted),
+    as render_only does not count it either."""
     world = make_sandbox_world(scene, {}, width=size[0], height=size[1], fps=25.0, fov_deg=90.0)
     ctl = make_wander_controller(world)
     task = plan_episodes("sandbox", [scene], 1, frames, base_seed=seed)[0]
     out.mkdir(parents=True, exist_ok=True)
-    world.reset(seed)  # warm the renderer as in render_only
+    world.reset(task.seed)  # warm the renderer as in render_only
     t0 = time.perf_counter()
-    record_episode(world, ctl, out, task)
-    dt = time.perf_counter() - t0
+    world.reset(task.seed)
+    t_reset = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    record_episode(world, ctl, out, task, encoder={"preset": preset})
+    dt = time.perf_counter() - t0 - t_reset
     world.close()
     return frames / dt
 
 
-def workers_fps(scenes: list[str], episodes: int, frames: int, size: tuple[int, int], workers: int, out: Path) -> float:
+def workers_fps(scenes: list[str], episodes: int, frames: int, size: tuple[int, int], workers: int, out: Path,
+                preset: str) -> float:
     make_world = functools.partial(make_sandbox_world, width=size[0], height=size[1], fps=25.0, fov_deg=90.0)
     tasks = plan_episodes("sandbox", scenes, episodes, frames, base_seed=11)
     t0 = time.perf_counter()
-    res = collect(tasks, make_world, make_wander_controller, out, workers=workers, progress=False)
+    res = collect(tasks, make_world, make_wander_controller, out, workers=workers, progress=False,
+                  encoder={"preset": preset})
     dt = time.perf_counter() - t0
     if res.failed:
         raise RuntimeError(f"collection failed: {res.failed}")
@@ -84,6 +92,7 @@ def main() -> None:
     ap.add_argument("--scene", default="city", choices=["city", "indoor", "park"])
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=352)
+    ap.add_argument("--preset", default="ultrafast", help="x264 preset of the recorder (pipeline.yaml collect.preset)")
     args = ap.parse_args()
     size = (args.width, args.height)
     frames = 150 if args.quick else 750
@@ -92,11 +101,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="playmill-bench-capture-"))
     try:
         # 2 workers vs 1 first, before this process pins itself to one core
-        w1 = workers_fps([args.scene, "park"], episodes // 2 or 1, ep_frames, size, 1, tmp / "w1")
-        w2 = workers_fps([args.scene, "park"], episodes // 2 or 1, ep_frames, size, 2, tmp / "w2")
+        w1 = workers_fps([args.scene, "park"], episodes // 2 or 1, ep_frames, size, 1, tmp / "w1", args.preset)
+        w2 = workers_fps([args.scene, "park"], episodes // 2 or 1, ep_frames, size, 2, tmp / "w2", args.preset)
         core = pin_to_one_core()
         render = render_only(args.scene, 3, frames, size)
-        rec = recorded(args.scene, 3, frames, size, tmp / "rec")
+        rec = recorded(args.scene, 3, frames, size, tmp / "rec", args.preset)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     overhead = render / rec - 1.0
@@ -107,12 +116,12 @@ def main() -> None:
         ("collect, 1 worker", f"{w1:8.1f} frames/s", ""),
         ("collect, 2 workers", f"{w2:8.1f} frames/s", f"{w2 / w1:.2f}x one worker (target >= 1.7x)"),
     ]
-    print(f"capture bench: scene {args.scene}, {size[0]}x{size[1]}, {frames} frames, pinned to core {core}, "
+    print(f"capture bench: scene {args.scene}, {size[0]}x{size[1]}, {frames} frames, x264 {args.preset}, pinned to core {core}, "
           f"{ncores} cores available{' (quick)' if args.quick else ''}")
     for name, val, note in rows:
         print(f"  {name:<42} {val}   {note}")
     print(json.dumps({"bench": "capture", "scene": args.scene, "width": size[0], "height": size[1],
-                      "quick": args.quick, "render_fps_1core": round(render, 1),
+                      "quick": args.quick, "preset": args.preset, "render_fps_1core": round(render, 1),
                       "recorded_fps_1core": round(rec, 1), "recording_overhead": round(overhead, 3),
                       "collect_fps_1worker": round(w1, 1), "collect_fps_2workers": round(w2, 1),
                       "workers_speedup": round(w2 / w1, 2), "cores": ncores}))

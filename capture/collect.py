@@ -102,11 +102,13 @@ def plan_episodes(
 
 
 def record_episode(world: World, controller: Controller, episodes_dir: Path, task: EpisodeTask,
-                   on_frame: Callable[[int], None] | None = None) -> Path:
+                   on_frame: Callable[[int], None] | None = None,
+                   encoder: Mapping[str, Any] | None = None) -> Path:
     """Record one episode: reset world and controller with the task's seed, then ``num_frames - 1`` steps.
 
     Row 0 is frame 0 with the idle action; row ``i`` is the action that produced frame ``i``. The episode is
-    written atomically; on any exception nothing is left behind.
+    written atomically; on any exception nothing is left behind. ``encoder``: H.264 options of the writer
+    (``crf``, ``preset``).
     """
     obs = world.reset(task.seed)
     controller.reset(task.seed, obs)
@@ -114,6 +116,7 @@ def record_episode(world: World, controller: Controller, episodes_dir: Path, tas
         episodes_dir, task.episode_id, source=world.source, scene=world.scene, seed=task.seed, fps=world.fps,
         width=world.width, height=world.height, action_space=world.action_space,
         source_frame=world.source_frame, config=dict(world.config), extras=sorted(obs.extras),
+        **dict(encoder or {}),
     ) as writer:
         writer.append(obs, FrameAction.idle())
         for _ in range(1, task.num_frames):
@@ -132,9 +135,10 @@ def record_episode(world: World, controller: Controller, episodes_dir: Path, tas
 _worker_state: dict[str, Any] = {}
 
 
-def _worker_init(make_world: WorldFactory, make_controller: ControllerFactory, progress_q: Any) -> None:
+def _worker_init(make_world: WorldFactory, make_controller: ControllerFactory, progress_q: Any,
+                 encoder: Mapping[str, Any] | None = None) -> None:
     _worker_state.update(make_world=make_world, make_controller=make_controller, progress_q=progress_q,
-                         worlds={})
+                         worlds={}, encoder=dict(encoder or {}))
 
 
 def _worker_world(scene: str, params: tuple) -> World:
@@ -162,7 +166,7 @@ def _run_task(task: EpisodeTask, episodes_dir: str) -> tuple[str, str | None, st
     try:
         world = _worker_world(task.scene, task.params)
         controller = _worker_state["make_controller"](world)
-        path = record_episode(world, controller, Path(episodes_dir), task, on_frame)
+        path = record_episode(world, controller, Path(episodes_dir), task, on_frame, _worker_state.get("encoder"))
         return task.episode_id, str(path), None
     except Exception as exc:  # the run goes on; the reason is reported
         worlds = _worker_state.get("worlds", {})
@@ -186,8 +190,10 @@ def collect(
     *,
     workers: int = 1,
     progress: bool = True,
+    encoder: Mapping[str, Any] | None = None,
 ) -> CollectResult:
     """Record every task whose episode does not exist yet, with ``workers`` processes (1 = in-process).
+    ``encoder``: H.264 options of the episode writer (``crf``, ``preset``).
 
     Shows a frame progress bar when ``progress``. Failures (a world that crashes, a bad frame) are reported in
     :attr:`CollectResult.failed` with their reason and the run continues with the other episodes.
@@ -216,7 +222,7 @@ def collect(
 
     try:
         if workers <= 1:
-            _worker_init(make_world, make_controller, None)
+            _worker_init(make_world, make_controller, None, encoder)
             for task in todo:
                 _worker_state["progress_q"] = _BarQueue(bar)
                 record(_run_task(task, str(episodes_dir)))
@@ -231,7 +237,7 @@ def collect(
             pump.start()
             try:
                 with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                         initargs=(make_world, make_controller, progress_q)) as pool:
+                                         initargs=(make_world, make_controller, progress_q, encoder)) as pool:
                     futures = [pool.submit(_run_task, t, str(episodes_dir)) for t in todo]
                     for fut in as_completed(futures):
                         try:

@@ -22,6 +22,7 @@ SOURCES = ("sandbox", "unrealcv")
 SANDBOX_SCENES = ("city", "indoor", "park")
 SANDBOX_WEATHER = ("clear", "overcast", "fog")
 CONTROLLERS = ("navmesh", "wander")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
 
 
 class ConfigError(ValueError):
@@ -73,6 +74,8 @@ class CollectConfig:
     height: int = 352
     workers: int = 2
     controller: str = "navmesh"
+    preset: str = "ultrafast"  # x264 preset of the raw episodes (curation re-encodes clips)
+    crf: int = 18
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     unrealcv: dict = field(default_factory=dict)  # UnrealCVConfig fields (host, port, navmesh, ...); scenes = levels
 
@@ -260,6 +263,11 @@ def _parse_collect(c: _Checker, value: Any) -> CollectConfig:
                 setattr(out, name, v)
     if "fps" in d:
         out.fps = c.number("collect.fps", d["fps"], 0, 240, "frames per second of the video", open_lo=True) or out.fps
+    if "preset" in d:
+        out.preset = c.choice("collect.preset", d["preset"], X264_PRESETS) or out.preset
+    if "crf" in d:
+        v = c.integer("collect.crf", d["crf"], 0, 51, "x264 quality: lower is better, 18 is visually lossless")
+        out.crf = out.crf if v is None else v
     if "controller" in d:
         out.controller = c.choice("collect.controller", d["controller"], CONTROLLERS) or out.controller
     if "sandbox" in d:

@@ -83,7 +83,7 @@ def run_collect(cfg: PipelineConfig, *, progress: bool = True) -> CollectResult:
                                        fov_deg=cc.sandbox.fov_deg)
     tasks = collect_plan(cfg)
     result = collect(tasks, make_world, CONTROLLER_FACTORIES[cc.controller], cfg.episodes_dir,
-                     workers=cc.workers, progress=progress)
+                     workers=cc.workers, progress=progress, encoder={"preset": cc.preset, "crf": cc.crf})
     report = {
         "stage": "collect",
         "planned": len(tasks),
