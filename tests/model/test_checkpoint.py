@@ -9,7 +9,7 @@ import torch
 import model
 from tests.model.helpers import randomize_zero_init, tiny_inputs
 
-safetensors_torch = pytest.importorskip("safetensors.torch")
+import safetensors.torch as safetensors_torch  # noqa: E402
 
 
 def test_tiny_dit_round_trips_through_prefixed_safetensors(tmp_path):

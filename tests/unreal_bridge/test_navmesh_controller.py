@@ -24,7 +24,7 @@ from unreal_bridge.navmesh_controller import (
 )
 from unreal_bridge.sandbox.layout import SCENES
 
-pytest.importorskip("panda3d.core")
+import panda3d.core  # noqa: E402,F401  (a dependency: fail loudly if missing)
 from unreal_bridge import SandboxWorld  # noqa: E402
 
 FRAMES = 1500

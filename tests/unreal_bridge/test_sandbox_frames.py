@@ -11,7 +11,7 @@ from unreal_bridge.sandbox.frames import (
     ue_to_panda_dir, ue_to_panda_pos, ue_yaw_to_panda_heading,
 )
 
-panda3d_core = pytest.importorskip("panda3d.core")
+import panda3d.core as panda3d_core  # noqa: E402
 
 finite = st.floats(min_value=-1e7, max_value=1e7, allow_nan=False)
 angles = st.floats(min_value=-720.0, max_value=720.0, allow_nan=False)

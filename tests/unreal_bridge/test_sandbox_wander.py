@@ -7,7 +7,7 @@ from capture.world import Controller
 from unreal_bridge import SandboxWorld, WanderController
 from unreal_bridge.sandbox.layout import SCENES
 
-pytest.importorskip("panda3d.core")
+import panda3d.core  # noqa: E402,F401  (a dependency: fail loudly if missing)
 
 FRAMES = 1500
 FPS = 25.0

@@ -14,7 +14,7 @@ from unreal_bridge import SandboxWorld, render_preview
 from unreal_bridge.sandbox.atmosphere import atmosphere
 from unreal_bridge.sandbox.layout import SCENES
 
-pytest.importorskip("panda3d.core")
+import panda3d.core  # noqa: E402,F401  (a dependency: fail loudly if missing)
 
 W, H = 160, 96
 
@@ -156,7 +156,7 @@ def test_worlds_coexist_and_close_in_any_order():
 
 
 def test_preview_writes_a_png(tmp_path):
-    cv2 = pytest.importorskip("cv2")
+    import cv2
     out = render_preview("indoor", 7, tmp_path / "sub" / "indoor.png", width=W, height=H, time_of_day=20.0)
     img = cv2.imread(str(out))
     assert out.exists() and img.shape == (H, W, 3) and img.std() > 10

@@ -34,7 +34,7 @@ HEADER = "frame,time_s,keys,x_cm,y_cm,z_cm,pitch_deg,yaw_deg,roll_deg,mouse_dx,m
 @pytest.fixture(scope="module")
 def played():
     """40 frames of the sandbox driven by the navmesh controller: frames, observations and actions."""
-    pytest.importorskip("panda3d.core")
+    import panda3d.core  # noqa: F401
     from unreal_bridge import SandboxWorld
     from unreal_bridge.navmesh_controller import make_navmesh_controller
 

@@ -13,8 +13,8 @@ import warnings
 import numpy as np
 import pytest
 
-pytest.importorskip("panda3d.core")
-unrealcv = pytest.importorskip("unrealcv")
+import panda3d.core  # noqa: E402,F401  (a dependency: fail loudly if missing)
+import unrealcv  # noqa: E402  (the real PyPI client, a test dependency)
 
 from unreal_bridge import SandboxWorld  # noqa: E402
 from unreal_bridge.unrealcv_server import (  # noqa: E402

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("panda3d.core")
+import panda3d.core  # noqa: E402,F401  (a dependency: fail loudly if missing)
 
 from capture import EpisodeTask, list_episodes, read_episode, record_episode  # noqa: E402
 from capture.actions import FrameAction  # noqa: E402
