@@ -10,6 +10,10 @@ Networks (architecture; training and distillation come in later modules):
 Configs: :func:`get_config` ("tiny", "mg2-1.3b", "mg2-1.3b-base") x ``ACTION_MODES`` (universal, gta_drive,
 templerun). Weights: :func:`load_checkpoint` (strict; raises :class:`CheckpointMismatchError`).
 
+Training and sampling (loaded on first use; see model/TRAINING.md): :func:`train` with a :class:`TrainConfig`
+from :func:`get_train_config` ("tiny", "mg2-1.3b"), :func:`encode_latents` (latent cache), :func:`generate_base`
+(first frame + actions -> mp4), :func:`load_bundle`; dataset actions -> model inputs in :mod:`model.conditions`.
+
 Example::
 
     import torch, model
@@ -68,6 +72,30 @@ def build_image_encoder(cfg: ModelConfig | ImageEncoderConfig, device: str | tor
         return ImageEncoder(enc_cfg)
 
 
+# Training / sampling names, imported on first use so that ``import model`` stays light.
+_LAZY = {
+    "TrainConfig": "model.train", "TrainResult": "model.train", "train": "model.train",
+    "get_train_config": "model.train", "list_train_configs": "model.train", "NonFiniteLossError": "model.train",
+    "encode_latents": "model.latents", "LatentDataset": "model.latents",
+    "generate_base": "model.sample", "GenerateResult": "model.sample",
+    "load_bundle": "model.bundle", "Bundle": "model.bundle",
+    "ConditionSpec": "model.conditions", "ConditionError": "model.conditions",
+    "build_condition_spec": "model.conditions", "mouse_scale_from_manifest": "model.conditions",
+    "mouse_scale_from_clips": "model.conditions",
+}
+
+
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'model' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "ACTION_MODES",
     "ActionConfig",
@@ -101,4 +129,5 @@ __all__ = [
     "read_state_dict",
     "sinusoidal_embedding",
     "strip_prefix",
+    *sorted(_LAZY),
 ]

@@ -38,7 +38,7 @@ TRAIN_ACTIONS = ("idle", "right", "left", "forward")
 TRAIN_FRAMES = 9
 # The tiny preset with a smaller batch (the 4 clips), a higher learning rate and enough steps to overfit them on
 # one CPU thread (about a minute and a half for the VAE warm-up, the latent cache and the DiT together).
-TRAIN_OVERRIDES: dict = dict(num_frames=TRAIN_FRAMES, batch_size=4, lr=5e-3, max_steps=1200, val_every=200,
+TRAIN_OVERRIDES: dict = dict(num_frames=TRAIN_FRAMES, batch_size=4, lr=1e-2, max_steps=1200, val_every=200,
                              log_every=20, ckpt_every=600)
 
 

@@ -1,0 +1,742 @@
+"""Base training of the Matrix-Game 2.0 world model: rectified-flow matching on VAE latents, image-to-video,
+keyboard and mouse actions. One file, top to bottom: config, data, model, the step, the loop.
+
+The algorithm (one optimizer step, ``grad_accum`` micro-batches of ``batch_size`` clips per rank):
+
+    x0        = VAE.encode(clip)                         clean latents [B, 16, F, h, w] (or the latent cache)
+    y         = [mask ; VAE.encode([frame0, 0, ..., 0])] image-to-video condition [B, 4 + 16, F, h, w]
+    c         = ImageEncoder(frame0)                     image tokens [B, Lc, D]
+    kb, m     = keyboard_map(keyboard), mouse_scale * mouse      per raw frame [B, T, K], [B, T, 2]
+    u ~ U(0, 1),  s = shift * u / (1 + (shift - 1) * u)  Wan / SD3 timestep shift (more time at high noise)
+    eps ~ N(0, I)
+    x_s       = (1 - s) x0 + s eps                       the straight path from data (s = 0) to noise (s = 1)
+    v         = eps - x0                                 its velocity dx_s / ds
+    loss      = mean || DiT(x_s, 1000 s, c, y, kb, m) - v ||^2
+    AdamW on the accumulated gradient, clipped to ``grad_clip``; EMA of the weights.
+
+Sampling integrates dx/ds = DiT(x, s) from s = 1 (noise) to s = 0 with Euler steps (:mod:`model.sample`).
+
+Around it: bf16 autocast on CUDA, gradient checkpointing, torchrun DDP (initialised from the environment
+when WORLD_SIZE > 1), data through the curation shard reader (or a latent cache, :mod:`model.latents`),
+deterministic batch order and noise (so a resumed run equals an uninterrupted one), checkpoints every
+``ckpt_every`` steps in safetensors (:mod:`model.bundle`), a stop with the step and clip ids on a non-finite
+loss, and a JSONL log. For ``tiny`` runs without a VAE checkpoint, a VAE is first fitted to the clips
+(:mod:`model.vae_train`).
+
+Library entry points (the CLI calls them): :func:`train`, :func:`get_train_config`;
+:func:`model.latents.encode_latents`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from .bundle import (
+    latest_checkpoint,
+    load_image_encoder,
+    load_train_checkpoint,
+    load_vae,
+    read_meta,
+    read_tensors,
+    save_module,
+    save_train_checkpoint,
+    to_jsonable,
+    write_json_atomic,
+)
+from .checkpoint import compare_state_dict, load_checkpoint, strip_prefix
+from .conditions import ConditionError, ConditionSpec, build_condition_spec, check_num_frames
+from .configs import ModelConfig, get_config
+from .dit import WorldModelDiT, i2v_condition
+from .image_encoder import ImageEncoder
+from .latents import LatentDataset, encode_clips, encode_latents
+from .vae import WanVAE
+from .vae_train import latent_statistics, reconstruction_psnr, set_latent_statistics, train_vae
+
+# ==========================================================================================================
+# Config
+
+
+@dataclass
+class TrainConfig:
+    """Everything a base-training run needs besides the data and the output folder.
+
+    Model: ``model`` / ``mode`` / ``action_blocks`` name a :func:`model.get_config` entry. ``init_checkpoint``:
+    DiT weights to start from (e.g. Matrix-Game 2.0's base ``diffusion_pytorch_model.safetensors``);
+    ``init_strict`` False loads the matching keys and reports the others. ``vae_checkpoint`` /
+    ``image_encoder_checkpoint``: Wan 2.1 VAE and CLIP weights (required for full-size models; for small ones,
+    None = fit a VAE first (``vae_train_steps``) and use a frozen, seeded random image encoder).
+
+    Data: clips of ``num_frames`` (1 + 4k) frames at ``height`` x ``width``; longer clips are trimmed.
+    ``keyboard_map`` {model key: dataset key}; ``mouse_scale`` model units per degree (None = from the
+    dataset statistics so the typical turn is 0.1). ``cache_latents``: encode every clip once into
+    ``<out_dir>/latents`` and train from it.
+
+    Optimisation: AdamW(lr, betas, weight_decay), ``warmup_steps`` linear warm-up then constant (or cosine to
+    10 % with ``lr_schedule="cosine"``), ``grad_accum`` micro-batches per step, gradient-norm clipping,
+    EMA with ``ema_decay`` from ``ema_start``. ``timestep_shift``: the shift of the training (and sampling)
+    noise levels. ``precision``: "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" or "fp32".
+    """
+
+    name: str = "tiny"
+    model: str = "tiny"
+    mode: str = "universal"
+    action_blocks: tuple[int, ...] | None = None
+    init_checkpoint: str | None = None
+    init_strict: bool = True
+    vae_checkpoint: str | None = None
+    image_encoder_checkpoint: str | None = None
+    # data
+    height: int = 64
+    width: int = 112
+    num_frames: int = 17
+    keyboard_map: dict[str, str] | None = None
+    mouse_scale: float | None = None
+    cache_latents: bool = True
+    latent_dtype: str = "float32"
+    num_workers: int = 0
+    # optimisation
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_steps: int = 1000
+    lr: float = 3e-3
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    lr_schedule: str = "cosine"
+    grad_clip: float = 1.0
+    ema_decay: float = 0.99
+    ema_start: int = 0
+    timestep_shift: float = 3.0
+    precision: str = "auto"
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    seed: int = 0
+    # bookkeeping
+    log_every: int = 10
+    val_every: int = 100
+    val_clips: int = 8
+    ckpt_every: int = 200
+    keep_last: int = 3
+    # VAE warm-up (only when vae_checkpoint is None)
+    vae_train_steps: int = 300
+    vae_lr: float = 2e-3
+    vae_batch_size: int = 4
+    vae_crop: tuple[int, int] = (24, 24)
+    vae_clips: int = 64
+
+    def validate(self) -> "TrainConfig":
+        """Check values; raise ValueError naming the key and the allowed values."""
+        get_config(self.model, self.mode, self.action_blocks)  # names
+        check_num_frames(self.num_frames)
+        if self.height % 16 or self.width % 16 or self.height <= 0 or self.width <= 0:
+            raise ValueError(f"train.height/width must be positive multiples of 16, got {self.width}x{self.height}")
+        for k in ("batch_size", "grad_accum", "max_steps", "log_every", "val_every", "ckpt_every"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"train.{k} must be >= 1, got {getattr(self, k)}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"train.precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"train.lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+        if self.latent_dtype not in ("float16", "float32"):
+            raise ValueError(f"train.latent_dtype must be float16 or float32, got {self.latent_dtype!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.timestep_shift <= 0:
+            raise ValueError(f"train.timestep_shift must be > 0, got {self.timestep_shift}")
+        if self.lr <= 0 or self.grad_clip <= 0:
+            raise ValueError("train.lr and train.grad_clip must be > 0")
+        return self
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    # Trains on a CPU in minutes: 17 frames at 64x112 -> latents [16, 5, 8, 14], 140 tokens per clip; the tiny
+    # VAE is fitted first (vae_train_steps) and the image encoder is a frozen seeded random ViT.
+    "tiny": TrainConfig(),
+    # The paper's base model: the bidirectional foundation layout (action modules in all 30 blocks), 57 frames
+    # at 352x640 (latents [16, 15, 44, 80], 13,200 tokens), Wan 2.1 VAE and CLIP ViT-H/14 required.
+    "mg2-1.3b": TrainConfig(
+        name="mg2-1.3b", model="mg2-1.3b-base", height=352, width=640, num_frames=57, latent_dtype="float16",
+        num_workers=4, batch_size=1, grad_accum=8, max_steps=5000, lr=1e-5, betas=(0.9, 0.999), weight_decay=0.01,
+        warmup_steps=100, lr_schedule="constant", ema_decay=0.999, ema_start=200, timestep_shift=5.0,
+        gradient_checkpointing=True, log_every=10, val_every=250, ckpt_every=500, vae_train_steps=0,
+    ),
+}
+
+
+def list_train_configs() -> list[str]:
+    return sorted(TRAIN_PRESETS)
+
+
+def get_train_config(name: str = "tiny", **overrides: Any) -> TrainConfig:
+    """A preset (``tiny``, ``mg2-1.3b``) with ``overrides`` applied (unknown keys are an error)."""
+    if name not in TRAIN_PRESETS:
+        raise ValueError(f"unknown train config {name!r}; allowed: {', '.join(list_train_configs())}")
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    bad = sorted(set(overrides) - names)
+    if bad:
+        raise ValueError(f"unknown train config keys {bad}; allowed: {sorted(names)}")
+    tuples = {k: tuple(v) for k, v in overrides.items() if k in ("betas", "vae_crop", "action_blocks") and v is not None}
+    return dataclasses.replace(TRAIN_PRESETS[name], **{**overrides, **tuples}).validate()
+
+
+def train_config_from_dict(d: Mapping[str, Any]) -> TrainConfig:
+    """A TrainConfig from its JSON form (``train_config.json``, a checkpoint's metadata); validated."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    bad = sorted(set(d) - names)
+    if bad:
+        raise ValueError(f"unknown train config keys {bad}; allowed: {sorted(names)}")
+    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+    return TrainConfig(**kw).validate()
+
+
+@dataclass
+class TrainResult:
+    """What a run produced. ``checkpoint``: the final checkpoint folder (sample from it);
+    ``history``: the logged rows (also in ``out_dir/log.jsonl``)."""
+
+    checkpoint: Path
+    out_dir: Path
+    steps: int
+    final_loss: float
+    val_loss_initial: float | None
+    val_loss_final: float | None
+    samples_per_s: float
+    elapsed_s: float
+    vae_checkpoint: Path
+    vae_psnr: float | None
+    resumed_from: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN/inf: training stopped. Names the step, the clips of the batch and the last good
+    checkpoint (kept)."""
+
+    def __init__(self, step: int, clip_ids: Sequence[str], loss: float, checkpoint: Path | None) -> None:
+        self.step, self.clip_ids, self.loss, self.checkpoint = step, list(clip_ids), loss, checkpoint
+        super().__init__(
+            f"non-finite loss ({loss}) at step {step} on clips {list(clip_ids)}; training stopped. "
+            f"Last good checkpoint: {checkpoint if checkpoint else 'none yet'} (kept). Check these clips' actions "
+            f"and frames, or lower train.lr")
+
+
+def shift_sigma(u: torch.Tensor, shift: float) -> torch.Tensor:
+    """Timestep shift s = shift * u / (1 + (shift - 1) * u): u uniform in [0, 1] -> noise level s in [0, 1]."""
+    return shift * u / (1.0 + (shift - 1.0) * u)
+
+
+# ==========================================================================================================
+# Distributed setup
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Dist:
+    """torchrun: WORLD_SIZE > 1 -> init the default process group (NCCL on CUDA, else gloo) from the environment."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world <= 1:
+        return Dist(device=torch.device("cuda" if cuda else "cpu"))
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), local, torch.device(f"cuda:{local}" if cuda else "cpu"))
+
+
+def _barrier(d: Dist) -> None:
+    if d.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _all_max(d: Dist, value: float) -> float:
+    if d.world == 1:
+        return value
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64, device=d.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
+def _all_mean(d: Dist, value: float) -> float:
+    if d.world == 1:
+        return value
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64, device=d.device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t.item()) / d.world
+
+
+# ==========================================================================================================
+# Data: row-group-aware, deterministic, resumable batch order
+
+
+class ClipBatches(Sampler[list[int]]):
+    """Infinite stream of index batches for one rank, starting at micro-batch ``start``.
+
+    Epoch e: row groups are permuted with seed (seed, e); with at least as many groups as ranks, rank r takes
+    groups perm[r::world] (each rank reads whole row groups: the Parquet unit of I/O), else clips are strided;
+    rows are shuffled within each group; every rank keeps the same number of clips (the smallest share), cut
+    into batches of ``batch_size`` (the last partial batch is dropped). The order is a pure function of
+    (seed, epoch, rank, world), so a resumed run sees exactly the batches an uninterrupted one would.
+    """
+
+    def __init__(self, row_groups: Sequence[Any], batch_size: int, seed: int, rank: int, world: int, start: int = 0) -> None:
+        self.groups = [(g.first, g.rows) for g in row_groups]
+        self.batch_size, self.seed, self.rank, self.world, self.start = batch_size, seed, rank, world, start
+        self.per_epoch = len(self.epoch_order(0)) // batch_size
+        if self.per_epoch == 0:
+            n = sum(r for _, r in self.groups)
+            raise ValueError(f"{n} clips cannot fill one batch of {batch_size} per rank on {world} rank(s)")
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        rng = np.random.default_rng([self.seed, epoch])
+        perm = rng.permutation(len(self.groups))
+        shuffled = [[first + int(i) for i in rng.permutation(rows)] for first, rows in (self.groups[p] for p in perm)]
+        if len(self.groups) >= self.world:
+            shares = [[i for grp in shuffled[r :: self.world] for i in grp] for r in range(self.world)]
+        else:
+            flat = [i for grp in shuffled for i in grp]
+            shares = [flat[r :: self.world] for r in range(self.world)]
+        keep = min(len(s) for s in shares)
+        return shares[self.rank][:keep]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        m = self.start
+        while True:
+            epoch, k = divmod(m, self.per_epoch)
+            order = self.epoch_order(epoch)
+            for b in range(k, self.per_epoch):
+                yield order[b * self.batch_size : (b + 1) * self.batch_size]
+            m = (epoch + 1) * self.per_epoch
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in items[0]:
+        vals = [it[k] for it in items]
+        out[k] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
+    return out
+
+
+def step_generator(seed: int, rank: int, micro_step: int) -> torch.Generator:
+    """The RNG of one micro-batch: a pure function of (seed, rank, micro-step), so resume reproduces it."""
+    s = int(np.random.SeedSequence([seed, rank, micro_step]).generate_state(1, np.uint64)[0] >> 1)
+    return torch.Generator().manual_seed(s)
+
+
+# ==========================================================================================================
+# The networks around the DiT
+
+
+def _weights_ref(path: Path, out_dir: Path) -> str:
+    """How a checkpoint refers to the VAE / image-encoder file: relative to a checkpoint folder
+    (``out_dir/checkpoints/step-N``) when the file is inside the run folder (the run can be moved), else absolute."""
+    p, root = path.resolve(), out_dir.resolve()
+    if p.is_relative_to(root):
+        return os.path.relpath(p, root / "checkpoints" / "step")
+    return os.fspath(p)
+
+
+def prepare_vae(cfg: TrainConfig, mcfg: ModelConfig, shards_dir: Path, out_dir: Path, d: Dist, progress: bool,
+                spec: ConditionSpec) -> tuple[WanVAE, Path, float | None]:
+    """The VAE: loaded from ``vae_checkpoint``, reused from ``out_dir/vae.safetensors``, or (small configs) fitted
+    to the first ``vae_clips`` clips on rank 0 and saved there."""
+    target = out_dir / "vae.safetensors"
+    if cfg.vae_checkpoint:
+        return load_vae(cfg.vae_checkpoint, mcfg.vae, d.device), Path(cfg.vae_checkpoint).resolve(), None
+    psnr = None
+    if not target.is_file():
+        if cfg.vae_train_steps <= 0:
+            raise ValueError(f"model {cfg.model!r} needs train.vae_checkpoint (e.g. Wan2.1_VAE.pth): "
+                             "vae_train_steps is 0, so no VAE is fitted")
+        if d.main:
+            from curation.reader import ShardDataset
+
+            ds = ShardDataset(shards_dir)
+            n = min(len(ds), cfg.vae_clips)
+            t = 1 + 4 * ((ds.index.clip_frames - 1) // 4)  # all of each clip, as 1 + 4k frames
+            clips = torch.stack([ds[i]["frames"][:t] for i in range(n)])  # uint8 [N, T, 3, H, W]
+            torch.manual_seed(cfg.seed)
+            vae = WanVAE(mcfg.vae).to(d.device)
+            losses = train_vae(vae, clips, steps=cfg.vae_train_steps, batch_size=cfg.vae_batch_size,
+                               crop_size=tuple(cfg.vae_crop), lr=cfg.vae_lr, seed=cfg.seed, progress=progress)
+            mean, std = latent_statistics(vae, clips.to(d.device))
+            set_latent_statistics(vae, mean, std)
+            psnr = reconstruction_psnr(vae, clips[: min(4, n)].to(d.device))
+            save_module(target, vae, vae.cfg, {"trained_steps": cfg.vae_train_steps, "final_mse": losses[-1],
+                                               "psnr_db": psnr, "clips": n})
+        _barrier(d)
+    else:
+        psnr = read_meta(target).get("psnr_db")
+    return load_vae(target, device=d.device), target, psnr
+
+
+def prepare_image_encoder(cfg: TrainConfig, mcfg: ModelConfig, out_dir: Path, d: Dist) -> tuple[ImageEncoder, Path]:
+    """The frozen image encoder: CLIP weights from ``image_encoder_checkpoint``, or (small configs) a seeded random
+    ViT saved once to ``out_dir/image_encoder.safetensors`` (its tokens are still a fixed function of frame 0)."""
+    if cfg.image_encoder_checkpoint:
+        p = Path(cfg.image_encoder_checkpoint)
+        return load_image_encoder(p, mcfg.image_encoder, d.device), p.resolve()
+    if cfg.model.startswith("mg2"):
+        raise ValueError(f"model {cfg.model!r} needs train.image_encoder_checkpoint (Wan's CLIP ViT-H/14 .pth)")
+    target = out_dir / "image_encoder.safetensors"
+    if not target.is_file() and d.main:
+        torch.manual_seed(cfg.seed + 1)
+        save_module(target, ImageEncoder(mcfg.image_encoder), mcfg.image_encoder, {"random_init_seed": cfg.seed + 1})
+    _barrier(d)
+    return load_image_encoder(target, device=d.device), target
+
+
+def build_model(cfg: TrainConfig, mcfg: ModelConfig, d: Dist) -> WorldModelDiT:
+    """The DiT in fp32 on the device, optionally from ``init_checkpoint`` (strict, or matching keys only)."""
+    torch.manual_seed(cfg.seed)
+    dit = WorldModelDiT(mcfg.dit)
+    if cfg.init_checkpoint:
+        if cfg.init_strict:
+            load_checkpoint(dit, cfg.init_checkpoint)
+        else:
+            from .checkpoint import read_state_dict
+
+            sd = strip_prefix(read_state_dict(cfg.init_checkpoint))
+            missing, unexpected, mismatched = compare_state_dict(dit, sd)
+            bad = {k for k, _, _ in mismatched}
+            dit.load_state_dict({k: v for k, v in sd.items() if k not in unexpected and k not in bad}, strict=False)
+            if d.main:
+                print(f"init_checkpoint {cfg.init_checkpoint}: loaded {len(sd) - len(unexpected) - len(bad)} tensors; "
+                      f"{len(missing)} missing (kept initialised), {len(unexpected)} unexpected and "
+                      f"{len(bad)} mis-shaped (ignored): missing {missing[:10]}, unexpected {unexpected[:10]}")
+    dit.gradient_checkpointing = cfg.gradient_checkpointing
+    return dit.to(d.device)
+
+
+# ==========================================================================================================
+# One batch -> model inputs, and the loss
+
+
+@dataclass
+class Inputs:
+    """DiT inputs of a batch: clean latents x0 [B, 16, F, h, w], i2v condition y [B, 20, F, h, w], image tokens
+    [B, Lc, D], keyboard [B, T, K], mouse [B, T, 2] or None, and the clip ids."""
+
+    x0: torch.Tensor
+    cond: torch.Tensor
+    image_tokens: torch.Tensor
+    keyboard: torch.Tensor
+    mouse: torch.Tensor | None
+    clip_ids: list[str]
+
+
+def batch_inputs(batch: Mapping[str, Any], spec: ConditionSpec, device: torch.device, vae: WanVAE,
+                 image_encoder: ImageEncoder, autocast_dtype: torch.dtype | None, r: int) -> Inputs:
+    """Turn a collated batch (reader items with ``frames``, or latent-cache items) into :class:`Inputs`."""
+    n = spec.num_frames
+    if "latents" in batch:  # latent cache
+        x0, cond_lat = batch["latents"].to(device), batch["cond_latents"].to(device)
+        tokens = batch["image_tokens"].to(device) if "image_tokens" in batch else None
+        if tokens is None:
+            raise ValueError("the latent cache has no image features: re-run encode_latents with an image encoder")
+    else:  # pixels: encode on the fly
+        frames = batch["frames"][:, :n].to(device, non_blocking=True)
+        x0, cond_lat, tokens = encode_clips(vae, image_encoder, frames, autocast_dtype=autocast_dtype)
+    keyboard = spec.keyboard(batch["keyboard"][:, :n]).to(device)
+    mouse = spec.mouse(batch["mouse"][:, :n])
+    return Inputs(x0, i2v_condition(cond_lat, r), tokens, keyboard, None if mouse is None else mouse.to(device),
+                  list(batch["clip_id"]))
+
+
+def flow_matching_loss(dit: nn.Module, inp: Inputs, shift: float, g: torch.Generator,
+                       autocast_dtype: torch.dtype | None, u: torch.Tensor | None = None) -> torch.Tensor:
+    """The rectified-flow loss of one batch (see the module doc). ``u`` fixes the noise levels (validation)."""
+    x0 = inp.x0
+    b = x0.shape[0]
+    if u is None:
+        u = torch.rand(b, generator=g)
+    s = shift_sigma(u, shift).to(x0.device)  # [B] noise level in [0, 1]
+    eps = torch.randn(x0.shape, generator=g).to(x0.device)
+    s5 = s.view(b, 1, 1, 1, 1)
+    x_s = (1.0 - s5) * x0 + s5 * eps
+    target = eps - x0
+    with torch.autocast(x0.device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+        v = dit(x_s, s * 1000.0, inp.image_tokens, inp.cond, inp.keyboard, inp.mouse)
+    return F.mse_loss(v.float(), target)
+
+
+# ==========================================================================================================
+# The loop
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.lr_schedule == "cosine":
+        p = min(1.0, step / max(1, cfg.max_steps))
+        return cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+    return cfg.lr * warm
+
+
+_RUN_KEYS = ("model", "mode", "action_blocks", "height", "width", "num_frames", "keyboard_map", "timestep_shift",
+             "batch_size", "grad_accum", "seed", "betas", "weight_decay", "vae_checkpoint", "image_encoder_checkpoint")
+
+
+def _mouse_sample(shards_dir: Path, n: int) -> Iterator[np.ndarray]:
+    """The mouse arrays of the first ``n`` clips (frames not decoded), for the mouse scale without manifest stats."""
+    from curation.reader import ShardDataset
+
+    ds = ShardDataset(shards_dir, decode=False)
+    for i in range(min(n, len(ds))):
+        yield ds[i]["mouse"].numpy()
+
+
+def _check_resume(cfg: TrainConfig, spec: ConditionSpec, state: Mapping[str, Any], ckpt: Path) -> None:
+    """Refuse to resume a run whose settings (or resolved conditions: mapping, mouse scale) would change it."""
+    old = state.get("run", {}).get("train", {})
+    new = to_jsonable(cfg)
+    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _RUN_KEYS if k in old and old.get(k) != new.get(k)]
+    old_spec = state.get("run", {}).get("conditions")
+    if old_spec is not None and old_spec != spec.to_dict():
+        diff.append(f"conditions: {old_spec} -> {spec.to_dict()}")
+    if diff:
+        raise ValueError(f"cannot resume {ckpt}: the run was started with different settings ({'; '.join(diff)}). "
+                         "Use another out_dir, or restore these settings")
+
+
+def train(
+    config: TrainConfig,
+    shards_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    progress: bool = True,
+    *,
+    resume: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train (or resume training) a base world model on a shards folder.
+
+    Args:
+        config: :class:`TrainConfig` (see :func:`get_train_config`).
+        shards_dir: a curated "playmill.shards/1" folder (read with :mod:`curation.reader`).
+        out_dir: the run folder (layout in :mod:`model.bundle`); an existing run there is resumed from its
+            latest checkpoint when ``resume`` (settings that change the run must match).
+        progress: tqdm bars on rank 0.
+        on_step: called as ``on_step(step, loss)`` after every optimizer step (rank 0), e.g. for a UI.
+
+    Returns:
+        :class:`TrainResult`. Raises :class:`NonFiniteLossError` on a NaN/inf loss,
+        :class:`~model.conditions.ConditionError` / ``ShardsError`` when the data does not fit the config.
+    """
+    from tqdm.auto import tqdm
+
+    from curation.reader import ShardDataset, open_shards
+
+    cfg = config.validate()
+    d = setup_distributed()
+    shards_dir, out_dir = Path(shards_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and d.device.type == "cuda")
+    amp = torch.bfloat16 if use_bf16 else None
+
+    # ---- data contract: action space, resolution, clip length -> ConditionSpec ----
+    mcfg = get_config(cfg.model, cfg.mode, cfg.action_blocks)
+    index = open_shards(shards_dir)
+    spec = build_condition_spec(
+        cfg.mode, index.keys, num_frames=cfg.num_frames, height=cfg.height, width=cfg.width,
+        keyboard_map=cfg.keyboard_map, mouse_scale=cfg.mouse_scale, manifest=index.manifest,
+        mouse_sample=_mouse_sample(shards_dir, 256),
+        dataset_geometry=(index.height, index.width, index.clip_frames), where=str(shards_dir / "manifest.json"),
+    )
+    if d.main:
+        write_json_atomic(out_dir / "train_config.json", cfg)
+
+    # ---- frozen networks: VAE (fitted first for small configs) and image encoder ----
+    vae, vae_path, vae_psnr = prepare_vae(cfg, mcfg, shards_dir, out_dir, d, progress, spec)
+    image_encoder, enc_path = prepare_image_encoder(cfg, mcfg, out_dir, d)
+    r = mcfg.vae.temporal_compression
+
+    # ---- dataset: the latent cache (encoded once) or pixels encoded every step ----
+    if cfg.cache_latents:
+        latents_dir = encode_latents(shards_dir, vae, out_dir / "latents", image_encoder=image_encoder,
+                                     num_frames=cfg.num_frames, dtype=cfg.latent_dtype, device=d.device,
+                                     progress=progress and d.main, rank=d.rank, world_size=d.world)
+        dataset: Any = LatentDataset(latents_dir)
+    else:
+        dataset = ShardDataset(shards_dir)
+    groups = dataset.row_groups if isinstance(dataset, LatentDataset) else dataset.index.row_groups
+
+    # ---- model, optimizer, EMA; resume ----
+    dit = build_model(cfg, mcfg, d)
+    params = [p for p in dit.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
+                            fused=d.device.type == "cuda")
+    ema = {k: v.detach().clone().float() for k, v in dit.state_dict().items()}
+    run = {
+        "format": "playmill.world_model/1", "train": to_jsonable(cfg), "model": to_jsonable(mcfg),
+        "conditions": spec.to_dict(), "fps": float(index.fps), "timestep_shift": cfg.timestep_shift,
+        # paths relative to a checkpoint folder (out_dir/checkpoints/step-N/) when inside the run
+        "vae": _weights_ref(vae_path, out_dir),
+        "image_encoder": _weights_ref(enc_path, out_dir),
+        "dataset": {"shards": os.fspath(shards_dir.resolve()), "clips": index.num_clips},
+    }
+    start_step, resumed_from = 0, 0
+    last_ckpt = latest_checkpoint(out_dir) if resume else None
+    if last_ckpt is not None:
+        state = json.loads((last_ckpt / "state.json").read_text(encoding="utf-8"))
+        _check_resume(cfg, spec, state, last_ckpt)
+        load_train_checkpoint(last_ckpt, dit, ema, opt)
+        start_step = resumed_from = int(state["step"])
+    model: nn.Module = dit
+    if cfg.compile:
+        model = torch.compile(dit)
+    if d.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+
+    sampler = ClipBatches(groups, cfg.batch_size, cfg.seed, d.rank, d.world, start=start_step * cfg.grad_accum)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=_collate,
+                        pin_memory=d.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+    batches = iter(loader)
+
+    # fixed validation batch: the first clips, fixed noise and evenly spaced noise levels
+    val_items = _collate([dataset[i] for i in range(min(cfg.val_clips, len(dataset)))])
+    val_inp = batch_inputs(val_items, spec, d.device, vae, image_encoder, amp, r)
+    val_u = (torch.arange(val_inp.x0.shape[0]) + 0.5) / val_inp.x0.shape[0]
+
+    def val_loss() -> float:
+        dit.eval()
+        with torch.no_grad():
+            v = flow_matching_loss(dit, val_inp, cfg.timestep_shift, torch.Generator().manual_seed(cfg.seed + 999), amp, u=val_u)
+        dit.train()
+        return float(v)
+
+    log_path = out_dir / "log.jsonl"
+    history: list[dict[str, Any]] = []
+
+    def log(row: dict[str, Any]) -> None:
+        history.append(row)
+        if d.main:  # strict JSON: a non-finite value is written as null
+            clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(clean, allow_nan=False) + "\n")
+
+    def save(step: int, losses: Mapping[str, Any]) -> Path | None:
+        if d.main:
+            return save_train_checkpoint(out_dir, step, dit, ema, opt, run, dict(losses), cfg.keep_last)
+        return None
+
+    val_initial = val_loss() if d.main and start_step == 0 else None
+    if val_initial is not None:
+        log({"step": 0, "val_loss": val_initial})
+    dit.train()
+    samples_per_step = cfg.batch_size * cfg.grad_accum * d.world
+    bar = tqdm(total=cfg.max_steps, initial=start_step, desc=f"train {cfg.name}", unit="step",
+               disable=not (progress and d.main))
+    step, loss_value, steps_timed, t_loop = start_step, float("nan"), 0, 0.0
+    while step < cfg.max_steps:
+        t0 = time.perf_counter()
+        # ---- one optimizer step: grad_accum micro-batches ----
+        lr = _lr_at(cfg, step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        total = 0.0
+        for micro in range(cfg.grad_accum):
+            batch = next(batches)
+            inp = batch_inputs(batch, spec, d.device, vae, image_encoder, amp, r)
+            g = step_generator(cfg.seed, d.rank, step * cfg.grad_accum + micro)
+            loss = flow_matching_loss(model, inp, cfg.timestep_shift, g, amp)
+            here = not bool(torch.isfinite(loss))
+            if _all_max(d, float(here)):  # every rank stops; the rank(s) with the bad batch name its clips
+                last = latest_checkpoint(out_dir)
+                if here:
+                    name = "nonfinite.json" if d.world == 1 else f"nonfinite-rank{d.rank}.json"
+                    write_json_atomic(out_dir / name, {
+                        "step": step + 1, "micro_batch": micro, "rank": d.rank, "clip_ids": inp.clip_ids,
+                        "loss": str(float(loss.detach())), "last_checkpoint": os.fspath(last) if last else None})
+                bar.close()
+                raise NonFiniteLossError(step + 1, inp.clip_ids if here else ["(on another rank)"], float(loss.detach()), last)
+            sync_ok = micro == cfg.grad_accum - 1 or d.world == 1
+            ctx = model.no_sync() if (not sync_ok and hasattr(model, "no_sync")) else _nullcontext()
+            with ctx:
+                (loss / cfg.grad_accum).backward()
+            total += float(loss.detach()) / cfg.grad_accum
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        # ---- EMA of the weights (copy until ema_start) ----
+        with torch.no_grad():
+            decay = cfg.ema_decay if step >= cfg.ema_start else 0.0
+            for k, v in dit.state_dict().items():
+                ema[k].lerp_(v.float(), 1.0 - decay)
+        step += 1
+        loss_value = _all_mean(d, total)  # the mean over ranks (what the averaged gradient optimised)
+        t_loop += time.perf_counter() - t0
+        steps_timed += 1
+        bar.update(1)
+        if on_step is not None and d.main:
+            on_step(step, loss_value)
+        # ---- bookkeeping ----
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            now = time.perf_counter()
+            row = {"step": step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
+                   "samples_per_s": samples_per_step * steps_timed / max(t_loop, 1e-9), "elapsed_s": now - t_start}
+            if step % cfg.val_every == 0 or step == cfg.max_steps:
+                row["val_loss"] = val_loss() if d.main else None
+            log(row)
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+        if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
+            save(step, {"loss": loss_value})
+            _barrier(d)
+    bar.close()
+    final = latest_checkpoint(out_dir)
+    if final is None or int(final.name.split("-")[1]) != step:  # resumed at max_steps: nothing new trained
+        final = save(step, {"loss": loss_value}) or final
+    _barrier(d)
+    vals = [h["val_loss"] for h in history if h.get("val_loss") is not None]
+    if d.world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return TrainResult(
+        checkpoint=final, out_dir=out_dir, steps=step, final_loss=loss_value,
+        val_loss_initial=val_initial, val_loss_final=vals[-1] if vals else None,
+        samples_per_s=samples_per_step * steps_timed / max(t_loop, 1e-9) if steps_timed else 0.0,
+        elapsed_s=time.perf_counter() - t_start, vae_checkpoint=vae_path, vae_psnr=vae_psnr,
+        resumed_from=resumed_from, history=history,
+    )
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
