@@ -1,6 +1,6 @@
 """Base-training throughput: the training step of model/train.py, against peers in the same run.
 
-    python bench/train.py [--quick] [--threads N]
+    python bench/train.py [--quick] [--threads N]     (--threads defaults to 1)
 
 CPU (always), the ``tiny`` preset (17 frames at 64x112, batch 8), one optimizer step = flow-matching loss
 forward + backward + AdamW + EMA, exactly :func:`model.train.flow_matching_loss` as ``train`` runs it:
@@ -103,7 +103,9 @@ def timed_steps(cfg, mcfg, device, *, pixels: bool, ckpt: bool, steps: int, warm
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="few steps (under a minute on 2 cores)")
-    ap.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="CPU threads for torch (default 1: on a shared 2-core machine two OpenMP threads that wait "
+                         "for each other are many times slower than one)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     steps, warmup = (8, 2) if args.quick else (40, 5)

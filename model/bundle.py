@@ -34,7 +34,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, load_state_dict_strict, read_state_dict
+from .checkpoint import load_checkpoint, load_state_dict_strict
 from .conditions import ConditionSpec
 from .configs import ActionConfig, DiTConfig, ImageEncoderConfig, ModelConfig, VAEConfig
 from .dit import WorldModelDiT

@@ -199,19 +199,22 @@ def encode_latents(
         "num_frames": n,
         "dtype": dtype,
     }
+    r, world = _dist_rank_world(rank, world_size)
     existing = out_dir / "manifest.json"
-    if existing.is_file():
+    if existing.is_file():  # every rank reads the same file before anyone changes it: they agree
         old = json.loads(existing.read_text(encoding="utf-8"))
         if old.get("schema") == LATENTS_SCHEMA and old.get("key") == key:
             return out_dir
-        existing.unlink()
-    done_key = out_dir / ".key.json"
-    if not done_key.is_file() or json.loads(done_key.read_text(encoding="utf-8")) != key:
-        for p in out_dir.glob("part-*.parquet"):
-            p.unlink()
-        write_json_atomic(done_key, key)
+    _barrier_if_distributed(world)
+    if r == 0:  # a stale cache: forget its manifest; parts of other inputs are deleted, parts of these kept
+        existing.unlink(missing_ok=True)
+        done_key = out_dir / ".key.json"
+        if not done_key.is_file() or json.loads(done_key.read_text(encoding="utf-8")) != key:
+            for p in out_dir.glob("part-*.parquet"):
+                p.unlink()
+            write_json_atomic(done_key, key)
+    _barrier_if_distributed(world)
 
-    r, world = _dist_rank_world(rank, world_size)
     np_dtype = np.dtype(dtype)
     ac = torch.bfloat16 if dev.type == "cuda" else None
     groups_by_file: dict[str, list] = {}
@@ -264,11 +267,7 @@ def encode_latents(
             os.replace(tmp, target)
     bar.close()
 
-    if world > 1:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
+    _barrier_if_distributed(world)
     if r == 0:
         parts = []
         for f in files:
@@ -291,12 +290,16 @@ def encode_latents(
             "vae_config": to_jsonable(vae.cfg),
             "shards": parts,
         })
+    _barrier_if_distributed(world)
+    return out_dir
+
+
+def _barrier_if_distributed(world: int) -> None:
     if world > 1:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
             dist.barrier()
-    return out_dir
 
 
 @dataclass(frozen=True)

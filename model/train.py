@@ -50,20 +50,19 @@ from .bundle import (
     load_train_checkpoint,
     load_vae,
     read_meta,
-    read_tensors,
     save_module,
     save_train_checkpoint,
     to_jsonable,
     write_json_atomic,
 )
-from .checkpoint import compare_state_dict, load_checkpoint, strip_prefix
-from .conditions import ConditionError, ConditionSpec, build_condition_spec, check_num_frames
+from .checkpoint import compare_state_dict, load_checkpoint, read_state_dict, strip_prefix
+from .conditions import ConditionSpec, build_condition_spec, check_num_frames
 from .configs import ModelConfig, get_config
 from .dit import WorldModelDiT, i2v_condition
 from .image_encoder import ImageEncoder
 from .latents import LatentDataset, encode_clips, encode_latents
 from .vae import WanVAE
-from .vae_train import latent_statistics, reconstruction_psnr, set_latent_statistics, train_vae
+from .vae_train import latent_statistics, set_latent_statistics, train_vae
 
 # ==========================================================================================================
 # Config
@@ -132,7 +131,7 @@ class TrainConfig:
     keep_last: int = 3
     # VAE warm-up (only when vae_checkpoint is None)
     vae_train_steps: int = 300
-    vae_lr: float = 2e-3
+    vae_lr: float = 1e-3
     vae_batch_size: int = 4
     vae_crop: tuple[int, int] = (24, 24)
     vae_clips: int = 64
@@ -387,15 +386,17 @@ def prepare_vae(cfg: TrainConfig, mcfg: ModelConfig, shards_dir: Path, out_dir: 
             n = min(len(ds), cfg.vae_clips)
             t = 1 + 4 * ((ds.index.clip_frames - 1) // 4)  # all of each clip, as 1 + 4k frames
             clips = torch.stack([ds[i]["frames"][:t] for i in range(n)])  # uint8 [N, T, 3, H, W]
-            torch.manual_seed(cfg.seed)
             vae = WanVAE(mcfg.vae).to(d.device)
-            losses = train_vae(vae, clips, steps=cfg.vae_train_steps, batch_size=cfg.vae_batch_size,
-                               crop_size=tuple(cfg.vae_crop), lr=cfg.vae_lr, seed=cfg.seed, progress=progress)
+            fit = train_vae(vae, clips, steps=cfg.vae_train_steps, batch_size=cfg.vae_batch_size,
+                            crop_size=tuple(cfg.vae_crop), lr=cfg.vae_lr, seed=cfg.seed, progress=progress)
             mean, std = latent_statistics(vae, clips.to(d.device))
             set_latent_statistics(vae, mean, std)
-            psnr = reconstruction_psnr(vae, clips[: min(4, n)].to(d.device))
-            save_module(target, vae, vae.cfg, {"trained_steps": cfg.vae_train_steps, "final_mse": losses[-1],
-                                               "psnr_db": psnr, "clips": n})
+            psnr = fit.psnr_db
+            if fit.r2 < 0.5:
+                print(f"warning: the VAE warm-up explains only {fit.r2:.0%} of the clips' variance after "
+                      f"{fit.attempts} attempts; raise train.vae_train_steps or pass train.vae_checkpoint")
+            save_module(target, vae, vae.cfg, {"trained_steps": cfg.vae_train_steps, "attempts": fit.attempts,
+                                               "final_mse": fit.losses[-1], "psnr_db": psnr, "r2": fit.r2, "clips": n})
         _barrier(d)
     else:
         psnr = read_meta(target).get("psnr_db")
@@ -426,8 +427,6 @@ def build_model(cfg: TrainConfig, mcfg: ModelConfig, d: Dist) -> WorldModelDiT:
         if cfg.init_strict:
             load_checkpoint(dit, cfg.init_checkpoint)
         else:
-            from .checkpoint import read_state_dict
-
             sd = strip_prefix(read_state_dict(cfg.init_checkpoint))
             missing, unexpected, mismatched = compare_state_dict(dit, sd)
             bad = {k for k, _, _ in mismatched}
@@ -606,13 +605,14 @@ def train(
         "image_encoder": _weights_ref(enc_path, out_dir),
         "dataset": {"shards": os.fspath(shards_dir.resolve()), "clips": index.num_clips},
     }
-    start_step, resumed_from = 0, 0
+    start_step, resumed_from, resumed_loss = 0, 0, float("nan")
     last_ckpt = latest_checkpoint(out_dir) if resume else None
     if last_ckpt is not None:
         state = json.loads((last_ckpt / "state.json").read_text(encoding="utf-8"))
         _check_resume(cfg, spec, state, last_ckpt)
         load_train_checkpoint(last_ckpt, dit, ema, opt)
         start_step = resumed_from = int(state["step"])
+        resumed_loss = float(state.get("loss", float("nan")))
     model: nn.Module = dit
     if cfg.compile:
         model = torch.compile(dit)
@@ -660,7 +660,7 @@ def train(
     samples_per_step = cfg.batch_size * cfg.grad_accum * d.world
     bar = tqdm(total=cfg.max_steps, initial=start_step, desc=f"train {cfg.name}", unit="step",
                disable=not (progress and d.main))
-    step, loss_value, steps_timed, t_loop = start_step, float("nan"), 0, 0.0
+    step, loss_value, steps_timed, t_loop = start_step, resumed_loss, 0, 0.0
     while step < cfg.max_steps:
         t0 = time.perf_counter()
         # ---- one optimizer step: grad_accum micro-batches ----

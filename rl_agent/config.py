@@ -127,7 +127,11 @@ class ShieldConfig:
     thin obstacles beside the path; ``include_dynamic``: NPCs and vehicles count as obstacles; ``penalize``:
     an intervention is penalised like a collision, so the policy learns to avoid the move itself;
     ``fallback``: what replaces an unsafe move: ``stop`` (no move; the default: pressing into a wall gains
-    nothing, so the policy learns to turn away) or ``slide`` (its safe forward/back or strafe component).
+    nothing, so the policy learns to turn away) or ``slide`` (its safe forward/back or strafe component);
+    ``episode_fraction``: the probability that the shield guards a training episode (drawn per episode from
+    the env's ``np_random``). Unguarded episodes let the policy meet real contact and learn to get out of it,
+    which is the situation it meets when it collects without the shield; a policy trained only behind the
+    shield never sees a collision and handles one badly.
     """
 
     enabled: bool = True
@@ -137,6 +141,7 @@ class ShieldConfig:
     include_dynamic: bool = True
     penalize: bool = True
     fallback: str = "stop"
+    episode_fraction: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -259,6 +264,7 @@ class TrainConfig:
         _num(p, "shield.lookahead_frames", s.lookahead_frames, 0.0, 100.0)
         _num(p, "shield.margin_cm", s.margin_cm, 0.0, 1e4)
         _num(p, "shield.spread_deg", s.spread_deg, 0.0, 89.0)
+        _num(p, "shield.episode_fraction", s.episode_fraction, 0.0, 1.0)
         if s.fallback not in SHIELD_FALLBACKS:
             p.append(f"shield.fallback: {s.fallback!r} is not allowed; expected one of {', '.join(SHIELD_FALLBACKS)}")
         _int(p, "ppo.total_timesteps", o.total_timesteps, 1, 10**12)

@@ -161,6 +161,7 @@ class PlaymillEnv(gym.Env):
         self.rewards.reset(coverage, key)
         self._builder.reset(coverage)
         self._shield.reset_counts()
+        self._shield.active = bool(self.np_random.random() < self.shield_cfg.episode_fraction)
         self._frame = 0
         self._done = False
         self._world_obs = obs
@@ -203,7 +204,8 @@ class PlaymillEnv(gym.Env):
         coverage = self.rewards.exploration.coverage
         info: dict[str, Any] = {
             "reward_terms": terms, "collision": collisions, "shield_intervened": intervened_any,
-            "shield_interventions": self._shield.interventions, "coverage_cells": coverage.n_covered,
+            "shield_interventions": self._shield.interventions, "shield_active": self._shield.enabled,
+            "coverage_cells": coverage.n_covered,
             "coverage": coverage.fraction, "frame": self._frame, "scene": self._scene, "scene_seed": self._scene_seed,
             "world_restarted": False,
         }
@@ -246,6 +248,7 @@ class PlaymillEnv(gym.Env):
             "collisions": int(self._stats.get("collisions", 0)),
             "collisions_per_1k": 1000.0 * self._stats.get("collisions", 0.0) / frames,
             "shield_interventions": self._shield.interventions if self._shield is not None else 0,
+            "shield_active": bool(self._shield is not None and self._shield.enabled),
             "frames": int(self._stats.get("frames", 0)),
             "mean_speed_cm_s": self._stats.get("speed_sum", 0.0) / frames,
             "scene": self._scene, "scene_seed": self._scene_seed,

@@ -43,8 +43,10 @@ def plot_learning_curves(progress_csv: str | os.PathLike, out_png: str | os.Path
     ax.plot(x, cols["coverage_pct"], color="tab:green")
     ax.set_title("coverage per episode (% of navigable cells)")
     ax = axes[1][0]
-    ax.plot(x, cols["collisions_per_1k"], label="collisions", color="tab:red")
-    ax.plot(x, cols["shield_per_1k"], label="shield interventions", color="tab:orange")
+    ax.plot(x, cols["collisions_per_1k"], label="collisions (all episodes)", color="tab:red")
+    if "unshielded_collisions_per_1k" in cols:
+        ax.plot(x, cols["unshielded_collisions_per_1k"], label="collisions (unshielded episodes)", color="tab:purple")
+    ax.plot(x, cols["shield_per_1k"], label="shield interventions (all episodes)", color="tab:orange")
     ax.set_title("per 1,000 frames")
     ax.legend()
     ax = axes[1][1]

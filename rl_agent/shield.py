@@ -13,7 +13,8 @@ An unsafe move is replaced by no move at all (``fallback: stop``, the default) o
 else no move); sprint is released when nothing moves. Mouse look and jump are kept. Each
 replacement is an *intervention*: counted in :attr:`CollisionShield.interventions`, reported per step in
 ``info["shield_intervened"]`` and, when ``shield.penalize``, penalised like a collision. The shield is
-switched off with ``ShieldConfig(enabled=False)`` (then it never changes an action).
+switched off with ``ShieldConfig(enabled=False)`` (then it never changes an action); during training it guards a
+fraction ``episode_fraction`` of the episodes (:attr:`CollisionShield.active`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class CollisionShield:
         self.dt_s = 1.0 / float(fps)
         self.interventions = 0
         self.checks = 0
+        self.active = True
         s = float(cfg.spread_deg)
         self._offsets = np.array([0.0, -s / 2, s / 2, -s, s]) if s > 0 else np.array([0.0])
         self._probe = None
@@ -54,7 +56,8 @@ class CollisionShield:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.cfg.enabled)
+        """Switched on in the config and guarding the current episode (see ``episode_fraction``)."""
+        return bool(self.cfg.enabled) and self.active
 
     def reset_counts(self) -> None:
         self.interventions = 0
@@ -81,7 +84,7 @@ class CollisionShield:
 
     def filter(self, action: FrameAction, yaw_deg: float) -> tuple[FrameAction, bool]:
         """``(action to execute, intervened)`` for ``action`` with the camera at ``yaw_deg`` before the frame."""
-        if not self.cfg.enabled:
+        if not self.enabled:
             return action, False
         keys = frozenset(action.keys)
         if not keys & MOVE_KEYS:

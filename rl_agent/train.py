@@ -52,11 +52,11 @@ from rl_agent.rewards import TERMS
 log = logging.getLogger(__name__)
 
 PROGRESS_FIELDS = ["timesteps", "frames", "wall_s", "fps", "episodes", "ep_rew_mean", "ep_len_mean", "coverage_pct",
-                   "collisions_per_1k", "shield_per_1k", "mean_speed_cm_s"] + [f"reward_{t}" for t in TERMS] + [
+                   "collisions_per_1k", "unshielded_collisions_per_1k", "shield_per_1k", "mean_speed_cm_s"] + [f"reward_{t}" for t in TERMS] + [
                    "world_restarts", "policy_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction",
                    "explained_variance"]
 EPISODE_FIELDS = ["timesteps", "wall_s", "env", "scene", "scene_seed", "frames", "reward", "coverage_pct", "coverage_cells",
-                  "collisions", "collisions_per_1k", "shield_interventions", "mean_speed_cm_s",
+                  "collisions", "collisions_per_1k", "shield_active", "shield_interventions", "mean_speed_cm_s",
                   "world_restarted"] + [f"reward_{t}" for t in TERMS]
 
 
@@ -222,7 +222,7 @@ class _PlaymillCallback(BaseCallback):
                "reward": sum(float(st.get(f"reward/{t}", 0.0)) for t in TERMS),
                "coverage_pct": 100.0 * float(st.get("coverage", float("nan"))),
                "coverage_cells": st.get("coverage_cells"), "collisions": st.get("collisions"),
-               "collisions_per_1k": st.get("collisions_per_1k"),
+               "collisions_per_1k": st.get("collisions_per_1k"), "shield_active": int(bool(st.get("shield_active"))),
                "shield_interventions": st.get("shield_interventions"),
                "mean_speed_cm_s": st.get("mean_speed_cm_s"), "world_restarted": int(bool(info.get("world_restarted")))}
         for t in TERMS:
@@ -237,8 +237,8 @@ class _PlaymillCallback(BaseCallback):
         self._last_t, self._last_steps = now, self.num_timesteps
         rec = list(self.recent)
 
-        def mean(key: str) -> float:
-            vals = [float(r[key]) for r in rec if r.get(key) is not None and not math.isnan(float(r[key]))]
+        def mean(key: str, rows: list[dict[str, Any]] = rec) -> float:
+            vals = [float(r[key]) for r in rows if r.get(key) is not None and not math.isnan(float(r[key]))]
             return float(np.mean(vals)) if vals else float("nan")
 
         ep_buf = list(self.model.ep_info_buffer or [])
@@ -248,6 +248,7 @@ class _PlaymillCallback(BaseCallback):
                "ep_rew_mean": float(np.mean([e["r"] for e in ep_buf])) if ep_buf else float("nan"),
                "ep_len_mean": float(np.mean([e["l"] for e in ep_buf])) if ep_buf else float("nan"),
                "coverage_pct": mean("coverage_pct"), "collisions_per_1k": mean("collisions_per_1k"),
+               "unshielded_collisions_per_1k": mean("collisions_per_1k", [r for r in rec if not r.get("shield_active")]),
                "shield_per_1k": mean("shield_per_1k"), "mean_speed_cm_s": mean("mean_speed_cm_s"),
                "world_restarts": self.world_restarts}
         for t in TERMS:
@@ -257,7 +258,7 @@ class _PlaymillCallback(BaseCallback):
                           ("clip_fraction", "train/clip_fraction"), ("explained_variance", "train/explained_variance")):
             row[name] = values.get(key, float("nan"))
         _append_csv(self.progress_csv, PROGRESS_FIELDS, row)
-        for key in ("coverage_pct", "collisions_per_1k", "shield_per_1k", "mean_speed_cm_s"):
+        for key in ("coverage_pct", "collisions_per_1k", "unshielded_collisions_per_1k", "shield_per_1k", "mean_speed_cm_s"):
             self.logger.record(f"playmill/{key}", row[key])
         for t in TERMS:
             self.logger.record(f"reward/{t}", row[f"reward_{t}"])

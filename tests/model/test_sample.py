@@ -38,16 +38,18 @@ def generated(bundle, synthetic_clips):
 
 def test_turning_right_and_left_move_the_view_in_opposite_directions(generated):
     right, left, idle = (mean_horizontal_flow(generated[a]) for a in ("right", "left", "idle"))
-    # ground truth in the synthetic world: -3 px/frame for right, +3 for left (the VAE blurs, so less is measured)
-    assert right < -0.2 and left > 0.2, (right, left)
+    # ground truth in the synthetic world: -3 px/frame for right, +3 for left; measured on generated clips over
+    # training seeds 0-2: right -0.8 to -1.1, left +0.3 to +0.5, idle within 0.07 (the tiny VAE blurs)
+    assert right < -0.15 and left > 0.15, (right, left)
     assert abs(idle) < min(abs(right), abs(left)), (idle, right, left)
 
 
 def test_forward_expands_the_view_and_no_key_does_not(generated):
     fwd_div, idle_div = mean_divergence(generated["forward"]), mean_divergence(generated["idle"])
     fwd_rad, idle_rad = radial_flow(generated["forward"]), radial_flow(generated["idle"])
-    assert fwd_div > idle_div + 0.003, (fwd_div, idle_div)
-    assert fwd_rad > 0.1 and fwd_rad > idle_rad + 0.1, (fwd_rad, idle_rad)
+    # measured over seeds: forward div ~0.04 and radial flow ~0.9 px/frame outwards; idle ~0 for both
+    assert fwd_div > idle_div + 0.01, (fwd_div, idle_div)
+    assert fwd_rad > 0.3 and fwd_rad > idle_rad + 0.3, (fwd_rad, idle_rad)
 
 
 def test_generate_from_files_writes_an_mp4(bundle, trained_run, synthetic_clips, tmp_path):

@@ -55,7 +55,7 @@ def test_shield_in_the_env_prevents_collisions_and_logs_interventions():
 
     def run(enabled: bool):
         env = PlaymillEnv({**BOX_ENV, "max_frames": 60}, make_world=lambda s, p: BoxWorld(s, p, start_xy=(300.0, 0.0)),
-                          shield={"enabled": enabled})
+                          shield={"enabled": enabled, "episode_fraction": 1.0})
         env.reset(seed=0)
         collisions, flagged, info = 0, 0, {}
         for _ in range(30):
@@ -102,6 +102,21 @@ def test_shield_on_a_sandbox_wall():
         assert coll_off > 0 and inter_off == 0
     finally:
         world.close()
+
+
+def test_shield_guards_a_fraction_of_training_episodes():
+    env = PlaymillEnv({**BOX_ENV, "max_frames": 4}, make_world=BoxWorld, shield={"episode_fraction": 0.5})
+    env.reset(seed=0)
+    active = []
+    for _ in range(40):
+        env.reset()
+        _, _, _, _, info = env.step(np.array([1, 0, 0, 0, 3, 1]))
+        active.append(info["shield_active"])
+    assert 8 < sum(active) < 32
+    for fraction, expected in ((0.0, False), (1.0, True)):
+        env = PlaymillEnv(BOX_ENV, make_world=BoxWorld, shield={"episode_fraction": fraction})
+        env.reset(seed=1)
+        assert env.step(np.array([1, 0, 0, 0, 3, 1]))[4]["shield_active"] is expected
 
 
 def test_shield_needs_probes():
