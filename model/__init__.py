@@ -82,6 +82,15 @@ _LAZY = {
     "ConditionSpec": "model.conditions", "ConditionError": "model.conditions",
     "build_condition_spec": "model.conditions", "mouse_scale_from_manifest": "model.conditions",
     "mouse_scale_from_clips": "model.conditions",
+    "make_ode_pairs": "model.distill", "OdePairsConfig": "model.distill", "get_ode_pairs_config": "model.distill",
+    "distill_init": "model.distill", "DistillInitConfig": "model.distill", "get_distill_init_config": "model.distill",
+    "distill_dmd": "model.distill", "DistillDMDConfig": "model.distill", "get_distill_dmd_config": "model.distill",
+    "ActionDistribution": "model.distill",
+    "CausalConfig": "model.causal", "CausalStreamer": "model.causal", "KVCache": "model.causal",
+    "block_mask": "model.causal", "causal_forward": "model.causal", "rollout": "model.causal",
+    "PositionLimitError": "model.causal",
+    "generate_student": "model.stream", "stream_student": "model.stream", "StudentResult": "model.stream",
+    "generate_interactive": "model.stream", "TerminalActions": "model.stream",
 }
 
 

@@ -34,6 +34,8 @@ T != num_frame_per_block. Here nothing depends on ``num_frame_per_block``; any T
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -43,14 +45,19 @@ from .norms import RMSNorm
 from .rope import apply_rotary, temporal_rope_angles
 
 
-def action_windows(actions: torch.Tensor, num_frames: int, frame_offset: int, ratio: int, window: int) -> torch.Tensor:
+def action_windows(
+    actions: torch.Tensor, num_frames: int, frame_offset: int, ratio: int, window: int, row_offset: int = 0
+) -> torch.Tensor:
     """Per-latent-frame windows of raw action rows.
 
     Args:
-        actions: [B, N, C] per raw frame, N = 1 + ratio * (frame_offset + num_frames - 1).
+        actions: [B, N, C] per raw frame: raw rows row_offset ... row_offset + N - 1 with
+            row_offset + N = 1 + ratio * (frame_offset + num_frames - 1).
         num_frames: latent frames T covered by this call.
         frame_offset: absolute index of the first of them.
         ratio: raw frames per latent frame (4); window: latent frames of history (3).
+        row_offset: the raw row that ``actions[:, 0]`` holds (0 = the whole history; a KV-cached stream passes
+            only the rows its windows need, row_offset <= max(0, ratio * (frame_offset - window))).
 
     Returns:
         [B, T, ratio * window * C]: row block j of frame i is raw row clamp(i*ratio - ratio*window + j, min=0),
@@ -58,14 +65,20 @@ def action_windows(actions: torch.Tensor, num_frames: int, frame_offset: int, ra
     """
     b, n, c = actions.shape
     total = frame_offset + num_frames
-    if (n - 1) % ratio != 0 or (n - 1) // ratio + 1 != total:
-        raise ValueError(
-            f"actions have {n} raw frames; expected 1 + {ratio} * ({total} - 1) = {1 + ratio * (total - 1)} "
-            f"for latent frames 0..{total - 1} (frame_offset={frame_offset}, latent frames in call={num_frames})"
-        )
     rows = ratio * window
+    if (n + row_offset - 1) % ratio != 0 or (n + row_offset - 1) // ratio + 1 != total:
+        rows_from = f" from raw row {row_offset}" if row_offset else ""
+        minus = f" - {row_offset}" if row_offset else ""
+        raise ValueError(
+            f"actions have {n} raw frames{rows_from}; expected 1 + {ratio} * ({total} - 1){minus} = "
+            f"{1 + ratio * (total - 1) - row_offset} for latent frames 0..{total - 1} "
+            f"(frame_offset={frame_offset}, latent frames in call={num_frames})"
+        )
+    if row_offset < 0 or row_offset > max(0, ratio * frame_offset - rows):
+        raise ValueError(f"row_offset {row_offset} drops rows that latent frame {frame_offset}'s window needs "
+                         f"(allowed 0..{max(0, ratio * frame_offset - rows)})")
     start = (torch.arange(frame_offset, total, device=actions.device) * ratio - rows)[:, None]  # [T, 1]
-    idx = (start + torch.arange(rows, device=actions.device)[None, :]).clamp(min=0)  # [T, rows]
+    idx = (start + torch.arange(rows, device=actions.device)[None, :]).clamp(min=0) - row_offset  # [T, rows]
     return actions[:, idx.reshape(-1)].reshape(b, num_frames, rows * c)
 
 
@@ -133,13 +146,16 @@ class ActionModule(nn.Module):
         mouse: torch.Tensor,
         frame_mask: torch.Tensor | None = None,
         frame_offset: int = 0,
+        kv: Any = None,
     ) -> torch.Tensor:
-        """The mouse branch's residual proj_mouse(...), shape [B, T*S, C] (see the module docstring)."""
+        """The mouse branch's residual proj_mouse(...), shape [B, T*S, C] (see the module docstring).
+        ``kv``: a per-block KV cache (:class:`model.causal.LayerKVView`): attend over its cached frames too."""
         t, gh, gw = grid
         s = gh * gw
         b, _, c = x.shape
         cfg = self.cfg
-        win = action_windows(mouse, t, frame_offset, cfg.vae_time_compression, cfg.window_size)  # [B, T, 12*2]
+        row0 = 0 if kv is None else kv.action_row_offset
+        win = action_windows(mouse, t, frame_offset, cfg.vae_time_compression, cfg.window_size, row0)  # [B, T, 24]
         h = x.reshape(b, t, s, c)
         feats = torch.cat([h, win.to(h.dtype)[:, :, None, :].expand(b, t, s, win.shape[-1])], dim=-1)
         feats = self.mouse_mlp(feats)  # [B, T, S, Cm]
@@ -149,7 +165,8 @@ class ActionModule(nn.Module):
         dh = q.shape[-1]
         angles = self._rope(torch.arange(frame_offset, frame_offset + t, device=x.device), dh)  # [T, Dh/2]
         q, k = apply_rotary(q, angles), apply_rotary(k, angles)
-        out = attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), frame_mask)  # [B*S, T, H, Dh]
+        q, k, v = q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1)  # [B*S, T, H, Dh]
+        out = attention(q, k, v, frame_mask) if kv is None else kv.attend("mouse", q, k, v)
         out = out.reshape(b, s, t, -1).transpose(1, 2).reshape(b, t * s, -1)
         return self.proj_mouse(out)
 
@@ -160,14 +177,17 @@ class ActionModule(nn.Module):
         keyboard: torch.Tensor,
         frame_mask: torch.Tensor | None = None,
         frame_offset: int = 0,
+        kv: Any = None,
     ) -> torch.Tensor:
-        """The keyboard branch's residual proj_keyboard(...), shape [B, T*S, C] (see the module docstring)."""
+        """The keyboard branch's residual proj_keyboard(...), shape [B, T*S, C] (see the module docstring).
+        ``kv``: a per-block KV cache (:class:`model.causal.LayerKVView`): attend over its cached frames too."""
         t, gh, gw = grid
         s = gh * gw
         b = x.shape[0]
         cfg = self.cfg
+        row0 = 0 if kv is None else kv.action_row_offset
         emb = self.keyboard_embed(keyboard.to(x.dtype))  # [B, N, hidden]
-        win = action_windows(emb, t, frame_offset, cfg.vae_time_compression, cfg.window_size)  # [B, T, 12*hidden]
+        win = action_windows(emb, t, frame_offset, cfg.vae_time_compression, cfg.window_size, row0)  # [B, T, 12*h]
         k, v = self.keyboard_attn_kv(win).unflatten(-1, (2, self.num_heads, -1)).unbind(2)  # [B, T, H, Dh]
         q = self.mouse_attn_q(x).unflatten(-1, (self.num_heads, -1))  # [B, T*S, H, Dh]
         q, k = self.key_attn_q_norm(q), self.key_attn_k_norm(k)
@@ -175,8 +195,10 @@ class ActionModule(nn.Module):
         frames = torch.arange(frame_offset, frame_offset + t, device=x.device)
         q = apply_rotary(q, self._rope(frames.repeat_interleave(s), dh))
         k = apply_rotary(k, self._rope(frames, dh))
-        mask = None if frame_mask is None else expand_frame_mask(frame_mask, s, 1)
-        out = attention(q, k, v, mask)  # [B, T*S, H, Dh]
+        if kv is not None:
+            out = kv.attend("keyboard", q, k, v)
+        else:
+            out = attention(q, k, v, None if frame_mask is None else expand_frame_mask(frame_mask, s, 1))  # [B, T*S, H, Dh]
         return self.proj_keyboard(out.flatten(2))
 
     def forward(
@@ -187,6 +209,7 @@ class ActionModule(nn.Module):
         mouse: torch.Tensor | None = None,
         frame_mask: torch.Tensor | None = None,
         frame_offset: int = 0,
+        kv: Any = None,
     ) -> torch.Tensor:
         """Apply the mouse then the keyboard residual.
 
@@ -196,12 +219,13 @@ class ActionModule(nn.Module):
             keyboard: [B, N, K] or None (branch skipped); mouse: [B, N, 2] or None (branch skipped).
             frame_mask: optional bool [T, T], True = may attend (None = bidirectional).
             frame_offset: absolute index of the first latent frame of x.
+            kv: the block's KV cache (:class:`model.causal.LayerKVView`) when streaming a causal student, else None.
 
         Returns:
             [B, T*S, C].
         """
         if mouse is not None and self.enable_mouse:
-            x = x + self.mouse_residual(x, grid, mouse, frame_mask, frame_offset)
+            x = x + self.mouse_residual(x, grid, mouse, frame_mask, frame_offset, kv)
         if keyboard is not None and self.enable_keyboard:
-            x = x + self.keyboard_residual(x, grid, keyboard, frame_mask, frame_offset)
+            x = x + self.keyboard_residual(x, grid, keyboard, frame_mask, frame_offset, kv)
         return x

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import torch
 from torch import nn
@@ -115,10 +116,16 @@ class SelfAttention(nn.Module):
         v = self.v(x).unflatten(-1, (self.num_heads, -1))
         return apply_rotary(q, rope_angles), apply_rotary(k, rope_angles), v
 
-    def forward(self, x: torch.Tensor, rope_angles: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, L, C], rope_angles [L, Dh/2], mask bool [L, L] or None -> [B, L, C]."""
+    def forward(
+        self, x: torch.Tensor, rope_angles: torch.Tensor, mask: torch.Tensor | None = None, kv: Any = None
+    ) -> torch.Tensor:
+        """x [B, L, C], rope_angles [L, Dh/2], mask bool [L, L] or None -> [B, L, C].
+
+        ``kv``: a per-block KV-cache hook (:class:`model.causal.LayerKVView`); it attends over its cached frames
+        plus these tokens (``mask`` is then unused)."""
         q, k, v = self.qkv(x, rope_angles)
-        return self.o(attention(q, k, v, mask).flatten(2))
+        out = attention(q, k, v, mask) if kv is None else kv.attend("self", q, k, v)
+        return self.o(out.flatten(2))
 
 
 class CrossAttention(nn.Module):
@@ -134,11 +141,16 @@ class CrossAttention(nn.Module):
         self.norm_q = RMSNorm(dim, eps) if qk_norm else nn.Identity()
         self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """x [B, L, C], context [B, Lc, C] -> [B, L, C]."""
-        q = self.norm_q(self.q(x)).unflatten(-1, (self.num_heads, -1))
+    def context_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of the context tokens, each [B, Lc, H, Dh] (what a KV cache computes once)."""
         k = self.norm_k(self.k(context)).unflatten(-1, (self.num_heads, -1))
         v = self.v(context).unflatten(-1, (self.num_heads, -1))
+        return k, v
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, kv: Any = None) -> torch.Tensor:
+        """x [B, L, C], context [B, Lc, C] -> [B, L, C]. ``kv``: optional per-block cache of the context k/v."""
+        q = self.norm_q(self.q(x)).unflatten(-1, (self.num_heads, -1))
+        k, v = self.context_kv(context) if kv is None else kv.cross_kv(self, context)
         return self.o(attention(q, k, v).flatten(2))
 
 
@@ -169,6 +181,7 @@ class DiTBlock(nn.Module):
         frame_mask: torch.Tensor | None = None,
         token_mask: torch.Tensor | None = None,
         frame_offset: int = 0,
+        kv: Any = None,
     ) -> torch.Tensor:
         """
         Args:
@@ -180,14 +193,16 @@ class DiTBlock(nn.Module):
             keyboard / mouse: per raw frame actions or None.
             frame_mask: bool [F, F] or None; token_mask: the same expanded to [L, L] (or None).
             frame_offset: absolute index of the first latent frame.
+            kv: this block's KV-cache hook (:class:`model.causal.LayerKVView`) or None; with a cache every attention in
+                time runs over the cached frames plus these (the masks are unused).
         """
         f = grid[0]
         shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.unsqueeze(1) + e).chunk(6, dim=2)
-        y = self.self_attn(_modulate(self.norm1(x), shift1, scale1, f), rope_angles, token_mask)
+        y = self.self_attn(_modulate(self.norm1(x), shift1, scale1, f), rope_angles, token_mask, kv)
         x = x + _gate(y, gate1, f)
-        x = x + self.cross_attn(self.norm3(x), context)
+        x = x + self.cross_attn(self.norm3(x), context, kv)
         if self.action_model is not None:
-            x = self.action_model(x, grid, keyboard, mouse, frame_mask, frame_offset)
+            x = self.action_model(x, grid, keyboard, mouse, frame_mask, frame_offset, kv)
         y = self.ffn(_modulate(self.norm2(x), shift2, scale2, f))
         return x + _gate(y, gate2, f)
 
@@ -324,6 +339,7 @@ class WorldModelDiT(nn.Module):
         *,
         frame_mask: torch.Tensor | None = None,
         frame_offset: int = 0,
+        kv_cache: Any = None,
     ) -> torch.Tensor:
         """Predict the flow (velocity) for noisy latents.
 
@@ -336,6 +352,9 @@ class WorldModelDiT(nn.Module):
             mouse: [B, N, 2] per raw frame; None skips the branch.
             frame_mask: optional bool [F, F] restricting attention in time (True = attend); None = full.
             frame_offset: absolute index of the first latent frame (RoPE and action windows).
+            kv_cache: a :class:`model.causal.KVCache` (streaming a causal student): ``x`` is one block at
+                ``frame_offset`` and attends to the cached earlier frames; ``frame_mask`` must be None; the actions
+                hold raw rows ``kv_cache.action_row_offset ...`` (see :meth:`model.causal.KVCache.action_rows`).
 
         Returns:
             [B, out_dim, F, H, W].
@@ -358,9 +377,14 @@ class WorldModelDiT(nn.Module):
 
         rope_angles = video_rope_angles(grid, self.cfg.head_dim, self.cfg.rope_theta, frame_offset, device=x.device)
         s = grid[1] * grid[2]
+        if kv_cache is not None:
+            if frame_mask is not None:
+                raise ValueError("frame_mask must be None with a kv_cache (the cache decides what each block sees)")
+            kv_cache.begin(frame_offset, grid[0], s, b)
         token_mask = None if frame_mask is None else expand_frame_mask(frame_mask, s, s)
-        for block in self.blocks:
-            args = (x, e0, grid, context, rope_angles, keyboard, mouse, frame_mask, token_mask, frame_offset)
+        for i, block in enumerate(self.blocks):
+            kv = None if kv_cache is None else kv_cache.layer(i)
+            args = (x, e0, grid, context, rope_angles, keyboard, mouse, frame_mask, token_mask, frame_offset, kv)
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 x = checkpoint(block, *args, use_reentrant=False)
             else:
