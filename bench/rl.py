@@ -1,7 +1,7 @@
 """RL collection agent: environment throughput, then PPO vs the random policy and the wandering controller.
 
 1. Environment steps/s per core at 64x64: the raw sandbox world rendering 64x64 (the peer), and the gymnasium
-   environment (``playmill/Sandbox-v0`` defaults: a 116x64 render resized to a 64x64 observation, 8 range rays,
+   environment (``playmill/Sandbox-v0`` defaults: a 116x64 render resized to a 64x64 observation, 12 range rays,
    the collision shield, reward terms), both driven by uniform random actions in one process.
 2. Training: ``train_ppo`` with the default config (all three scene families, 2 environment processes) for a
    wall-clock budget: 30 minutes in the full run; ``--quick`` trains a token 512 decisions (a pipeline check,
@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rl_agent import EnvConfig, PPOConfig, TrainConfig, heldout_seeds, train_ppo  # noqa: E402
+from rl_agent import TrainConfig, heldout_seeds, train_ppo  # noqa: E402
 from rl_agent.evaluation import evaluate, navmesh_controller_available  # noqa: E402
 from rl_agent.plots import plot_learning_curves  # noqa: E402
 
@@ -100,13 +100,11 @@ def main() -> None:
         speed_rows.append((sc, wf, ef, ed))
 
     # 2. training ---------------------------------------------------------------------------------------
-    if quick:
-        cfg = TrainConfig(env=EnvConfig(scenes=("indoor",), max_frames=256),
-                          ppo=PPOConfig(total_timesteps=512, n_envs=2, n_steps=128, batch_size=128, n_epochs=2,
-                                        checkpoint_every=256))
-    else:
+    if quick:  # the `smoke` preset (playmill rl train --preset smoke)
+        cfg = TrainConfig.from_preset("smoke", {"ppo": {"n_envs": 2}})
+    else:  # the `bench` preset (playmill rl train --preset bench): 30 minutes of wall clock
         minutes = 30.0 if args.minutes is None else args.minutes
-        cfg = TrainConfig(ppo=PPOConfig(total_timesteps=10_000_000, max_wall_s=60.0 * minutes, n_envs=2, checkpoint_every=20_000))
+        cfg = TrainConfig.from_preset("bench", {"ppo": {"n_envs": 2, "max_wall_s": 60.0 * minutes}})
     res = train_ppo(cfg, out, progress=not quick)
     png = plot_learning_curves(res.progress_csv, out / "learning_curves.png",
                                title=f"PPO collection agent: {res.num_timesteps} decisions, {res.wall_s / 60:.1f} min")

@@ -23,6 +23,8 @@ examples:
   playmill inspect runs/default/shards/default --verify
   playmill import sekai SEKAI_DIR --out runs/default/episodes
   playmill sandbox preview --scene city --seed 3 -o city.png
+  playmill train                             train the base world model on the shards (tiny preset on CPU)
+  playmill generate --model base --checkpoint runs/default/models/base --image f.png --actions a.csv -o out.mp4
 """
 
 
@@ -157,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
                                      "client connects to it). Binds 127.0.0.1 unless --host says otherwise.")
     add_serve_arguments(p)
     p.set_defaults(func=lambda a: _run_bridge("unreal_bridge.unrealcv_server", a))
+
+    from rl_agent.cli import add_arguments as add_rl_arguments
+
+    add_rl_arguments(sub)  # playmill rl train|eval (func=rl_agent.cli.run_from_args)
+
+    from playmill.cli_model import add_model_verbs
+
+    add_model_verbs(sub, argparse.RawDescriptionHelpFormatter)
     return parser
 
 

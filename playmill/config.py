@@ -17,11 +17,12 @@ from typing import Any, Mapping
 
 import yaml
 
-STAGES = ("collect", "curate")  # grows as stages land: rl, train, distill, generate
+STAGES = ("rl", "collect", "curate", "train", "distill", "generate")  # the order they run in
 SOURCES = ("sandbox", "unrealcv")
 SANDBOX_SCENES = ("city", "indoor", "park")
 SANDBOX_WEATHER = ("clear", "overcast", "fog")
-CONTROLLERS = ("navmesh", "wander")
+CONTROLLERS = ("navmesh", "wander", "ppo")
+GENERATE_MODELS = ("base", "student")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
 
 
@@ -78,6 +79,55 @@ class CollectConfig:
     crf: int = 18
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     unrealcv: dict = field(default_factory=dict)  # UnrealCVConfig fields (host, port, navmesh, ...); scenes = levels
+    ppo_checkpoint: Path | None = None  # controller ppo: the policy .zip; None = <workdir>/models/rl/policy.zip
+    ppo_deterministic: bool = False  # controller ppo: the policy's most likely action instead of a sample
+    ppo_shield: bool = True  # controller ppo: the collision shield filters the policy's moves while recording
+
+
+@dataclass
+class RLSection:
+    """The ``rl:`` section: :class:`rl_agent.TrainConfig` as a nested mapping (env, reward, shield, ppo)."""
+
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainSection:
+    """The ``train:`` section: a preset of :func:`model.train.get_train_config` plus overrides of its keys.
+
+    ``dataset``: the shards to train on; ``auto`` uses the curate stage's dataset when its clips have the
+    model's size and frame count, else curates the episodes again at the model's size into
+    ``shards/<curate.dataset>-<width>x<height>x<frames>``."""
+
+    preset: str = "tiny"
+    dataset: str = "auto"
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass
+class DistillSection:
+    """The ``distill:`` section: the presets and overrides of the three distillation steps (model/distill)."""
+
+    preset: str = "tiny"
+    ode_pairs: dict = field(default_factory=dict)
+    init: dict = field(default_factory=dict)
+    dmd: dict = field(default_factory=dict)
+
+
+@dataclass
+class GenerateSection:
+    """The ``generate:`` section: sample videos from the trained models, conditioned on the first frame and the
+    recorded actions of a held-out episode. ``models``: which (default: the student when the distill stage is in
+    the run, the base model when the train stage is); ``frames``: video frames of the base sample (default: its
+    training length) and of the streaming student (``student_frames``); ``steps``: Euler steps of the base
+    model; ``episode``: the episode id to take the first frame and actions from (default: the last one)."""
+
+    models: list[str] | None = None
+    frames: int | None = None
+    student_frames: int = 77
+    steps: int = 30
+    seed: int = 0
+    episode: str | None = None
 
 
 @dataclass
@@ -87,6 +137,10 @@ class PipelineConfig:
     stages: list[str] = field(default_factory=lambda: ["collect"])
     collect: CollectConfig = field(default_factory=CollectConfig)
     curate: Any = None  # curation.config.CurateSection (validated by curation's own parser)
+    rl: RLSection = field(default_factory=RLSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    distill: DistillSection = field(default_factory=DistillSection)
+    generate: GenerateSection = field(default_factory=GenerateSection)
     source: str = "<defaults>"
 
     def __post_init__(self) -> None:
@@ -102,6 +156,12 @@ class PipelineConfig:
     @property
     def shards_dir(self) -> Path:
         return self.workdir / "shards" / self.curate.dataset
+
+    @property
+    def models_dir(self) -> Path:
+        """``<workdir>/models``: rl/ (PPO agent), base/ (base world model), ode_pairs/, student_init/ and student/
+        (the distilled causal student)."""
+        return self.workdir / "models"
 
 
 # --- validation ----------------------------------------------------------------------------------------
@@ -192,7 +252,8 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
     """Validate a parsed YAML document and build the :class:`PipelineConfig`; raises :class:`ConfigError`."""
     c = _Checker()
     cfg = PipelineConfig(source=source)
-    top = c.mapping("", data if data is not None else {}, ("workdir", "seed", "stages", "collect", "curate"))
+    top = c.mapping("", data if data is not None else {},
+                    ("workdir", "seed", "stages", "collect", "curate", "rl", "train", "distill", "generate"))
     if "workdir" in top:
         if isinstance(top["workdir"], str) and top["workdir"].strip():
             cfg.workdir = Path(top["workdir"])
@@ -216,8 +277,19 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
                 cfg.curate = parse_curate_section(top["curate"])
             except ValueError as exc:
                 c.problems.extend(str(exc).splitlines())
+    if "rl" in top:
+        cfg.rl = _parse_rl(c, top["rl"])
+    if "train" in top:
+        cfg.train = _parse_train(c, top["train"])
+    if "distill" in top:
+        cfg.distill = _parse_distill(c, top["distill"])
+    if "generate" in top:
+        cfg.generate = _parse_generate(c, top["generate"])
     if base_dir is not None and not cfg.workdir.is_absolute():
         cfg.workdir = (base_dir / cfg.workdir).resolve()
+    ck = cfg.collect.ppo_checkpoint
+    if base_dir is not None and ck is not None and not ck.is_absolute():
+        cfg.collect.ppo_checkpoint = (base_dir / ck).resolve()
     if c.problems:
         raise ConfigError(source, c.problems)
     return cfg
@@ -270,6 +342,17 @@ def _parse_collect(c: _Checker, value: Any) -> CollectConfig:
         out.crf = out.crf if v is None else v
     if "controller" in d:
         out.controller = c.choice("collect.controller", d["controller"], CONTROLLERS) or out.controller
+    if "ppo_checkpoint" in d:
+        if isinstance(d["ppo_checkpoint"], str) and d["ppo_checkpoint"].strip():
+            out.ppo_checkpoint = Path(d["ppo_checkpoint"])
+        else:
+            c.bad("collect.ppo_checkpoint", d["ppo_checkpoint"], "the path of a PPO policy .zip (playmill rl train)")
+    for name in ("ppo_deterministic", "ppo_shield"):
+        if name in d:
+            if isinstance(d[name], bool):
+                setattr(out, name, d[name])
+            else:
+                c.bad(f"collect.{name}", d[name], "true or false")
     if "sandbox" in d:
         s = c.mapping("collect.sandbox", d["sandbox"], tuple(f.name for f in fields(SandboxConfig)))
         sb = out.sandbox
@@ -285,6 +368,106 @@ def _parse_collect(c: _Checker, value: Any) -> CollectConfig:
         if "fov_deg" in s:
             sb.fov_deg = c.number("collect.sandbox.fov_deg", s["fov_deg"], 20.0, 150.0,
                                   "horizontal field of view in degrees") or sb.fov_deg
+    return out
+
+
+def _parse_rl(c: _Checker, value: Any) -> RLSection:
+    from rl_agent.config import RLConfigError, TrainConfig
+
+    if value is None:
+        return RLSection()
+    if not isinstance(value, Mapping):
+        c.bad("rl", value, "a mapping of env, reward, shield, ppo settings (rl_agent/README.md)")
+        return RLSection()
+    try:
+        TrainConfig.from_dict(value).validate()
+    except (RLConfigError, TypeError, ValueError) as exc:
+        c.problems.extend(f"rl.{line}" for line in str(exc).splitlines())
+    return RLSection(dict(value))
+
+
+def _parse_train(c: _Checker, value: Any) -> TrainSection:
+    out = TrainSection()
+    if value is None:
+        return out
+    if not isinstance(value, Mapping):
+        c.bad("train", value, "a mapping: preset, dataset and TrainConfig keys (model/TRAINING.md)")
+        return out
+    d = dict(value)
+    out.preset = d.pop("preset", out.preset)
+    dataset = d.pop("dataset", out.dataset)
+    if not isinstance(dataset, str) or not dataset.strip() or "/" in dataset:
+        c.bad("train.dataset", dataset, "auto or the name of a dataset folder under <workdir>/shards")
+    else:
+        out.dataset = dataset
+    out.settings = d
+    from model.train import get_train_config
+
+    try:
+        get_train_config(out.preset, **out.settings)
+    except (TypeError, ValueError) as exc:
+        c.problems.append(f"train: {exc}")
+    return out
+
+
+def _parse_distill(c: _Checker, value: Any) -> DistillSection:
+    out = DistillSection()
+    if value is None:
+        return out
+    d = c.mapping("distill", value, ("preset", "ode_pairs", "init", "dmd"))
+    out.preset = d.get("preset", out.preset)
+    for part in ("ode_pairs", "init", "dmd"):
+        if part in d:
+            if isinstance(d[part], Mapping):
+                setattr(out, part, dict(d[part]))
+            else:
+                c.bad(f"distill.{part}", d[part], "a mapping of settings (model/TRAINING.md, Distillation)")
+    try:
+        distill_configs(out)
+    except (TypeError, ValueError) as exc:
+        c.problems.append(f"distill: {exc}")
+    return out
+
+
+def distill_configs(section: DistillSection):
+    """``(OdePairsConfig, DistillInitConfig, DistillDMDConfig)`` of a ``distill:`` section: each step's preset with
+    the section's overrides; raises ValueError naming a bad key or value."""
+    from model.distill import get_distill_dmd_config, get_distill_init_config, get_ode_pairs_config
+
+    return (get_ode_pairs_config(section.preset, **section.ode_pairs),
+            get_distill_init_config(section.preset, **section.init),
+            get_distill_dmd_config(section.preset, **section.dmd))
+
+
+def _parse_generate(c: _Checker, value: Any) -> GenerateSection:
+    out = GenerateSection()
+    if value is None:
+        return out
+    d = c.mapping("generate", value, tuple(f.name for f in fields(GenerateSection)))
+    if "models" in d:
+        out.models = c.names("generate.models", d["models"], GENERATE_MODELS)
+    if d.get("frames") is not None:
+        v = c.integer("generate.frames", d["frames"], 1, 4097, "video frames of the base sample, 1 + 4k")
+        if v is not None and (v - 1) % 4:
+            c.bad("generate.frames", v, "1 + 4k frames (the VAE compresses time by 4)")
+        else:
+            out.frames = v
+    if "student_frames" in d:
+        v = c.integer("generate.student_frames", d["student_frames"], 1, 4097, "video frames of the student, 1 + 4k")
+        if v is not None and (v - 1) % 4:
+            c.bad("generate.student_frames", v, "1 + 4k frames (the VAE compresses time by 4)")
+        elif v is not None:
+            out.student_frames = v
+    if "steps" in d:
+        out.steps = c.integer("generate.steps", d["steps"], 1, 1000, "Euler steps of the base model") or out.steps
+    if "seed" in d:
+        v = c.integer("generate.seed", d["seed"], 0, 2**31 - 1, "seed of the initial noise")
+        out.seed = out.seed if v is None else v
+    if d.get("episode") is not None:
+        if isinstance(d["episode"], str) and d["episode"].strip():
+            out.episode = d["episode"]
+        else:
+            c.bad("generate.episode", d["episode"], "an episode id under <workdir>/episodes")
     return out
 
 

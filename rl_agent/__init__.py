@@ -9,6 +9,7 @@ gymnasium ids ``playmill/Sandbox-v0`` and ``playmill/World-v0``.
 
 from rl_agent.actions import COMPONENTS, ActionCodec, InvalidActionError
 from rl_agent.config import (
+    PRESETS,
     EnvConfig,
     PPOConfig,
     RewardConfig,
@@ -16,6 +17,8 @@ from rl_agent.config import (
     ShieldConfig,
     TrainConfig,
     heldout_seeds,
+    merge_config,
+    preset_dict,
     train_seed_pool,
 )
 from rl_agent.coverage import CoverageGrid, VisitHistory
@@ -51,7 +54,7 @@ def __getattr__(name: str):
 __all__ = [
     "COMPONENTS", "ActionCodec", "InvalidActionError",
     "EnvConfig", "PPOConfig", "RewardConfig", "RLConfigError", "ShieldConfig", "TrainConfig", "heldout_seeds",
-    "train_seed_pool",
+    "train_seed_pool", "PRESETS", "preset_dict", "merge_config",
     "CoverageGrid", "VisitHistory",
     "PlaymillEnv", "RestartOnCrash", "make_playmill_env", "make_sandbox_world", "register_envs",
     "ObservationBuilder", "ObservationError", "RewardFunction", "CollisionShield",

@@ -198,6 +198,12 @@ class TrainConfig:
         return _jsonable(asdict(self))
 
     @classmethod
+    def from_preset(cls, name: str, overrides: Mapping[str, Any] | None = None) -> "TrainConfig":
+        """The named preset (:data:`PRESETS`) with ``overrides`` (a nested mapping) merged on top, validated.
+        Unknown names raise :class:`RLConfigError` listing the presets."""
+        return cls.from_dict(merge_config(preset_dict(name), overrides or {}))
+
+    @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "TrainConfig":
         """Validate a nested mapping (unknown keys and bad values raise :class:`RLConfigError`)."""
         problems: list[str] = []
@@ -301,6 +307,38 @@ class TrainConfig:
         _int(p, "ppo.keep_checkpoints", o.keep_checkpoints, 1, 10_000)
         if p:
             raise RLConfigError(p)
+
+
+#: Named starting points of a training config (nested mappings in :meth:`TrainConfig.from_dict` form).
+#: ``default``: the defaults (200,000 decisions, all scene families, 2 environment processes; about 2 h on
+#: 2 busy cores); ``smoke``: a token run of 512 decisions in one scene (a pipeline check in seconds, not a
+#: trained agent); ``bench``: what ``bench/rl.py`` trains, a 30-minute wall-clock budget.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "smoke": {"env": {"scenes": ["indoor"], "max_frames": 256},
+              "ppo": {"total_timesteps": 512, "n_steps": 128, "batch_size": 128, "n_epochs": 2, "checkpoint_every": 256}},
+    "bench": {"ppo": {"total_timesteps": 10_000_000, "max_wall_s": 1800.0, "checkpoint_every": 20_000}},
+}
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """A copy of preset ``name``'s nested mapping; :class:`RLConfigError` naming the presets when unknown."""
+    import copy
+
+    if name not in PRESETS:
+        raise RLConfigError([f"preset: {name!r} is not a preset; expected one of {', '.join(PRESETS)}"])
+    return copy.deepcopy(PRESETS[name])
+
+
+def merge_config(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` merged in: nested mappings merge key by key, anything else in ``over`` replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge_config(out[k], v)
+        else:
+            out[k] = v
+    return out
 
 
 def heldout_seeds(n: int, base: int = 0) -> list[int]:

@@ -38,8 +38,10 @@ def test_every_problem_is_reported_with_key_value_and_allowed():
                     "sandbox": {"weather": "snow", "time_of_day": {"min": 20, "max": 8}, "npc_density": 5}},
     })
     text = "\n".join(probs)
-    assert "stages[1]: 'teleport' is not allowed; expected one of collect, curate" in text
-    assert "colect: unknown key; allowed keys here: workdir, seed, stages, collect, curate" in text
+    assert ("stages[1]: 'teleport' is not allowed; expected one of rl, collect, curate, train, distill, generate"
+            in text)
+    assert ("colect: unknown key; allowed keys here: workdir, seed, stages, collect, curate, rl, train, distill, "
+            "generate") in text
     assert "collect.fps: -3 is not allowed; expected a number in (0, 240]" in text
     assert "collect.width: 641 is not allowed; expected an even integer" in text
     assert "collect.scenes[1]: 'moon' is not allowed; expected one of city, indoor, park" in text
@@ -68,7 +70,8 @@ def test_types_are_checked():
     assert "seed: 'abc'" in text and "collect.frames: 2.5" in text and "collect.fps: True" in text
     assert "collect.scenes: 3" in text and "workdir: 7" in text
     assert problems_of([1, 2]) == [
-        "(top level): [1, 2] is not allowed; expected a mapping of workdir, seed, stages, collect, curate"]
+        "(top level): [1, 2] is not allowed; expected a mapping of workdir, seed, stages, collect, curate, rl, "
+        "train, distill, generate"]
 
 
 def test_unreadable_and_malformed_files(tmp_path):
@@ -106,13 +109,51 @@ def test_cli_help_lists_every_verb(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for verb in ("run", "collect", "curate", "inspect", "import", "validate", "sandbox"):
+    for verb in ("run", "collect", "curate", "inspect", "import", "validate", "sandbox", "train", "encode-latents",
+                 "generate"):
         assert verb in out
     for argv in (["run", "--help"], ["collect", "--help"], ["validate", "--help"], ["sandbox", "preview", "--help"],
                  ["sandbox", "serve", "--help"], ["curate", "--help"], ["inspect", "--help"],
                  ["import", "sekai", "--help"], ["import", "generic", "--help"], ["import", "gta", "--help"],
-                 ["import", "unreal", "--help"]):
+                 ["import", "unreal", "--help"], ["train", "--help"], ["encode-latents", "--help"],
+                 ["generate", "--help"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 0
         assert "usage: playmill" in capsys.readouterr().out
+
+
+def test_model_sections_are_validated_with_the_others():
+    probs = problems_of({
+        "stages": ["generate", "train", "collect"],
+        "train": {"preset": "huge", "dataset": "a/b"},
+        "generate": {"models": ["base", "teacher"], "frames": 18, "student_frames": 0, "steps": 0, "colour": 1},
+        "rl": {"ppo": {"n_envs": 0}},
+    })
+    text = "\n".join(probs)
+    assert "train.dataset: 'a/b' is not allowed; expected auto or the name of a dataset folder" in text
+    assert "train: unknown train config 'huge'; allowed: mg2-1.3b, tiny" in text
+    assert "generate.models[1]: 'teacher' is not allowed; expected one of base, student" in text
+    assert "generate.frames: 18 is not allowed; expected 1 + 4k frames" in text
+    assert "generate.student_frames: 0 is not allowed" in text
+    assert "generate.steps: 0 is not allowed" in text
+    assert "generate.colour: unknown key" in text
+    assert any(p.startswith("rl.") and "n_envs" in p for p in probs), probs
+    # TrainConfig keys are checked by the model's own validation, named
+    text = "\n".join(problems_of({"train": {"max_stepz": 3}}))
+    assert "max_stepz" in text and "unknown train config keys" in text
+    text = "\n".join(problems_of({"train": {"height": 50}}))
+    assert "multiples of 16" in text
+
+
+def test_stages_run_in_pipeline_order_and_sections_parse():
+    cfg = parse_config({"stages": ["generate", "train", "curate", "collect", "rl"],
+                        "train": {"preset": "tiny", "max_steps": 5, "dataset": "mine"},
+                        "generate": {"models": ["base"], "frames": 9, "episode": "e1"},
+                        "collect": {"controller": "ppo", "ppo_checkpoint": "agent/policy.zip", "ppo_shield": True}},
+                       "p.yaml", Path("/cfgdir"))
+    assert cfg.stages == ["rl", "collect", "curate", "train", "generate"]
+    assert cfg.train.preset == "tiny" and cfg.train.settings == {"max_steps": 5} and cfg.train.dataset == "mine"
+    assert cfg.generate.models == ["base"] and cfg.generate.frames == 9 and cfg.generate.episode == "e1"
+    assert cfg.collect.ppo_checkpoint == Path("/cfgdir/agent/policy.zip") and cfg.collect.ppo_shield
+    assert cfg.models_dir == Path("/cfgdir/runs/default/models")

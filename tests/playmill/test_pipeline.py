@@ -138,3 +138,82 @@ def test_console_script_runs_a_pipeline(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "1 episode(s) written" in proc.stdout
     assert len(list_episodes(tmp_path / "run" / "episodes")) == 1
+
+
+def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monkeypatch):
+    """train (dataset auto: the episodes curated again at the model's clip size) -> generate (base model, first
+    frame and recorded actions of the last episode) -> mp4, comparison strip and reports; a rerun resumes."""
+    import copy
+
+    import cv2
+
+    from capture.video import probe_video
+    from playmill.config import GenerateSection
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convolutions on a busy 2-core machine: one thread is several times faster
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    cfg, _, _ = small_run
+    cfg = copy.deepcopy(cfg)
+    cfg.train.settings = dict(height=32, width=64, num_frames=9, batch_size=4, max_steps=30, vae_train_steps=5,
+                              vae_clips=4, log_every=10, val_every=15, ckpt_every=15, val_clips=2)
+    cfg.generate = GenerateSection(models=["base"], frames=9, steps=3)
+    results = run_pipeline(cfg, ["generate", "train"], progress=False)  # run in pipeline order: train first
+    derived = cfg.workdir / "shards" / "default-64x32x9"
+    manifest = json.loads((derived / "manifest.json").read_text())
+    assert (manifest["clip_frames"], manifest["height"], manifest["width"]) == (9, 32, 64)
+    res = results["train"]
+    assert res.steps == 30 and np.isfinite(res.final_loss) and res.checkpoint.is_dir()
+    mp4 = results["generate"]["base"]
+    info = probe_video(mp4)
+    assert (info.width, info.height, info.frame_count) == (64, 32, 9)
+    strip = cv2.imread(str(cfg.workdir / "generate" / "comparison.png"))
+    assert strip is not None and strip.shape[0] == 2 * 32  # the recording above the generated video
+    gen = json.loads((cfg.workdir / "reports" / "generate.json").read_text())
+    assert gen["episode"] == list_episodes(cfg.episodes_dir)[-1].name and Path(gen["videos"]["base"]) == mp4
+    assert json.loads((cfg.workdir / "reports" / "train.json").read_text())["shards"] == str(derived)
+    # the CLI verbs reach the same library calls: train resumes the finished run (nothing new), generate writes
+    assert main(["train", "--workdir", str(cfg.workdir), "--shards", str(derived), "--preset", "tiny",
+                 *[f"--set={k}={v}" for k, v in cfg.train.settings.items()], "--no-progress"]) == 0
+    assert "30 of 30 steps" in capsys.readouterr().out
+    out = cfg.workdir / "cli.mp4"
+    assert main(["generate", "--model", "base", "--checkpoint", str(cfg.models_dir / "base"), "--image",
+                 gen["image"], "--actions", gen["actions"], "--frames", "5", "--steps", "2", "-o", str(out),
+                 "--no-progress"]) == 0
+    assert probe_video(out).frame_count == 5
+    # bad input: actions too short for the requested frames, a missing checkpoint -> exit 2 with the reason
+    assert main(["generate", "--checkpoint", str(cfg.workdir / "nope"), "--image", gen["image"], "--actions",
+                 gen["actions"], "-o", str(out), "--no-progress"]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert main(["generate", "--checkpoint", str(cfg.models_dir / "base"), "--image", gen["image"], "--actions",
+                 gen["actions"], "--frames", "401", "-o", str(out), "--no-progress"]) == 2
+    assert "only 60 rows" in capsys.readouterr().err
+    monkeypatch.undo()
+    torch.set_num_threads(threads)
+
+
+def test_rl_stage_then_collection_by_the_trained_policy(tmp_path):
+    """stages [rl, collect] with controller ppo: the rl stage writes models/rl/policy.zip (and its curves), then
+    collect records a valid episode by that policy; without a policy the collect stage says how to get one."""
+    from playmill.stages import run_collect
+
+    doc = {"workdir": "run", "seed": 1, "stages": ["collect", "rl"],
+           "rl": {"env": {"scenes": ["indoor"], "max_frames": 64},
+                  "ppo": {"total_timesteps": 64, "n_envs": 1, "vec_env": "dummy", "n_steps": 32, "batch_size": 32,
+                          "n_epochs": 1, "checkpoint_every": 32}},
+           "collect": {"scenes": ["indoor"], "episodes_per_scene": 1, "frames": 30, "width": 160, "height": 96,
+                       "workers": 1, "controller": "ppo"}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(doc))
+    cfg = load_config(tmp_path / "p.yaml")
+    with pytest.raises(FileNotFoundError, match="controller is ppo but there is no policy at .*playmill rl train"):
+        run_collect(cfg, progress=False)
+    results = run_pipeline(cfg, progress=False)  # rl runs first: collect needs its policy
+    assert results["rl"].checkpoint == cfg.models_dir / "rl" / "policy.zip" and results["rl"].checkpoint.is_file()
+    assert json.loads((cfg.workdir / "reports" / "rl.json").read_text())["num_timesteps"] >= 64
+    assert not results["collect"].failed, results["collect"].failed
+    (ep_dir,) = list_episodes(cfg.episodes_dir)
+    assert validate_episode(ep_dir) == []
+    ep = read_episode(ep_dir)
+    assert ep.meta.frame_count == 30 and ep.keyboard().any()

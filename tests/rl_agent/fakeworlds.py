@@ -111,6 +111,36 @@ def make_box_world(scene: str, params: dict, **kwargs: Any) -> BoxWorld:
     return BoxWorld(scene, params, **kwargs)
 
 
+#: Crashes left for :func:`crash_once_box_world` worlds of this process (a test sets it).
+CRASHES: dict[str, int] = {"left": 0}
+
+
+def crash_once_box_world(scene: str, params: dict) -> BoxWorld:
+    """A picklable factory (``--world tests.rl_agent.fakeworlds:crash_once_box_world``): box worlds whose renderer
+    dies at frame 7 while ``CRASHES['left'] > 0``."""
+    return BoxWorld(scene, params, crash_at=7, crashes=CRASHES)
+
+
+def nan_box_world(scene: str, params: dict) -> BoxWorld:
+    """A picklable factory of box worlds that report a NaN position at frame 5."""
+    return BoxWorld(scene, params, nan_at=5)
+
+
 #: A small, fast EnvConfig for the box world (mapping form).
 BOX_ENV = {"scenes": ["city"], "max_frames": 40, "obs_width": 36, "obs_height": 36, "render_width": 36,
            "render_height": 36, "rays": 4, "action_repeat": 2}
+
+
+def crash_once_marker_world(scene: str, params: dict, *, marker: str) -> BoxWorld:
+    """Box worlds whose renderer dies at frame 7 once across processes: the first world built while the file
+    ``marker`` exists removes it and crashes (``functools.partial(crash_once_marker_world, marker=path)`` pickles
+    into SubprocVecEnv workers)."""
+    import os
+
+    crashes = {"left": 0}
+    try:
+        os.remove(marker)
+        crashes["left"] = 1
+    except FileNotFoundError:
+        pass
+    return BoxWorld(scene, params, crash_at=7, crashes=crashes)

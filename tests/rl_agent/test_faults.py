@@ -85,3 +85,27 @@ def test_repeated_crashes_give_up():
             _, _, _, truncated, _ = env.step(np.array([1, 0, 0, 0, 3, 1]))
             if truncated:
                 env.reset()
+
+
+def test_training_in_worker_processes_restarts_a_crashed_world_and_says_so(tmp_path, caplog):
+    """The real path: SubprocVecEnv (spawn) workers; the crashed world is rebuilt in its worker, training goes
+    on, and the run reports it (warning, TrainResult, episodes.csv)."""
+    import csv
+
+    from rl_agent import TrainConfig, train_ppo
+
+    from .fakeworlds import crash_once_marker_world
+
+    marker = tmp_path / "crash-once"
+    marker.write_text("")
+    cfg = TrainConfig.from_dict({"env": {**BOX_ENV, "scenes": ["indoor"]},
+                                 "ppo": {"n_envs": 1, "vec_env": "subproc", "total_timesteps": 32, "n_steps": 32,
+                                         "batch_size": 32, "n_epochs": 1, "cnn_features": 16, "net_arch": [16]}})
+    with caplog.at_level(logging.WARNING, logger="rl_agent.train"):
+        res = train_ppo(cfg, tmp_path / "run", progress=False,
+                        make_world=functools.partial(crash_once_marker_world, marker=str(marker)))
+    assert not marker.exists()  # a world in the worker process did crash
+    assert res.world_restarts == 1 and res.num_timesteps == 32
+    assert "the world crashed and was restarted" in caplog.text and "renderer died at frame 7" in caplog.text
+    with open(res.episodes_csv, newline="") as f:
+        assert [r["world_restarted"] for r in csv.DictReader(f)].count("1") == 1
