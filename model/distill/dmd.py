@@ -1,0 +1,470 @@
+"""DMD self-forcing: the causal student generates with its own KV cache and is pulled towards the teacher's
+distribution by distribution-matching distillation. The whole algorithm, top to bottom, in one file.
+
+Three networks: the student G (causal, trainable; from ``distill init``), the real score R (the frozen
+bidirectional teacher) and the fake score C (the critic: bidirectional, trainable, starts as a copy of the
+teacher; it learns the flow of the *student's* samples). One iteration ``step`` (``critic_per_gen`` = 5 in
+Matrix-Game 2.0 / Self-Forcing):
+
+    c, y    = first-frame conditions (real first frames from shards, or those of the ODE pairs: data-free)
+    kb, m   ~ the designed action distribution (model.distill.actions)          no clips, no recorded actions
+    e       ~ U{0 .. K-1}                                    one exit step, shared by every block
+    x       = rollout(G, eps, c, y, kb, m, exit=e)           block by block with the KV cache; only the exit-step
+                                                             forward of each block keeps its graph (Self-Forcing)
+    if step % critic_per_gen == 0:                           generator update
+        s  = clamp(shift(u), min_sigma, max_sigma),  u ~ U(0, 1)       per sample
+        x_s = (1 - s) x + s n,  n ~ N(0, I)                  (no gradient)
+        x0_real = x_s - s R(x_s, 1000 s)                     the teacher's denoising of the student's sample
+        x0_fake = x_s - s C(x_s, 1000 s)                     the critic's
+        g  = (x0_fake - x0_real) / mean|x - x0_real|          DMD gradient, normalised per sample
+        L_G = 0.5 || x - sg(x - g) ||^2                     d L_G / d x = g: moves x towards the real score
+        AdamW step on G (clip), EMA of G
+    critic update (every step), on sg(x):
+        x_s = (1 - s) x + s n,  L_C = || C(x_s, 1000 s) - (n - x) ||^2      flow matching on the student's samples
+        AdamW step on C (clip)
+
+Settings (``mg2`` preset): AdamW betas (0, 0.999), weight decay 0.01, generator lr 2e-6, critic lr 4e-7 (the
+paper quotes 6e-6 for its stages), gradient clip 10, EMA 0.99 from step 200, timesteps shifted by 5 and clamped
+to [20, 980], 4k steps. Self-Forcing's classifier-free guidance of the real score is not used: the teacher has no
+unconditional branch (no text; actions are always given).
+
+First frames. DMD needs no clips or actions, but an image-to-video student needs first frames: with
+``shards_dir`` the first frames of (up to ``first_frames``) real clips are encoded with the teacher's VAE and
+image encoder; without it the conditions stored in the ODE pairs the student was initialised on are reused
+(``first_frame_latent`` / ``clip_feature``; no video is read). Rollouts then have the pairs' length.
+
+Checkpoints: ``checkpoints/step-N/`` holds the student (``dit.safetensors``, ``dit_ema.safetensors``,
+``optimizer.safetensors``) as a loadable student run (:mod:`model.distill.init`, stage "dmd"), plus
+``critic.safetensors`` and ``critic_optimizer.safetensors``; a rerun resumes (draws are pure functions of
+(seed, step)); a non-finite loss stops with the step named and the last checkpoint kept.
+
+Library entry point: :func:`distill_dmd` (CLI ``playmill distill dmd``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..bundle import (
+    latest_checkpoint,
+    load_train_checkpoint,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    read_meta,
+    read_tensors,
+    save_safetensors,
+    save_train_checkpoint,
+    write_json_atomic,
+)
+from ..checkpoint import load_state_dict_strict
+from ..conditions import ConditionError
+from ..dit import WorldModelDiT, i2v_condition
+from ..train import NonFiniteLossError, shift_sigma, step_generator
+from .actions import ActionDistribution, sample_action_batch
+from .init import check_same_model, load_student, resolve_causal, student_run_description
+from .ode_pairs import OdePairs, _from_dict, check_model_actions, load_teacher
+
+
+@dataclass(frozen=True)
+class DistillDMDConfig:
+    """DMD self-forcing settings (module doc).
+
+    causal: the student's causal config: None = the one stored in the student-init checkpoint, else a preset
+    name or a mapping of overrides (:func:`model.distill.init.resolve_causal`). train_hide_first_frame: hide
+    latent frame 0 from later blocks during training (Matrix-Game 2.0; None = as in ``causal``); the checkpoint
+    stores ``causal`` for generation. max_steps: iterations (each updates the critic; every
+    ``critic_per_gen``-th also the generator). num_frames: raw frames per rollout (1 + 4k; None = the teacher's
+    training clips, or the pairs' length without shards). first_frames: distinct first frames to draw from.
+    actions: the designed action distribution (:class:`~model.distill.actions.ActionDistribution`, or a mapping).
+    shift / min_sigma / max_sigma: the score timesteps s = clamp(shift(u)) (shift None = the teacher's).
+    """
+
+    name: str = "tiny"
+    causal: Any = None
+    train_hide_first_frame: bool | None = None
+    max_steps: int = 60
+    critic_per_gen: int = 2
+    batch_size: int = 2
+    num_frames: int | None = None
+    first_frames: int = 256
+    actions: ActionDistribution = field(default_factory=ActionDistribution)
+    lr_gen: float = 1e-4
+    lr_critic: float = 1e-3
+    betas: tuple[float, float] = (0.0, 0.999)
+    weight_decay: float = 0.01
+    grad_clip: float = 10.0
+    ema_decay: float = 0.9
+    ema_start: int = 0
+    shift: float | None = None
+    min_sigma: float = 0.02
+    max_sigma: float = 0.98
+    precision: str = "auto"
+    use_ema_init: bool = True
+    seed: int = 0
+    log_every: int = 5
+    ckpt_every: int = 50
+    keep_last: int = 2
+
+    def validate(self) -> "DistillDMDConfig":
+        for k in ("max_steps", "critic_per_gen", "batch_size", "first_frames", "log_every", "ckpt_every"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"distill_dmd.{k} must be >= 1, got {getattr(self, k)}")
+        if not (self.lr_gen > 0 and self.lr_critic > 0 and self.grad_clip > 0):
+            raise ValueError("distill_dmd.lr_gen, lr_critic and grad_clip must be > 0")
+        if not 0.0 <= self.min_sigma < self.max_sigma <= 1.0:
+            raise ValueError(f"distill_dmd needs 0 <= min_sigma < max_sigma <= 1, got {self.min_sigma}, {self.max_sigma}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"distill_dmd.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"distill_dmd.precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.shift is not None and not self.shift > 0:
+            raise ValueError(f"distill_dmd.shift must be > 0 (or null = the teacher's), got {self.shift}")
+        if not isinstance(self.actions, ActionDistribution):
+            raise ValueError("distill_dmd.actions must be an ActionDistribution (from_dict converts a mapping)")
+        self.actions.validate()
+        if self.causal is not None:
+            resolve_causal(self.causal)
+        return self
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], base: "DistillDMDConfig | str | None" = None) -> "DistillDMDConfig":
+        """``base`` (preset name or config) with the keys of ``d`` replaced (``actions`` may be a mapping of
+        :class:`ActionDistribution` fields, applied over the base's); validated."""
+        d = dict(d or {})
+        if isinstance(d.get("actions"), Mapping):
+            start = DMD_PRESETS.get(base, DistillDMDConfig()) if isinstance(base, str) else (base or DistillDMDConfig())
+            merged = {**{f.name: getattr(start.actions, f.name) for f in dataclasses.fields(ActionDistribution)},
+                      **d["actions"]}
+            d["actions"] = ActionDistribution.from_dict(merged)
+        return _from_dict(cls, d, DMD_PRESETS, base, "distill_dmd")
+
+
+DMD_PRESETS: dict[str, DistillDMDConfig] = {
+    "tiny": DistillDMDConfig(),
+    "mg2": DistillDMDConfig(name="mg2", train_hide_first_frame=True, max_steps=4000, critic_per_gen=5, batch_size=1,
+                            lr_gen=2e-6, lr_critic=4e-7, ema_decay=0.99, ema_start=200, shift=5.0,
+                            log_every=10, ckpt_every=250, keep_last=3),
+}
+
+
+def get_distill_dmd_config(name: str = "tiny", **overrides: Any) -> DistillDMDConfig:
+    """A preset ("tiny", "mg2") with overrides (unknown keys are an error)."""
+    return DistillDMDConfig.from_dict(overrides, name)
+
+
+@dataclass
+class DistillDMDResult:
+    """``checkpoint``: the final student checkpoint folder (a student run: ``load_bundle(out_dir)``);
+    ``generator_updates``: generator steps taken in total; ``history``: logged rows (``out_dir/log.jsonl``)."""
+
+    checkpoint: Path
+    out_dir: Path
+    steps: int
+    generator_updates: int
+    critic_loss_first: float | None
+    critic_loss_last: float | None
+    resumed_from: int
+    elapsed_s: float
+    first_frames: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# First frames
+
+
+def first_frame_conditions(bundle: Any, student_run: Mapping[str, Any], shards_dir: Path | None, num_frames: int | None,
+                           limit: int, device: torch.device, amp: torch.dtype | None
+                           ) -> tuple[torch.Tensor, torch.Tensor, int, str]:
+    """(cond latents [N, 16, F, h, w], image tokens [N, Lc, D], raw frames per rollout, description): from the
+    first frames of up to ``limit`` clips of ``shards_dir`` (encoded with the teacher's VAE / image encoder), or,
+    without shards, from the ODE pairs the student was initialised on."""
+    from ..latents import encode_condition
+
+    if shards_dir is not None:
+        from curation.reader import ShardDataset, open_shards
+
+        spec = bundle.spec
+        n = num_frames or spec.num_frames
+        index = open_shards(shards_dir)
+        if (index.height, index.width) != (spec.height, spec.width):
+            raise ConditionError(f"{shards_dir / 'manifest.json'}: clips are {index.width}x{index.height}; the teacher "
+                                 f"works at {spec.width}x{spec.height}")
+        ds = ShardDataset(shards_dir)
+        if len(ds) == 0:
+            raise ConditionError(f"{shards_dir}: no clips")
+        conds, toks = [], []
+        for i in range(min(limit, len(ds))):
+            frame0 = ds[i]["frames"][0][None].to(device)
+            c, t = encode_condition(bundle.vae, bundle.image_encoder, frame0, n, autocast_dtype=amp)
+            conds.append(c[0].cpu())
+            toks.append(t[0].cpu())
+        return torch.stack(conds), torch.stack(toks), n, f"shards:{Path(shards_dir).resolve()}"
+    pairs_dir = student_run.get("pairs")
+    if not pairs_dir or not (Path(pairs_dir) / "manifest.json").is_file():
+        raise ValueError("distill_dmd needs first frames: pass shards_dir (real clips' first frames), or a student "
+                         f"initialised on ODE pairs that still exist (recorded: {pairs_dir!r})")
+    pairs = OdePairs(pairs_dir)
+    n = int(pairs.manifest["num_frames"])
+    if num_frames is not None and num_frames != n:
+        raise ValueError(f"distill_dmd.num_frames is {num_frames} but the ODE pairs' first frames {pairs_dir} were "
+                         f"encoded for {n} frames; pass shards_dir to encode first frames at another length")
+    seen: dict[str, int] = {}
+    for i, cid in enumerate(pairs.clip_ids()):
+        if cid not in seen:
+            seen[cid] = i
+        if len(seen) >= limit:
+            break
+    items = [pairs[i] for i in seen.values()]
+    return (torch.stack([it["cond_latents"] for it in items]), torch.stack([it["image_tokens"] for it in items]), n,
+            f"pairs:{Path(pairs_dir).resolve()}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The two losses
+
+
+def sample_sigmas(b: int, shift: float, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
+    """Score timesteps as noise levels [B]: s = clamp(shift * u / (1 + (shift - 1) u), lo, hi), u ~ U(0, 1)."""
+    return shift_sigma(torch.rand(b, generator=g), shift).clamp(lo, hi)
+
+
+def dmd_loss(x: torch.Tensor, teacher: WorldModelDiT, critic: WorldModelDiT, tokens: torch.Tensor, cond: torch.Tensor,
+             kb: torch.Tensor, ms: torch.Tensor | None, s: torch.Tensor, g: torch.Generator,
+             amp: torch.dtype | None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The generator's DMD loss 0.5 || x - sg(x - grad) ||^2 with grad = (x0_fake - x0_real) / mean|x - x0_real|
+    (module doc); ``x`` carries the student's graph."""
+    s5 = s.to(x.device).view(-1, 1, 1, 1, 1)
+    noise = torch.randn(x.shape, generator=g).to(x.device)
+    with torch.no_grad():
+        x_s = (1 - s5) * x.detach() + s5 * noise
+        t = (s * 1000.0).to(x.device)
+        with torch.autocast(x.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            v_real = teacher(x_s, t, tokens, cond, kb, ms).float()
+            v_fake = critic(x_s, t, tokens, cond, kb, ms).float()
+        x0_real = x_s - s5 * v_real
+        x0_fake = x_s - s5 * v_fake
+        norm = (x.detach() - x0_real).abs().mean(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1e-6)
+        grad = torch.nan_to_num((x0_fake - x0_real) / norm)
+    loss = 0.5 * F.mse_loss(x.double(), (x.detach() - grad).double())
+    return loss.float(), {"dmd_grad_norm": float(grad.norm()), "score_gap": float((x0_fake - x0_real).abs().mean())}
+
+
+def critic_loss(x: torch.Tensor, critic: WorldModelDiT, tokens: torch.Tensor, cond: torch.Tensor, kb: torch.Tensor,
+                ms: torch.Tensor | None, s: torch.Tensor, g: torch.Generator, amp: torch.dtype | None) -> torch.Tensor:
+    """Flow matching of the critic on the student's (detached) samples: || C(x_s, 1000 s) - (n - x) ||^2."""
+    x = x.detach()
+    s5 = s.to(x.device).view(-1, 1, 1, 1, 1)
+    noise = torch.randn(x.shape, generator=g).to(x.device)
+    x_s = (1 - s5) * x + s5 * noise
+    with torch.autocast(x.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        v = critic(x_s, (s * 1000.0).to(x.device), tokens, cond, kb, ms)
+    return F.mse_loss(v.float(), noise - x)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The loop
+
+
+_RESUME_KEYS = ("causal", "train_hide_first_frame", "batch_size", "critic_per_gen", "seed", "betas", "num_frames",
+                "actions", "shift", "min_sigma", "max_sigma")
+
+
+def distill_dmd(
+    config: DistillDMDConfig,
+    teacher: str | os.PathLike[str],
+    student_init: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    shards_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    resume: bool = True,
+    device: str | torch.device | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> DistillDMDResult:
+    """Train the causal student by DMD self-forcing (module doc).
+
+    Args:
+        config: :class:`DistillDMDConfig` (:func:`get_distill_dmd_config`).
+        teacher: the base model run / checkpoint (real score; the critic starts from it).
+        student_init: the student run / checkpoint of ``distill init`` (or of an earlier DMD run).
+        out_dir: the DMD run folder (a student run; resumed from its latest checkpoint when ``resume``).
+        shards_dir: real clips whose first frames condition the rollouts; None = data-free, reusing the first
+            frames of the ODE pairs the student was initialised on.
+        on_step: called as ``on_step(step, row)`` after every iteration (row: losses of that iteration).
+
+    Returns:
+        :class:`DistillDMDResult`. Raises :class:`~model.train.NonFiniteLossError` on a NaN/inf loss (step named,
+        last checkpoint kept), ValueError for a teacher that is a student, a student-init that is a base model,
+        or checkpoints of different models / action modes, ConditionError for a malformed action distribution.
+    """
+    from tqdm.auto import tqdm
+
+    from ..causal import rollout
+
+    cfg = config.validate()
+    t_start = time.perf_counter()
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")) else None
+    out = Path(out_dir)
+
+    # ---- the three networks ----
+    tb = load_teacher(teacher, dev, True)
+    sb, stored_causal = load_student(student_init, "cpu", cfg.use_ema_init)
+    check_same_model(tb.run, sb.run, f"teacher {tb.weights}", f"student_init {sb.weights}")
+    mcfg = tb.model_config
+    mode = mcfg.mode
+    act = mcfg.dit.action
+    ccfg = stored_causal if cfg.causal is None else resolve_causal(cfg.causal, mcfg.name, mode)
+    train_ccfg = ccfg if cfg.train_hide_first_frame is None else dataclasses.replace(
+        ccfg, hide_first_frame=bool(cfg.train_hide_first_frame))
+    cfg.actions.validate(mode)
+    teacher_dit = tb.dit.eval().requires_grad_(False)
+    student = WorldModelDiT(mcfg.dit)
+    student.load_state_dict(sb.dit.state_dict())
+    student = student.to(dev).train().requires_grad_(True)
+    critic = WorldModelDiT(mcfg.dit)
+    critic.load_state_dict(tb.dit.state_dict())
+    critic = critic.to(dev).train().requires_grad_(True)
+    g_params = list(student.parameters())
+    c_params = list(critic.parameters())
+    opt_g = torch.optim.AdamW(g_params, lr=cfg.lr_gen, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    opt_c = torch.optim.AdamW(c_params, lr=cfg.lr_critic, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    ema = {k: v.detach().clone().float() for k, v in student.state_dict().items()}
+
+    # ---- first frames (real, or the ODE pairs') ----
+    cond_bank, token_bank, n_frames, ff_desc = first_frame_conditions(
+        tb, sb.run, None if shards_dir is None else Path(shards_dir), cfg.num_frames, cfg.first_frames, dev, amp)
+    r = mcfg.vae.temporal_compression
+    shift = float(cfg.shift if cfg.shift is not None else tb.timestep_shift)
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "distill_dmd_config.json", {"config": cfg, "causal": ccfg.to_dict(),
+                                                         "causal_train": train_ccfg.to_dict()})
+    run = student_run_description(sb.run, sb.weights, out, ccfg, "dmd", cfg, tb.weights, {
+        "causal_train": train_ccfg.to_dict(), "student_init": os.fspath(sb.weights.resolve()),
+        "first_frames": ff_desc})
+
+    # ---- resume ----
+    start_step = resumed_from = gen_updates = 0
+    last = latest_checkpoint(out) if resume else None
+    if last is not None:
+        state = json.loads((last / "state.json").read_text(encoding="utf-8"))
+        old = state.get("run", {}).get("distill", {})
+        diff = [k for k in _RESUME_KEYS if old.get(k) != run["distill"].get(k)]
+        if diff:
+            raise ValueError(f"cannot resume {last}: it was started with different settings ({', '.join(diff)}); "
+                             "use another out_dir or restore them")
+        load_train_checkpoint(last, student, ema, opt_g)
+        load_state_dict_strict(critic, read_tensors(last / "critic.safetensors"), source=str(last / "critic.safetensors"))
+        optimizer_from_tensors(opt_c, read_tensors(last / "critic_optimizer.safetensors"),
+                               read_meta(last / "critic_optimizer.safetensors"))
+        start_step = resumed_from = int(state["step"])
+        gen_updates = int(state.get("generator_updates", 0))
+
+    def save(step: int, losses: Mapping[str, Any]) -> Path:
+        d = out / "checkpoints" / f"step-{step:06d}"
+        d.mkdir(parents=True, exist_ok=True)  # critic files first: `latest` moves only when all are written
+        save_safetensors(d / "critic.safetensors", critic.state_dict(), {"critic_of": run["format"], "step": step})
+        tensors, meta = optimizer_to_tensors(opt_c)
+        save_safetensors(d / "critic_optimizer.safetensors", tensors, meta)
+        return save_train_checkpoint(out, step, student, ema, opt_g, run,
+                                     {**losses, "generator_updates": gen_updates}, cfg.keep_last)
+
+    log_path = out / "log.jsonl"
+    history: list[dict[str, Any]] = []
+
+    def log(row: dict[str, Any]) -> None:
+        history.append(row)
+        clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(clean, allow_nan=False) + "\n")
+
+    def stop(step: int, what: str, value: float, where: list[str]) -> None:
+        ck = latest_checkpoint(out)
+        write_json_atomic(out / "nonfinite.json", {"step": step, "loss": what, "value": str(value), "inputs": where,
+                                                   "last_checkpoint": os.fspath(ck) if ck else None})
+        bar.close()
+        raise NonFiniteLossError(step, where, value, ck)
+
+    bar = tqdm(total=cfg.max_steps, initial=start_step, desc=f"distill dmd {cfg.name}", unit="step",
+               disable=not progress)
+    step = start_step
+    critic_losses: list[float] = []
+    while step < cfg.max_steps:
+        g = step_generator(cfg.seed, 0, step)
+        rng = np.random.default_rng([cfg.seed, step, 1])
+        # ---- a batch: first frames + designed actions ----
+        pick = rng.integers(0, len(cond_bank), cfg.batch_size)
+        cond = i2v_condition(cond_bank[pick].to(dev), r)
+        tokens = token_bank[pick].to(dev)
+        kb_np, ms_np = sample_action_batch(cfg.actions, mode, cfg.batch_size, n_frames, rng)
+        kb = torch.from_numpy(kb_np).to(dev)
+        ms = None if ms_np is None else torch.from_numpy(ms_np).to(dev)
+        check_model_actions(kb, ms, act.keyboard_dim, act.mouse_dim, "the designed action distribution (distill_dmd.actions)")
+        where = [f"step {step + 1}: designed actions rng (seed {cfg.seed}, step {step}), first frames {pick.tolist()} "
+                 f"of {ff_desc}"]
+        noise = torch.randn(cond.shape[0], mcfg.dit.out_dim, *cond.shape[2:], generator=g).to(dev)
+        exit_step = int(torch.randint(0, ccfg.num_steps, (1,), generator=g))
+        gen_turn = step % cfg.critic_per_gen == 0
+        row: dict[str, Any] = {"step": step + 1, "exit_step": exit_step}
+
+        # ---- generator update: DMD through the exit-step forward of every block ----
+        x = rollout(student, noise, tokens, cond, kb, ms, train_ccfg, exit_step=exit_step, generator=g,
+                    grad=gen_turn, autocast_dtype=amp)
+        if gen_turn:
+            s = sample_sigmas(cfg.batch_size, shift, cfg.min_sigma, cfg.max_sigma, g)
+            loss_g, stats = dmd_loss(x, teacher_dit, critic, tokens, cond, kb, ms, s, g, amp)
+            if not bool(torch.isfinite(loss_g)):
+                stop(step + 1, "generator", float(loss_g), where)
+            loss_g.backward()
+            row["gen_grad_norm"] = float(torch.nn.utils.clip_grad_norm_(g_params, cfg.grad_clip))
+            opt_g.step()
+            opt_g.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                decay = cfg.ema_decay if step >= cfg.ema_start else 0.0
+                for k, v in student.state_dict().items():
+                    ema[k].lerp_(v.float(), 1.0 - decay)
+            gen_updates += 1
+            row.update({"gen_loss": float(loss_g.detach()), **stats})
+
+        # ---- critic update: flow matching on the student's samples ----
+        s = sample_sigmas(cfg.batch_size, shift, cfg.min_sigma, cfg.max_sigma, g)
+        loss_c = critic_loss(x, critic, tokens, cond, kb, ms, s, g, amp)
+        if not bool(torch.isfinite(loss_c)):
+            stop(step + 1, "critic", float(loss_c), where)
+        loss_c.backward()
+        row["critic_grad_norm"] = float(torch.nn.utils.clip_grad_norm_(c_params, cfg.grad_clip))
+        opt_c.step()
+        opt_c.zero_grad(set_to_none=True)
+        row["critic_loss"] = float(loss_c.detach())
+        critic_losses.append(row["critic_loss"])
+
+        step += 1
+        bar.update(1)
+        if on_step is not None:
+            on_step(step, row)
+        if step % cfg.log_every == 0 or step == cfg.max_steps or step == start_step + 1:
+            row["elapsed_s"] = time.perf_counter() - t_start
+            log(row)
+            bar.set_postfix(critic=f"{row['critic_loss']:.4f}")
+        if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
+            save(step, {"critic_loss": row["critic_loss"], "gen_loss": row.get("gen_loss")})
+    bar.close()
+    final = latest_checkpoint(out)
+    if final is None or int(final.name.split("-")[1]) != step:
+        final = save(step, {})
+    return DistillDMDResult(final, out, step, gen_updates, critic_losses[0] if critic_losses else None,
+                            critic_losses[-1] if critic_losses else None, resumed_from,
+                            time.perf_counter() - t_start, ff_desc, history)

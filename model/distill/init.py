@@ -1,0 +1,477 @@
+"""Student initialisation: regress the causal few-step student onto the teacher's ODE endpoints.
+
+The student is the base model's DiT (weights copied from the teacher) run block-causally
+(:func:`model.causal.causal_forward`: chunks of ``chunk_frames`` latent frames, a local window, optionally the
+first frame hidden from later frames). One step on a batch of ODE pairs (:mod:`model.distill.ode_pairs`):
+
+    sigma_1 > ... > sigma_K                        the student's few-step noise levels (the pairs' kept levels)
+    k_b ~ U{1..K} per sample and per block b       a random step of the schedule for every block
+    x[f]   = ode_latents[k_{b(f)}][f]              frame f of the teacher's state at sigma_{k_{b(f)}}
+    t[f]   = 1000 sigma_{k_{b(f)}}                 per-frame timestep
+    v      = Student(x, t, c, y, kb, m | block-causal mask)
+    x0_hat = x - sigma * v                         the student's denoised output (flow prediction)
+    loss   = mean || x0_hat - ode_latents[K + 1] ||^2          onto the clean endpoint x_0
+
+AdamW (warm-up then constant), gradient clipping, EMA of the weights, checkpoints every ``ckpt_every`` steps
+(:func:`model.bundle.save_train_checkpoint`), deterministic batches and draws (a resumed run equals an
+uninterrupted one), and a stop with the step and pair ids on a non-finite loss.
+
+The run folder is a *student* run: ``load_bundle(out_dir)`` loads it like a base run, and its weights' metadata
+holds the teacher's run description plus ``format`` "playmill.causal_student/1", ``stage`` "init", ``causal``
+(the :class:`model.causal.CausalConfig` fields the student was trained with), ``distill`` (this config) and
+``teacher``. The VAE and image encoder of a small teacher (files inside its run folder) are copied into the
+student's folder; external ones (Wan 2.1 VAE, CLIP) are referenced by absolute path.
+
+Library entry point: :func:`distill_init` (CLI ``playmill distill init``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..bundle import (
+    CHECKPOINTS,
+    Bundle,
+    latest_checkpoint,
+    load_bundle,
+    load_train_checkpoint,
+    resolve_weights,
+    save_train_checkpoint,
+    to_jsonable,
+    write_json_atomic,
+)
+from ..dit import WorldModelDiT, i2v_condition
+from ..train import NonFiniteLossError, step_generator
+from .ode_pairs import OdePairs, _from_dict, check_model_actions
+
+STUDENT_FORMAT = "playmill.causal_student/1"
+
+
+def _causal():
+    from .. import causal
+
+    return causal
+
+
+@dataclass(frozen=True)
+class DistillInitConfig:
+    """Student-initialisation settings.
+
+    causal: the student's :class:`model.causal.CausalConfig`: None = the teacher's preset
+    (``CausalConfig.for_model``), a preset name, or a mapping of overrides (:func:`resolve_causal`); its
+    ``sigmas`` must equal the pairs' kept levels. train_hide_first_frame: hide latent frame 0 from later blocks
+    while training (Matrix-Game 2.0; None = as in ``causal``); the checkpoint keeps ``causal`` for generation. Optimisation: AdamW(lr, betas, weight_decay), ``warmup_steps`` linear warm-up, then
+    constant; gradient-norm clip; EMA (``ema_decay`` from ``ema_start``). ``val_pairs``: pairs of the fixed
+    validation batch (fixed steps per block), evaluated at step 0 and every ``val_every`` steps.
+    """
+
+    name: str = "tiny"
+    causal: Any = None
+    train_hide_first_frame: bool | None = None
+    max_steps: int = 200
+    batch_size: int = 4
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    grad_clip: float = 1.0
+    ema_decay: float = 0.9
+    ema_start: int = 0
+    precision: str = "auto"
+    seed: int = 0
+    log_every: int = 10
+    val_every: int = 50
+    val_pairs: int = 8
+    ckpt_every: int = 100
+    keep_last: int = 2
+
+    def validate(self) -> "DistillInitConfig":
+        for k in ("max_steps", "batch_size", "log_every", "val_every", "ckpt_every", "val_pairs"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"distill_init.{k} must be >= 1, got {getattr(self, k)}")
+        if not (self.lr > 0 and self.grad_clip > 0):
+            raise ValueError("distill_init.lr and grad_clip must be > 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"distill_init.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"distill_init.precision must be auto, bf16 or fp32, got {self.precision!r}")
+        resolve_causal(self.causal)
+        return self
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], base: "DistillInitConfig | str | None" = None) -> "DistillInitConfig":
+        """``base`` (preset name or config) with the keys of ``d`` replaced; validated."""
+        return _from_dict(cls, d, DISTILL_INIT_PRESETS, base, "distill_init")
+
+
+DISTILL_INIT_PRESETS: dict[str, DistillInitConfig] = {
+    "tiny": DistillInitConfig(),
+    # Matrix-Game 2.0: 6k student steps at lr 6e-6 (paper); Self-Forcing's optimiser settings otherwise.
+    "mg2": DistillInitConfig(name="mg2", causal=None, train_hide_first_frame=True, max_steps=6000, batch_size=1, lr=6e-6, betas=(0.0, 0.999),
+                             weight_decay=0.01, warmup_steps=0, grad_clip=10.0, ema_decay=0.99, ema_start=200,
+                             log_every=10, val_every=500, val_pairs=4, ckpt_every=500, keep_last=3),
+}
+
+
+def get_distill_init_config(name: str = "tiny", **overrides: Any) -> DistillInitConfig:
+    """A preset ("tiny", "mg2") with overrides (unknown keys are an error)."""
+    return DistillInitConfig.from_dict(overrides, name)
+
+
+def resolve_causal(spec: Any, model_name: str = "tiny", mode: str = "universal"):
+    """A :class:`model.causal.CausalConfig` from None (``CausalConfig.for_model(model_name, mode)``), a preset
+    name, a mapping of fields (``preset`` picks the base, else the model's preset; ``steps`` + ``shift`` may
+    replace ``sigmas``) or a CausalConfig."""
+    causal = _causal()
+    if isinstance(spec, causal.CausalConfig):
+        return spec
+    if spec is None:
+        return causal.CausalConfig.for_model(model_name, mode)
+    if isinstance(spec, str):
+        return causal.CausalConfig.preset(spec)
+    if isinstance(spec, Mapping):
+        d = dict(spec)
+        if "preset" in d:
+            return causal.CausalConfig.from_dict(d)
+        base = causal.CausalConfig.for_model(model_name, mode).to_dict()
+        if "steps" in d:
+            base.pop("sigmas")
+        return causal.CausalConfig.from_dict({**base, **d})
+    raise ValueError(f"causal must be null, a preset name, a mapping of CausalConfig fields or a CausalConfig, "
+                     f"got {spec!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Student checkpoints
+
+
+def run_root(weights: Path) -> Path:
+    """The run folder of a weights file inside ``<run>/checkpoints/step-N/`` (else the file's folder)."""
+    ck = weights.parent
+    return ck.parent.parent if ck.parent.name == CHECKPOINTS else ck
+
+
+def _file_ref(src: Path, src_root: Path, out_dir: Path, name: str) -> str:
+    """Copy a run-local file (inside ``src_root``) into ``out_dir/name`` and refer to it relative to a checkpoint
+    folder of ``out_dir``; refer to an external file (a Wan / CLIP checkpoint) by absolute path."""
+    src = src.resolve()
+    if src.is_relative_to(src_root.resolve()):
+        dst = out_dir / name
+        if not dst.is_file() or dst.stat().st_size != src.stat().st_size:
+            tmp = out_dir / f".{name}.tmp"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        return os.path.relpath(dst.resolve(), (out_dir / CHECKPOINTS / "step").resolve())
+    return os.fspath(src)
+
+
+def student_run_description(source_run: Mapping[str, Any], source_weights: Path, out_dir: Path, causal_cfg: Any,
+                            stage: str, config: Any, teacher: Path, extra: Mapping[str, Any] | None = None) -> dict:
+    """The run description of a student checkpoint (see the module doc), VAE / image encoder re-referenced."""
+    base = source_weights.parent
+    root = run_root(source_weights)
+
+    def ref(key: str, name: str) -> str:
+        p = Path(source_run[key])
+        return _file_ref(p if p.is_absolute() else base / p, root, out_dir, name)
+
+    run = {k: v for k, v in source_run.items() if k not in ("train", "step", "ema")}
+    run.update({
+        "format": STUDENT_FORMAT, "stage": stage, "causal": causal_cfg.to_dict(), "distill": to_jsonable(config),
+        "teacher": os.fspath(Path(teacher).resolve()),
+        "vae": ref("vae", "vae.safetensors"), "image_encoder": ref("image_encoder", "image_encoder.safetensors"),
+        **(extra or {}),
+    })
+    return run
+
+
+def is_student(run: Mapping[str, Any]) -> bool:
+    return "causal" in run
+
+
+def load_student(checkpoint: str | os.PathLike[str] | Bundle, device: str | torch.device = "cpu",
+                 use_ema: bool = True) -> tuple[Bundle, Any]:
+    """A student checkpoint (run folder, checkpoint folder or weights file) as (Bundle, CausalConfig). A base
+    checkpoint is refused with a message saying which stage makes a student."""
+    b = checkpoint if isinstance(checkpoint, Bundle) else load_bundle(checkpoint, device, use_ema)
+    if not is_student(b.run):
+        raise ValueError(f"{b.weights} is a base (bidirectional) model checkpoint, not a causal student: make one "
+                         "with `playmill distill init` (model.distill.distill_init)")
+    return b, _causal().CausalConfig.from_dict(b.run["causal"])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The step
+
+
+def frame_blocks(num_frames: int, cfg: Any) -> torch.Tensor:
+    """Block index of every latent frame [F] (long), blocks as :func:`model.causal.block_spans` cuts them."""
+    out = torch.empty(num_frames, dtype=torch.long)
+    for b, (start, n) in enumerate(_causal().block_spans(num_frames, cfg)):
+        out[start : start + n] = b
+    return out
+
+
+def init_batch_inputs(items: Mapping[str, Any], device: torch.device, temporal_compression: int) -> dict[str, Any]:
+    """A collated batch of ODE pairs -> tensors on ``device``: states [B, K+1, 16, F, h, w], cond, tokens, actions."""
+    return {
+        "states": items["ode_latents"].to(device),
+        "cond": i2v_condition(items["cond_latents"].to(device), temporal_compression),
+        "tokens": items["image_tokens"].to(device),
+        "keyboard": items["keyboard"].to(device),
+        "mouse": items["mouse"].to(device) if "mouse" in items else None,
+    }
+
+
+def ode_regression_loss(student: torch.nn.Module, inp: Mapping[str, Any], sigmas: Sequence[float], causal_cfg: Any,
+                        g: torch.Generator, amp: torch.dtype | None, step_index: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+    """The ODE-regression loss of one batch (module doc). ``step_index`` [B, num_blocks] fixes the per-block steps
+    (0-based into ``sigmas`` without the final 0); None draws them from ``g``."""
+    states = inp["states"]
+    b, k1, _, f = states.shape[:4]
+    k = k1 - 1
+    blocks = frame_blocks(f, causal_cfg)
+    nb = int(blocks.max()) + 1
+    if step_index is None:
+        step_index = torch.randint(0, k, (b, nb), generator=g)
+    idx = step_index[:, blocks].to(states.device)  # [B, F]
+    sig = torch.tensor(list(sigmas[:k]), dtype=torch.float32, device=states.device)[idx]  # [B, F]
+    gather = idx[:, None, None, :, None, None].expand(b, 1, states.shape[2], f, *states.shape[4:])
+    x_t = states.gather(1, gather)[:, 0]  # [B, 16, F, h, w]
+    with torch.autocast(states.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        v = _causal().causal_forward(student, x_t, sig * 1000.0, inp["tokens"], inp["cond"], inp["keyboard"],
+                                     inp["mouse"], causal_cfg)
+    x0_hat = x_t - sig[:, None, :, None, None] * v.float()
+    return F.mse_loss(x0_hat, states[:, -1])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The loop
+
+
+@dataclass
+class DistillInitResult:
+    """``checkpoint``: the final student checkpoint folder; ``val_loss_initial`` / ``val_loss_final``: the
+    fixed-batch ODE-regression loss of the teacher's weights (step 0) and of the trained student."""
+
+    checkpoint: Path
+    out_dir: Path
+    steps: int
+    final_loss: float
+    val_loss_initial: float | None
+    val_loss_final: float | None
+    resumed_from: int
+    elapsed_s: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Group:
+    def __init__(self, first: int, rows: int) -> None:
+        self.first, self.rows = first, rows
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in items[0]:
+        vals = [it[k] for it in items]
+        out[k] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
+    return out
+
+
+_RESUME_KEYS = ("causal", "train_hide_first_frame", "batch_size", "seed", "betas", "weight_decay")
+
+
+def distill_init(
+    config: DistillInitConfig,
+    pairs_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    teacher: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    resume: bool = True,
+    device: str | torch.device | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> DistillInitResult:
+    """Initialise a causal student from the teacher's weights by ODE regression on ``pairs_dir``.
+
+    Args:
+        config: :class:`DistillInitConfig` (:func:`get_distill_init_config`).
+        pairs_dir: an ODE-pairs folder (:func:`model.distill.make_ode_pairs`).
+        out_dir: the student run folder (resumed from its latest checkpoint when ``resume``).
+        teacher: the base checkpoint to start from and to copy the VAE / image encoder / conditions from
+            (default: the one recorded in the pairs' manifest). It must be the model the pairs were made with.
+        on_step: called as ``on_step(step, loss)`` after every step.
+
+    Returns:
+        :class:`DistillInitResult`. Raises :class:`~model.train.NonFiniteLossError` on a NaN/inf loss
+        (``nonfinite.json`` names the step and pairs; the last checkpoint is kept), ValueError for a teacher or
+        pairs of another model / mode, ConditionError for pairs with malformed actions.
+    """
+    from tqdm.auto import tqdm
+
+    from ..train import ClipBatches
+
+    cfg = config.validate()
+    t_start = time.perf_counter()
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")) else None
+    out = Path(out_dir)
+    pairs = OdePairs(pairs_dir)
+    man = pairs.manifest
+    tm = man["teacher_run"]["model"]
+    ccfg = resolve_causal(cfg.causal, tm["name"], tm["mode"])
+    train_ccfg = ccfg if cfg.train_hide_first_frame is None else dataclasses.replace(
+        ccfg, hide_first_frame=bool(cfg.train_hide_first_frame))
+    if len(ccfg.sigmas) != len(pairs.sigmas) - 1 or not np.allclose(tuple(ccfg.sigmas), pairs.sigmas[:-1], rtol=0, atol=1e-5):
+        raise ValueError(f"{pairs.dir}: the pairs keep the noise levels {list(pairs.sigmas[:-1])} but the student's "
+                         f"causal config has sigmas {list(ccfg.sigmas)}; make the pairs with "
+                         f"sigmas={list(ccfg.sigmas)} or set causal.sigmas to the pairs' levels")
+    teacher_weights = resolve_weights(teacher if teacher is not None else man["teacher"], True)
+    tb = load_bundle(teacher_weights, "cpu", True)
+    if is_student(tb.run):
+        raise ValueError(f"teacher {teacher_weights} is a causal student checkpoint; pass the base model the pairs "
+                         f"were made with ({man['teacher']})")
+    check_same_model(tb.run, man["teacher_run"], f"teacher {teacher_weights}", f"the ODE pairs {pairs.dir}")
+    act = tb.model_config.dit.action
+    r = tb.model_config.vae.temporal_compression
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "distill_init_config.json", {"config": cfg, "causal": ccfg.to_dict(),
+                                                         "causal_train": train_ccfg.to_dict()})
+
+    student = WorldModelDiT(tb.model_config.dit)
+    student.load_state_dict(tb.dit.state_dict())
+    student = student.to(dev).train().requires_grad_(True)
+    params = [p for p in student.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    ema = {k: v.detach().clone().float() for k, v in student.state_dict().items()}
+    run = student_run_description(tb.run, tb.weights, out, ccfg, "init", cfg, tb.weights,
+                                  {"pairs": os.fspath(pairs.dir.resolve()), "pairs_key": man.get("key"),
+                                   "causal_train": train_ccfg.to_dict()})
+    start_step = resumed_from = 0
+    loss_value = float("nan")
+    last = latest_checkpoint(out) if resume else None
+    if last is not None:
+        state = json.loads((last / "state.json").read_text(encoding="utf-8"))
+        old = state.get("run", {})
+        diff = [k for k in _RESUME_KEYS if old.get("distill", {}).get(k) != run["distill"].get(k)]
+        if old.get("pairs_key") != run["pairs_key"]:
+            diff.append("pairs")
+        if diff:
+            raise ValueError(f"cannot resume {last}: it was started with different settings ({', '.join(diff)}); "
+                             "use another out_dir or restore them")
+        load_train_checkpoint(last, student, ema, opt)
+        start_step = resumed_from = int(state["step"])
+        loss_value = float(state.get("loss", float("nan")))
+
+    n = len(pairs)
+    if n < cfg.batch_size:
+        raise ValueError(f"{pairs.dir} holds {n} ODE pairs, fewer than distill_init.batch_size {cfg.batch_size}: "
+                         "make more pairs or lower the batch size")
+    sampler = ClipBatches([_Group(0, n)], cfg.batch_size, cfg.seed, 0, 1, start=start_step)
+    batches = iter(sampler)
+
+    def load(idx: Sequence[int]) -> tuple[dict[str, Any], list[str]]:
+        items = _collate([pairs[i] for i in idx])
+        names = [f"pair {p} (clip {c})" for p, c in zip(items["pair_id"], items["clip_id"])]
+        check_model_actions(items["keyboard"], items.get("mouse"), act.keyboard_dim, act.mouse_dim,
+                            f"{pairs.dir}: {', '.join(names)}")
+        return init_batch_inputs(items, dev, r), names
+
+    val_inp, _ = load(range(min(cfg.val_pairs, n)))
+    nb = int(frame_blocks(val_inp["states"].shape[3], ccfg).max()) + 1
+    val_idx = torch.randint(0, len(pairs.sigmas) - 1, (val_inp["states"].shape[0], nb),
+                            generator=torch.Generator().manual_seed(cfg.seed + 999))
+
+    def val_loss() -> float:
+        student.eval()
+        with torch.no_grad():
+            v = ode_regression_loss(student, val_inp, pairs.sigmas, train_ccfg, torch.Generator(), amp, val_idx)
+        student.train()
+        return float(v)
+
+    history: list[dict[str, Any]] = []
+    log_path = out / "log.jsonl"
+
+    def log(row: dict[str, Any]) -> None:
+        history.append(row)
+        clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(clean, allow_nan=False) + "\n")
+
+    val_initial = val_loss() if start_step == 0 else None
+    if val_initial is not None:
+        log({"step": 0, "val_loss": val_initial})
+    bar = tqdm(total=cfg.max_steps, initial=start_step, desc=f"distill init {cfg.name}", unit="step",
+               disable=not progress)
+    step = start_step
+    while step < cfg.max_steps:
+        lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        inp, names = load(next(batches))
+        loss = ode_regression_loss(student, inp, pairs.sigmas, train_ccfg, step_generator(cfg.seed, 0, step), amp)
+        if not bool(torch.isfinite(loss)):
+            ck = latest_checkpoint(out)
+            write_json_atomic(out / "nonfinite.json", {"step": step + 1, "pairs": names, "loss": str(float(loss.detach())),
+                                                       "last_checkpoint": os.fspath(ck) if ck else None})
+            bar.close()
+            raise NonFiniteLossError(step + 1, names, float(loss.detach()), ck)
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            decay = cfg.ema_decay if step >= cfg.ema_start else 0.0
+            for k, v in student.state_dict().items():
+                ema[k].lerp_(v.float(), 1.0 - decay)
+        step += 1
+        loss_value = float(loss.detach())
+        bar.update(1)
+        if on_step is not None:
+            on_step(step, loss_value)
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            row = {"step": step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
+                   "elapsed_s": time.perf_counter() - t_start}
+            if step % cfg.val_every == 0 or step == cfg.max_steps:
+                row["val_loss"] = val_loss()
+            log(row)
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+        if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
+            save_train_checkpoint(out, step, student, ema, opt, run, {"loss": loss_value}, cfg.keep_last)
+    bar.close()
+    final = latest_checkpoint(out)
+    if final is None or int(final.name.split("-")[1]) != step:
+        final = save_train_checkpoint(out, step, student, ema, opt, run, {"loss": loss_value}, cfg.keep_last)
+    vals = [h["val_loss"] for h in history if h.get("val_loss") is not None]
+    return DistillInitResult(final, out, step, loss_value, val_initial, vals[-1] if vals else None, resumed_from,
+                             time.perf_counter() - t_start, history)
+
+
+def check_same_model(run: Mapping[str, Any], other: Mapping[str, Any], what: str, other_what: str) -> None:
+    """Two run descriptions describe the same network and conditions (mode, keys, mouse scale, geometry);
+    ValueError naming both and the difference otherwise (e.g. a checkpoint of another action mode)."""
+    a_m, b_m = run.get("model", {}), other.get("model", {})
+    a_c, b_c = run.get("conditions", {}), other.get("conditions", {})
+    if a_c.get("mode") != b_c.get("mode") or a_m.get("mode") != b_m.get("mode"):
+        raise ValueError(f"{what} is a {a_c.get('mode')!r}-mode model but {other_what} belongs to a "
+                         f"{b_c.get('mode')!r}-mode model; use checkpoints of the same action mode")
+    if a_m != b_m:
+        keys = sorted(k for k in set(a_m.get("dit", {})) | set(b_m.get("dit", {}))
+                      if a_m.get("dit", {}).get(k) != b_m.get("dit", {}).get(k))
+        raise ValueError(f"{what} and {other_what} are different networks (DiT settings differ in {keys or 'name'})")
+    diff = sorted(k for k in set(a_c) | set(b_c) if k != "num_frames" and a_c.get(k) != b_c.get(k))
+    if diff:
+        raise ValueError(f"{what} and {other_what} use different action conditions (differ in {diff})")
