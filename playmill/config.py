@@ -117,8 +117,8 @@ class DistillSection:
 @dataclass
 class GenerateSection:
     """The ``generate:`` section: sample videos from the trained models, conditioned on the first frame and the
-    recorded actions of a held-out episode. ``models``: which (default: the student when the distill stage is in
-    the run, the base model when the train stage is); ``frames``: video frames of the base sample (default: its
+    recorded actions of a held-out episode. ``models``: which (default: every one trained in the workdir: base,
+    student); ``frames``: video frames of the base sample (default: its
     training length) and of the streaming student (``student_frames``); ``steps``: Euler steps of the base
     model; ``episode``: the episode id to take the first frame and actions from (default: the last one)."""
 

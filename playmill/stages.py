@@ -246,8 +246,13 @@ def run_generate(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Pat
     """The generate stage: videos from the trained models, conditioned on a held-out episode's first frame and
     recorded actions -> ``<workdir>/generate/{base,student}.mp4`` and a PNG strip comparing them with the recording."""
     models = cfg.generate.models
-    if models is None:
-        models = ["student"] if "distill" in cfg.stages else ["base"]
+    if models is None:  # every model that has been trained in this workdir
+        from model.bundle import latest_checkpoint
+
+        models = [m for m, d in (("base", "base"), ("student", "student")) if latest_checkpoint(cfg.models_dir / d)]
+        if not models:
+            raise FileNotFoundError(f"generate: no trained model in {cfg.models_dir} (base/ or student/); run the "
+                                    f"train stage (and distill for the student) first")
     ep_dir, image, actions = generate_inputs(cfg)
     out = cfg.workdir / "generate"
     written: dict[str, Path] = {}

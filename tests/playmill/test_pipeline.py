@@ -190,6 +190,37 @@ def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monk
     assert main(["generate", "--checkpoint", str(cfg.models_dir / "base"), "--image", gen["image"], "--actions",
                  gen["actions"], "--frames", "401", "-o", str(out), "--no-progress"]) == 2
     assert "only 60 rows" in capsys.readouterr().err
+
+    # distill (ODE pairs -> student init -> DMD) on the same shards, then both models generate: the student
+    # streams past the teacher's clip length
+    from playmill.config import DistillSection
+
+    cfg.distill = DistillSection(preset="tiny", ode_pairs={"num_pairs": 4, "teacher_steps": 6, "batch_size": 4},
+                                 init={"max_steps": 6, "batch_size": 2, "val_every": 3, "val_pairs": 2,
+                                       "ckpt_every": 3},
+                                 dmd={"max_steps": 2, "batch_size": 1, "log_every": 1, "ckpt_every": 2})
+    cfg.generate = GenerateSection(frames=9, steps=2, student_frames=21)
+    results = run_pipeline(cfg, ["distill", "generate"], progress=False)
+    d = results["distill"]
+    assert d["ode_pairs"].out_dir == cfg.models_dir / "ode_pairs"
+    assert (cfg.models_dir / "student" / "checkpoints" / "latest").is_file()
+    assert set(results["generate"]) == {"base", "student"}
+    assert probe_video(results["generate"]["student"]).frame_count == 21
+    strip = cv2.imread(str(cfg.workdir / "generate" / "comparison.png"))
+    assert strip.shape[0] == 3 * 32  # recording, base, student
+    assert json.loads((cfg.workdir / "reports" / "distill.json").read_text())["stage"] == "distill"
+    out = cfg.workdir / "student-cli.mp4"
+    assert main(["generate", "--model", "student", "--checkpoint", str(cfg.models_dir / "student"), "--image",
+                 gen["image"], "--actions", gen["actions"], "--frames", "13", "-o", str(out), "--no-progress"]) == 0
+    assert probe_video(out).frame_count == 13
+    import pandas as pd
+
+    bad = cfg.workdir / "no-mouse.csv"
+    pd.read_csv(gen["actions"]).drop(columns=["d_yaw"]).to_csv(bad, index=False)
+    capsys.readouterr()
+    assert main(["generate", "--model", "student", "--checkpoint", str(cfg.models_dir / "student"), "--image",
+                 gen["image"], "--actions", str(bad), "-o", str(out), "--no-progress"]) == 2
+    assert "d_yaw" in capsys.readouterr().err
     monkeypatch.undo()
     torch.set_num_threads(threads)
 
