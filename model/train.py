@@ -232,6 +232,13 @@ class NonFiniteLossError(RuntimeError):
             f"and frames, or lower train.lr")
 
 
+@torch.no_grad()
+def ema_update(ema: dict[str, torch.Tensor], module: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * weights, per tensor of ``module.state_dict()`` (float32 copies)."""
+    for k, v in module.state_dict().items():
+        ema[k].lerp_(v.float(), 1.0 - decay)
+
+
 def shift_sigma(u: torch.Tensor, shift: float) -> torch.Tensor:
     """Timestep shift s = shift * u / (1 + (shift - 1) * u): u uniform in [0, 1] -> noise level s in [0, 1]."""
     return shift * u / (1.0 + (shift - 1.0) * u)
@@ -692,10 +699,7 @@ def train(
         opt.step()
         opt.zero_grad(set_to_none=True)
         # ---- EMA of the weights (copy until ema_start) ----
-        with torch.no_grad():
-            decay = cfg.ema_decay if step >= cfg.ema_start else 0.0
-            for k, v in dit.state_dict().items():
-                ema[k].lerp_(v.float(), 1.0 - decay)
+        ema_update(ema, dit, cfg.ema_decay if step >= cfg.ema_start else 0.0)
         step += 1
         loss_value = _all_mean(d, total)  # the mean over ranks (what the averaged gradient optimised)
         t_loop += time.perf_counter() - t0

@@ -259,9 +259,14 @@ def run_generate(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Pat
     rows: dict[str, np.ndarray] = {}
     for name in models:
         if name == "base":
+            from model.bundle import load_bundle
             from model.sample import generate_base
 
-            res = generate_base(cfg.models_dir / "base", image, actions, num_frames=cfg.generate.frames,
+            import torch
+
+            bundle = load_bundle(cfg.models_dir / "base", "cuda" if torch.cuda.is_available() else "cpu")
+            frames = cfg.generate.frames or bundle.spec.num_frames  # default: the length it was trained on
+            res = generate_base(bundle, image, actions, num_frames=frames,
                                 steps=cfg.generate.steps, out_mp4=out / "base.mp4", seed=cfg.generate.seed,
                                 progress=progress)
         else:

@@ -70,7 +70,7 @@ from ..bundle import (
 from ..checkpoint import load_state_dict_strict
 from ..conditions import ConditionError
 from ..dit import WorldModelDiT, i2v_condition
-from ..train import NonFiniteLossError, shift_sigma, step_generator
+from ..train import NonFiniteLossError, ema_update, shift_sigma, step_generator
 from .actions import ActionDistribution, sample_action_batch
 from .init import check_same_model, load_student, resolve_causal, student_run_description
 from .ode_pairs import OdePairs, _from_dict, check_model_actions, load_teacher
@@ -432,10 +432,7 @@ def distill_dmd(
             row["gen_grad_norm"] = float(torch.nn.utils.clip_grad_norm_(g_params, cfg.grad_clip))
             opt_g.step()
             opt_g.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                decay = cfg.ema_decay if step >= cfg.ema_start else 0.0
-                for k, v in student.state_dict().items():
-                    ema[k].lerp_(v.float(), 1.0 - decay)
+            ema_update(ema, student, cfg.ema_decay if step >= cfg.ema_start else 0.0)
             gen_updates += 1
             row.update({"gen_loss": float(loss_g.detach()), **stats})
 

@@ -53,7 +53,7 @@ from ..bundle import (
     write_json_atomic,
 )
 from ..dit import WorldModelDiT, i2v_condition
-from ..train import NonFiniteLossError, step_generator
+from ..train import NonFiniteLossError, ema_update, step_generator
 from .ode_pairs import OdePairs, _from_dict, check_model_actions
 
 STUDENT_FORMAT = "playmill.causal_student/1"
@@ -433,10 +433,7 @@ def distill_init(
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
         opt.step()
         opt.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            decay = cfg.ema_decay if step >= cfg.ema_start else 0.0
-            for k, v in student.state_dict().items():
-                ema[k].lerp_(v.float(), 1.0 - decay)
+        ema_update(ema, student, cfg.ema_decay if step >= cfg.ema_start else 0.0)
         step += 1
         loss_value = float(loss.detach())
         bar.update(1)
