@@ -117,10 +117,11 @@ class DistillSection:
 @dataclass
 class GenerateSection:
     """The ``generate:`` section: sample videos from the trained models, conditioned on the first frame and the
-    recorded actions of a held-out episode. ``models``: which (default: every one trained in the workdir: base,
-    student); ``frames``: video frames of the base sample (default: its
-    training length) and of the streaming student (``student_frames``); ``steps``: Euler steps of the base
-    model; ``episode``: the episode id to take the first frame and actions from (default: the last one)."""
+    recorded actions of an episode (one the models were trained on, unless more were recorded since).
+    ``models``: which (default: every one trained in the workdir: base, student); ``frames``: video frames of the
+    base sample (default: its training length) and of the streaming student (``student_frames``); ``steps``:
+    Euler steps of the base model; ``episode``: the episode id to take the first frame and actions from
+    (default: the last one)."""
 
     models: list[str] | None = None
     frames: int | None = None

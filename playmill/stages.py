@@ -4,7 +4,7 @@
 curate -> train (base world model) -> distill (causal few-step student) -> generate (sample videos). Every stage
 is resumable: a rerun skips finished work. Everything a stage writes lives under ``cfg.workdir``::
 
-    episodes/  shards/<dataset>/  models/{rl,base,distill}/  generate/  reports/
+    episodes/  shards/<dataset>/  models/{rl,base,ode_pairs,student_init,student}/  generate/  reports/
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def generate_inputs(cfg: PipelineConfig) -> tuple[Path, Path, Path]:
 
 
 def run_generate(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Path]:
-    """The generate stage: videos from the trained models, conditioned on a held-out episode's first frame and
+    """The generate stage: videos from the trained models, conditioned on an episode's first frame and
     recorded actions -> ``<workdir>/generate/{base,student}.mp4`` and a PNG strip comparing them with the recording."""
     models = cfg.generate.models
     if models is None:  # every model that has been trained in this workdir

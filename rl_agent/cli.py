@@ -49,9 +49,9 @@ WORLDS: dict[str, str | None] = {"sandbox": None, "unrealcv": "unreal_bridge.unr
 RL_EPILOG = """\
 examples:
   playmill rl train --preset smoke --out runs/rl_smoke          a token run in seconds (pipeline check)
-  playmill rl train --out runs/default/rl --minutes 30          30 minutes of PPO on the sandbox, 2 processes
-  playmill rl train --out runs/default/rl --resume --timesteps 400000    continue a run to 400k decisions
-  playmill rl eval runs/default/rl/policy.zip --plot            PPO vs random vs wander vs navmesh
+  playmill rl train --out runs/default/models/rl --minutes 30          30 minutes of PPO on the sandbox, 2 processes
+  playmill rl train --out runs/default/models/rl --resume --timesteps 400000    continue a run to 400k decisions
+  playmill rl eval runs/default/models/rl/policy.zip --plot            PPO vs random vs wander vs navmesh
 """
 
 TRAIN_EPILOG = """\
@@ -71,11 +71,11 @@ observation/action space) or --fresh (delete the previous run's files first).
 
 examples:
   playmill rl train --preset smoke --out runs/rl_smoke
-  playmill rl train --out runs/default/rl --envs 2 --minutes 30
-  playmill rl train --config pipeline.yaml --out runs/default/rl --set ppo.learning_rate=1e-4
-  playmill rl train --out runs/default/rl --resume --timesteps 400000
+  playmill rl train --out runs/default/models/rl --envs 2 --minutes 30
+  playmill rl train --config pipeline.yaml --out runs/default/models/rl --set ppo.learning_rate=1e-4
+  playmill rl train --out runs/default/models/rl --resume --timesteps 400000
   playmill rl train --out runs/ue --world unrealcv --envs 1 --set env.scenes=[city]
-  tensorboard --logdir runs/default/rl/logs/sb3
+  tensorboard --logdir runs/default/models/rl/logs/sb3
 """
 
 EVAL_EPILOG = """\
@@ -87,10 +87,10 @@ The table is printed and written as <checkpoint stem>.eval.csv and .eval.json ne
 --out-dir).
 
 examples:
-  playmill rl eval runs/default/rl/policy.zip
-  playmill rl eval runs/default/rl --seeds 5 --steps 2000 --plot
-  playmill rl eval runs/default/rl/checkpoints/ckpt_000000100000.zip --policies ppo,ppo+shield,random
-  playmill rl eval runs/default/rl/policy.zip --config pipeline.yaml      fails (exit 2) if its spaces differ
+  playmill rl eval runs/default/models/rl/policy.zip
+  playmill rl eval runs/default/models/rl --seeds 5 --steps 2000 --plot
+  playmill rl eval runs/default/models/rl/checkpoints/ckpt_000000100000.zip --policies ppo,ppo+shield,random
+  playmill rl eval runs/default/models/rl/policy.zip --config pipeline.yaml      fails (exit 2) if its spaces differ
 """
 
 
@@ -130,7 +130,7 @@ def add_verbs(parser: argparse.ArgumentParser) -> None:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``rl train``."""
-    p.add_argument("--out", type=Path, default=Path("runs/default/rl"), help="run folder (default: runs/default/rl)")
+    p.add_argument("--out", type=Path, default=Path("runs/default/models/rl"), help="run folder (default: runs/default/models/rl)")
     p.add_argument("--preset", choices=list(PRESETS), default=None,
                    help="starting config: " + ", ".join(PRESETS) + " (default: default, or with --resume the run's "
                         "own config.json)")
