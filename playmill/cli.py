@@ -47,10 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     p = sub.add_parser("run", help="run the stages of a pipeline.yaml in order",
-                       description="Validate the config, then run its stages in order (collect -> ...). "
-                                   "Resumable: a rerun skips finished work.")
+                       description="Validate the config, then run the stages it lists in pipeline order (rl -> "
+                                   "collect -> curate -> train -> distill -> generate). Resumable: a rerun skips "
+                                   "finished work.")
     _add_config_arg(p, required=True)
-    p.add_argument("--stages", help="comma-separated subset of the config's stages to run, e.g. collect")
+    p.add_argument("--stages", help="comma-separated stages to run instead of the config's, e.g. collect,curate or "
+                                    "train,generate")
     p.add_argument("--workdir", type=Path, help="override the config's workdir")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_run)
