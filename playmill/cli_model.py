@@ -244,9 +244,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from model.distill import distill_dmd, distill_init, make_ode_pairs
-    from playmill.config import distill_configs
-    from playmill.stages import train_shards
+    from playmill.stages import _summary, distill_step
 
     cfg = _pipeline(args)
     sec = cfg.distill
@@ -254,26 +252,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if args.preset is not None:
         sec.preset, sec.ode_pairs, sec.init, sec.dmd = args.preset, {}, {}, {}
     setattr(sec, part, {**getattr(sec, part), **parse_set(args.set)})
-    ocfg, icfg, dcfg = distill_configs(sec)
-    models = cfg.models_dir
-    teacher = args.teacher or models / "base"
-    progress = not args.no_progress
-    shards = getattr(args, "shards", None)
-    if args.distill_verb in ("ode-pairs", "dmd") and shards is None:
-        shards = train_shards(cfg, progress=progress)
-    if args.distill_verb == "ode-pairs":
-        out = args.out or models / "ode_pairs"
-        res = make_ode_pairs(ocfg, teacher, shards, out, progress=progress, device=args.device)
-    elif args.distill_verb == "init":
-        out = args.out or models / "student_init"
-        res = distill_init(icfg, args.pairs or models / "ode_pairs", out, teacher=teacher, progress=progress,
-                           device=args.device)
-    else:
-        out = args.out or models / "student"
-        res = distill_dmd(dcfg, teacher, args.init or models / "student_init", out, shards_dir=shards,
-                          progress=progress, device=args.device)
-    from playmill.stages import _summary
-
+    res, out = distill_step(cfg, args.distill_verb, teacher=args.teacher, shards=getattr(args, "shards", None),
+                            pairs=getattr(args, "pairs", None), student_init=getattr(args, "init", None),
+                            out=args.out, device=args.device, progress=not args.no_progress)
     facts = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in _summary(res).items()
                       if not isinstance(v, str) and v is not None)
     print(f"distill {args.distill_verb}: {facts} -> {out}")

@@ -192,20 +192,45 @@ def run_train(cfg: PipelineConfig, *, progress: bool = True):
     return result
 
 
+DISTILL_STEPS = ("ode-pairs", "init", "dmd")
+
+
+def distill_step(cfg: PipelineConfig, step: str, *, teacher: Path | None = None, shards: Path | None = None,
+                 pairs: Path | None = None, student_init: Path | None = None, out: Path | None = None,
+                 device: str | None = None, progress: bool = True) -> tuple[Any, Path]:
+    """One step of the distill stage with the ``distill:`` section's configs -> ``(result, output folder)``.
+
+    Defaults: teacher ``models/base``, shards the train shards, ODE pairs ``models/ode_pairs``, initialised student
+    ``models/student_init``, outputs ``models/{ode_pairs,student_init,student}`` for ode-pairs, init and dmd."""
+    from model.distill import distill_dmd, distill_init, make_ode_pairs
+    from playmill.config import distill_configs
+
+    if step not in DISTILL_STEPS:
+        raise ValueError(f"unknown distill step {step!r}; expected one of {', '.join(DISTILL_STEPS)}")
+    ocfg, icfg, dcfg = distill_configs(cfg.distill)
+    models = cfg.models_dir
+    teacher = teacher or models / "base"
+    if step in ("ode-pairs", "dmd") and shards is None:
+        shards = train_shards(cfg, progress=progress)
+    if step == "ode-pairs":
+        out = out or models / "ode_pairs"
+        return make_ode_pairs(ocfg, teacher, shards, out, progress=progress, device=device), out
+    if step == "init":
+        out = out or models / "student_init"
+        return distill_init(icfg, pairs or models / "ode_pairs", out, teacher=teacher, progress=progress,
+                            device=device), out
+    out = out or models / "student"
+    return distill_dmd(dcfg, teacher, student_init or models / "student_init", out, shards_dir=shards,
+                       progress=progress, device=device), out
+
+
 def run_distill(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]:
     """The distill stage (Matrix-Game 2.0's Self-Forcing, model/TRAINING.md): ODE pairs from the base model on the
     train shards -> ``models/ode_pairs``; student initialisation by ODE regression -> ``models/student_init``; DMD
     self-forcing -> ``models/student`` (what ``generate --model student`` streams). Each step resumes."""
-    from model.distill import distill_dmd, distill_init, make_ode_pairs
-    from playmill.config import distill_configs
-
-    ocfg, icfg, dcfg = distill_configs(cfg.distill)
-    teacher, shards, models = cfg.models_dir / "base", train_shards(cfg, progress=progress), cfg.models_dir
-    pairs = make_ode_pairs(ocfg, teacher, shards, models / "ode_pairs", progress=progress)
-    init = distill_init(icfg, models / "ode_pairs", models / "student_init", teacher=teacher, progress=progress)
-    dmd = distill_dmd(dcfg, teacher, models / "student_init", models / "student", shards_dir=shards,
-                      progress=progress)
-    results = {"ode_pairs": pairs, "init": init, "dmd": dmd}
+    shards = train_shards(cfg, progress=progress)
+    results = {key: distill_step(cfg, step, shards=shards, progress=progress)[0]
+               for key, step in (("ode_pairs", "ode-pairs"), ("init", "init"), ("dmd", "dmd"))}
     write_json_atomic(cfg.workdir / "reports" / "distill.json",
                       {"stage": "distill", **{k: _summary(v) for k, v in results.items()}})
     return results

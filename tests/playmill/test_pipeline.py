@@ -209,6 +209,11 @@ def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monk
     strip = cv2.imread(str(cfg.workdir / "generate" / "comparison.png"))
     assert strip.shape[0] == 3 * 32  # recording, base, student
     assert json.loads((cfg.workdir / "reports" / "distill.json").read_text())["stage"] == "distill"
+    # the CLI step reaches the same run: DMD with the same settings resumes at its last step (nothing new)
+    capsys.readouterr()
+    assert main(["distill", "dmd", "--workdir", str(cfg.workdir), "--shards", str(derived), "--preset", "tiny",
+                 *[f"--set={k}={v}" for k, v in cfg.distill.dmd.items()], "--no-progress"]) == 0
+    assert "resumed_from 2" in capsys.readouterr().out
     out = cfg.workdir / "student-cli.mp4"
     assert main(["generate", "--model", "student", "--checkpoint", str(cfg.models_dir / "student"), "--image",
                  gen["image"], "--actions", gen["actions"], "--frames", "13", "-o", str(out), "--no-progress"]) == 0
