@@ -121,8 +121,8 @@ def main() -> int:
             res = import_gta(rec_dir, work / cond.name / "episodes",
                              GtaImportConfig(fps=args.fps, min_episode_frames=25))
             t_imp = time.perf_counter() - t0
-            sc = score_import(sim.truth, res.episodes)
-            n_acc, n_err = naive_score(sim, res.episodes)
+            sc = score_import(sim.truth, res.written)
+            n_acc, n_err = naive_score(sim, res.written)
             video_s = float(sim.truth.frame_pts_s[-1])
             rows.append({
                 "name": cond.name, "conditions": cond.describe(), "marker": cond.sim.marker_visible,

@@ -19,35 +19,63 @@ from __future__ import annotations
 import numpy as np
 
 
-def rotator_to_quat(pitch_deg: float, yaw_deg: float, roll_deg: float = 0.0) -> np.ndarray:
-    """Unit quaternion ``(w, x, y, z)`` of an Unreal rotator given in degrees (float64)."""
-    p, y, r = np.radians([float(pitch_deg), float(yaw_deg), float(roll_deg)]) * 0.5
+def rotator_to_quat(pitch_deg, yaw_deg, roll_deg=0.0) -> np.ndarray:
+    """Unit quaternions ``(w, x, y, z)`` of Unreal rotators given in degrees (float64); scalars give shape (4,),
+    arrays broadcast to ``[..., 4]``."""
+    p, y, r = (np.radians(np.asarray(v, dtype=np.float64)) * 0.5 for v in (pitch_deg, yaw_deg, roll_deg))
     sp, cp = np.sin(p), np.cos(p)
     sy, cy = np.sin(y), np.cos(y)
     sr, cr = np.sin(r), np.cos(r)
-    q = np.array(
-        [
-            cr * cp * cy + sr * sp * sy,
-            cr * sp * sy - sr * cp * cy,
-            -cr * sp * cy - sr * cp * sy,
-            cr * cp * sy - sr * sp * cy,
-        ],
-        dtype=np.float64,
-    )
-    return q / np.linalg.norm(q)
+    q = np.stack(np.broadcast_arrays(
+        cr * cp * cy + sr * sp * sy,
+        cr * sp * sy - sr * cp * cy,
+        -cr * sp * cy - sr * cp * sy,
+        cr * cp * sy - sr * sp * cy,
+    ), axis=-1)
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
 
 
-def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """3x3 rotation matrix (acting on column vectors) of a unit quaternion ``(w, x, y, z)``."""
-    w, x, y, z = np.asarray(q, dtype=np.float64)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ],
-        dtype=np.float64,
-    )
+def quat_to_matrix(q) -> np.ndarray:
+    """3x3 rotation matrices (acting on column vectors) of unit quaternions ``(w, x, y, z)``: shape (4,) gives
+    (3, 3), ``[..., 4]`` gives ``[..., 3, 3]``."""
+    q = np.asarray(q, dtype=np.float64)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    m = np.empty(q.shape[:-1] + (3, 3))
+    m[..., 0, 0] = 1 - 2 * (y * y + z * z)
+    m[..., 0, 1] = 2 * (x * y - w * z)
+    m[..., 0, 2] = 2 * (x * z + w * y)
+    m[..., 1, 0] = 2 * (x * y + w * z)
+    m[..., 1, 1] = 1 - 2 * (x * x + z * z)
+    m[..., 1, 2] = 2 * (y * z - w * x)
+    m[..., 2, 0] = 2 * (x * z - w * y)
+    m[..., 2, 1] = 2 * (y * z + w * x)
+    m[..., 2, 2] = 1 - 2 * (x * x + y * y)
+    return m
+
+
+def matrix_to_quat(m) -> np.ndarray:
+    """Unit quaternions ``(w, x, y, z)`` with ``w >= 0`` of rotation matrices (``(3, 3)`` or ``[..., 3, 3]``),
+    float64, by Shepperd's method: the square root is taken of the largest of ``4w^2 = 1 + tr``,
+    ``4x^2 = 1 + 2 m00 - tr``, ``4y^2 = 1 + 2 m11 - tr``, ``4z^2 = 1 + 2 m22 - tr`` (well conditioned)."""
+    m = np.asarray(m, dtype=np.float64)
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    tr = m00 + m11 + m22
+    k = np.argmax(np.stack([tr, m00, m11, m22], axis=-1), axis=-1)
+    d21, d02, d10 = m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]
+    s01, s02, s12 = m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1]
+    s = [2.0 * np.sqrt(np.maximum(v, 1e-300)) for v in (1.0 + tr, 1.0 + 2 * m00 - tr, 1.0 + 2 * m11 - tr,
+                                                      1.0 + 2 * m22 - tr)]
+    cases = [
+        (0.25 * s[0], d21 / s[0], d02 / s[0], d10 / s[0]),
+        (d21 / s[1], 0.25 * s[1], s01 / s[1], s02 / s[1]),
+        (d02 / s[2], s01 / s[2], 0.25 * s[2], s12 / s[2]),
+        (d10 / s[3], s02 / s[3], s12 / s[3], 0.25 * s[3]),
+    ]
+    q = np.zeros(m.shape[:-2] + (4,))
+    for i, case in enumerate(cases):
+        q = np.where((k == i)[..., None], np.stack(case, axis=-1), q)
+    q = np.where(q[..., :1] < 0, -q, q)
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
 
 
 def quat_to_rotator(q: np.ndarray) -> tuple[float, float, float]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Literal
 
 import numpy as np
 
@@ -36,6 +36,8 @@ import numpy as np
 X264_PRESETS: tuple[str, ...] = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
 )
+#: The type of a config key that names an x264 preset.
+X264Preset = Literal[X264_PRESETS]
 #: Default x264 preset of :class:`VideoWriter`. Measured encode-only at 640x352, one core (taskset), on
 #: panning rendered-like content: ultrafast ~430-490 frames/s, superfast ~300, veryfast ~290-300, with files
 #: about 4x smaller for veryfast (0.6 vs 2.3-2.5 Mbit/s at crf 18). veryfast costs ~3.4 ms a frame, which

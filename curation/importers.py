@@ -40,6 +40,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from capture.actions import DEFAULT_KEYS, ActionSpace, FrameAction
+from capture.imports import ImportResult
 
 log = logging.getLogger(__name__)
 
@@ -47,39 +48,8 @@ log = logging.getLogger(__name__)
 CV_TO_UE = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
-@dataclass
-class ImportResult:
-    """Episode folders written, names skipped because their episode existed, and ``(name, reason)`` failures."""
-
-    written: list[Path] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-
 # --------------------------------------------------------------------------------------------------------
 # pure maths
-
-
-def matrix_to_quat(m: np.ndarray) -> np.ndarray:
-    """Unit quaternion (w, x, y, z) of a 3x3 rotation matrix (column-vector convention, as
-    :func:`capture.rotations.quat_to_matrix`); float64, sign chosen with w >= 0."""
-    m = np.asarray(m, dtype=np.float64)
-    tr = m[0, 0] + m[1, 1] + m[2, 2]
-    if tr > 0:
-        s = math.sqrt(tr + 1.0) * 2
-        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
-        q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
-        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
-    else:
-        s = math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
-        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-    q = np.asarray(q, dtype=np.float64)
-    q /= np.linalg.norm(q)
-    return -q if q[0] < 0 else q
 
 
 def _orthonormal(r: np.ndarray) -> np.ndarray:
@@ -113,7 +83,7 @@ class SekaiActions:
 
 def sekai_actions(extrinsic: np.ndarray, fps: float, cfg: "SekaiImportConfig") -> SekaiActions:
     """Keys, mouse, Unreal-frame poses and speeds from Sekai c2w extrinsics ``(N, 4, 4)`` (pure)."""
-    from capture.rotations import forward_vector, quat_to_rotator, wrap_deg
+    from capture.rotations import forward_vector, matrix_to_quat, quat_to_rotator, wrap_deg
 
     e = np.asarray(extrinsic, dtype=np.float64)
     if e.ndim != 3 or e.shape[1:] != (4, 4) or len(e) < 1:
@@ -135,7 +105,7 @@ def sekai_actions(extrinsic: np.ndarray, fps: float, cfg: "SekaiImportConfig") -
         scale = cfg.walking_speed_cm_s / (float(np.median(moving)) * fps) if len(moving) else 100.0
     pos = scale * t_cv @ CV_TO_UE.T
     r_ue = CV_TO_UE @ r_cv @ CV_TO_UE.T
-    quat = np.stack([matrix_to_quat(m) for m in r_ue])
+    quat = matrix_to_quat(r_ue)
     rot = np.array([quat_to_rotator(q) for q in quat])
     pitch, yaw = rot[:, 0], rot[:, 1]
     mouse = np.zeros((n, 2))

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from capture.rotations import matrix_to_quat, quat_to_matrix
+
 #: GTA (east, north, up) -> Unreal (forward = north, right = east, up). Symmetric and its own inverse.
 P_GTA_TO_UE = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
 M_TO_CM = 100.0
@@ -124,72 +126,9 @@ def gta_euler_to_ue_rotator(euler_deg) -> np.ndarray:
     return np.stack([e[..., 0], -e[..., 2], e[..., 1]], axis=-1)
 
 
-def ue_rotator_to_quat(rot_deg) -> np.ndarray:
-    """Unit quaternions ``[..., (w, x, y, z)]`` of Unreal rotators ``[..., (pitch, yaw, roll)]`` (degrees).
-
-    The vectorised form of :func:`capture.rotations.rotator_to_quat` (Unreal's ``FRotator::Quaternion``).
-    """
-    r = np.radians(_f64(rot_deg)) * 0.5
-    sp, cp = np.sin(r[..., 0]), np.cos(r[..., 0])
-    sy, cy = np.sin(r[..., 1]), np.cos(r[..., 1])
-    sr, cr = np.sin(r[..., 2]), np.cos(r[..., 2])
-    q = np.stack([
-        cr * cp * cy + sr * sp * sy,
-        cr * sp * sy - sr * cp * cy,
-        -cr * sp * cy - sr * cp * sy,
-        cr * cp * sy - sr * sp * cy,
-    ], axis=-1)
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
-
-
-def matrix_to_quat_wxyz(m) -> np.ndarray:
-    """Unit quaternions ``[..., (w, x, y, z)]`` (w >= 0) of rotation matrices (Shepperd's method, float64)."""
-    m = _f64(m)
-    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
-    tr = m00 + m11 + m22
-    cand = np.stack([tr, m00, m11, m22], axis=-1)
-    k = np.argmax(cand, axis=-1)
-    q = np.empty(m.shape[:-2] + (4,))
-    # case 0: w largest
-    s = np.sqrt(np.maximum(1.0 + tr, 1e-300)) * 2.0
-    q0 = np.stack([0.25 * s, (m[..., 2, 1] - m[..., 1, 2]) / s, (m[..., 0, 2] - m[..., 2, 0]) / s,
-                   (m[..., 1, 0] - m[..., 0, 1]) / s], axis=-1)
-    s = np.sqrt(np.maximum(1.0 + m00 - m11 - m22, 1e-300)) * 2.0
-    q1 = np.stack([(m[..., 2, 1] - m[..., 1, 2]) / s, 0.25 * s, (m[..., 0, 1] + m[..., 1, 0]) / s,
-                   (m[..., 0, 2] + m[..., 2, 0]) / s], axis=-1)
-    s = np.sqrt(np.maximum(1.0 - m00 + m11 - m22, 1e-300)) * 2.0
-    q2 = np.stack([(m[..., 0, 2] - m[..., 2, 0]) / s, (m[..., 0, 1] + m[..., 1, 0]) / s, 0.25 * s,
-                   (m[..., 1, 2] + m[..., 2, 1]) / s], axis=-1)
-    s = np.sqrt(np.maximum(1.0 - m00 - m11 + m22, 1e-300)) * 2.0
-    q3 = np.stack([(m[..., 1, 0] - m[..., 0, 1]) / s, (m[..., 0, 2] + m[..., 2, 0]) / s,
-                   (m[..., 1, 2] + m[..., 2, 1]) / s, 0.25 * s], axis=-1)
-    for i, qi in enumerate((q0, q1, q2, q3)):
-        sel = k == i
-        q[sel] = qi[sel]
-    q = np.where(q[..., :1] < 0, -q, q)
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
-
-
-def quat_wxyz_to_matrix(q) -> np.ndarray:
-    """Rotation matrices of unit quaternions ``[..., (w, x, y, z)]`` (vectorised ``capture.rotations``)."""
-    q = _f64(q)
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    m = np.empty(q.shape[:-1] + (3, 3))
-    m[..., 0, 0] = 1 - 2 * (y * y + z * z)
-    m[..., 0, 1] = 2 * (x * y - w * z)
-    m[..., 0, 2] = 2 * (x * z + w * y)
-    m[..., 1, 0] = 2 * (x * y + w * z)
-    m[..., 1, 1] = 1 - 2 * (x * x + z * z)
-    m[..., 1, 2] = 2 * (y * z - w * x)
-    m[..., 2, 0] = 2 * (x * z - w * y)
-    m[..., 2, 1] = 2 * (y * z + w * x)
-    m[..., 2, 2] = 1 - 2 * (x * x + y * y)
-    return m
-
-
 def ue_quat_to_pitch_yaw(q) -> tuple[np.ndarray, np.ndarray]:
     """Unreal pitch and yaw (degrees; yaw in (-180, 180]) of the forward axis of quaternions ``(w, x, y, z)``."""
-    m = quat_wxyz_to_matrix(q)
+    m = quat_to_matrix(q)
     fwd = m[..., :, 0]
     pitch = np.degrees(np.arctan2(fwd[..., 2], np.hypot(fwd[..., 0], fwd[..., 1])))
     yaw = np.degrees(np.arctan2(fwd[..., 1], fwd[..., 0]))
@@ -209,4 +148,4 @@ def rig_pose_gta(body_pos_m, body_matrix, offset_m, rotation_offset_deg) -> tupl
 
 def gta_pose_to_ue(position_m, matrix) -> tuple[np.ndarray, np.ndarray]:
     """A GTA pose (position in m, rotation matrix) -> Unreal ``(position_cm, quat_wxyz)``."""
-    return gta_position_to_ue_cm(position_m), matrix_to_quat_wxyz(gta_matrix_to_ue_matrix(matrix))
+    return gta_position_to_ue_cm(position_m), matrix_to_quat(gta_matrix_to_ue_matrix(matrix))

@@ -1,6 +1,6 @@
 """Import a GTA V recording session (behaviour.jsonl + ticks.csv + OBS video) into playmill episodes.
 
-    import_gta(recording_dir, episodes_dir, config) -> ImportResult
+    import_gta(recording_dir, episodes_dir, config) -> GtaImportResult
     python -m gta_bridge.importer RECORDING_DIR --episodes-dir DIR [options]   (``playmill import gta DIR``)
 
 Steps
@@ -17,7 +17,7 @@ Steps
        ``max_frame_gap_ms`` and duplicated frames keep the tick they really show). Spans without usable video or
        ticks are cut out and quarantined with their reason; the remaining runs become episodes.
     5. Pass 2 streams the chosen frames at the output size into :class:`capture.episode.EpisodeWriter`
-       (source ``gta``), one episode per run. Rejects go to a JSON-lines file (``ImportResult.rejects_path``,
+       (source ``gta``), one episode per run. Rejects go to a JSON-lines file (``GtaImportResult.rejects_path``,
        by default ``<episodes_dir>/../rejects/gta-<session_id>.jsonl``).
 
 Per frame: keys held at any tick since the previous frame (row 0: the keys held at its tick), mouse
@@ -43,6 +43,8 @@ import numpy as np
 
 from capture.actions import ActionSpace, FrameAction
 from capture.episode import EpisodeWriter, META_FILE, episode_id
+from capture.imports import ImportResult
+from capture.rotations import quat_to_matrix
 from capture.video import DEFAULT_CRF, DEFAULT_PRESET, iter_frames, probe_video
 from capture.world import Observation
 from gta_bridge import frames as fr
@@ -131,22 +133,18 @@ class GtaImportConfig:
                              "infers")
 
 
-@dataclass
-class ImportResult:
-    """What :func:`import_gta` did. ``episodes``: written now; ``skipped_existing``: already there (a rerun);
-    ``frames``: frames written; ``rejects``: everything quarantined (also in ``rejects_path``); ``stats``:
-    alignment, key frequencies, steering sign, rig residuals, duplicates, controls agreement."""
+@dataclass(kw_only=True)
+class GtaImportResult(ImportResult):
+    """What :func:`import_gta` did with one recording session: :class:`capture.imports.ImportResult` (episodes
+    written, already there, frames, warnings) plus ``rejects``: the quarantined spans (also in ``rejects_path``;
+    the rest of the session imports), ``alignment`` and ``stats``: alignment, key frequencies, steering sign,
+    rig residuals, duplicates, controls agreement."""
 
     recording_dir: Path
     session_id: str
     video_path: Path
-    episodes: list[Path]
-    skipped_existing: list[Path]
-    frames: int
     alignment: Alignment
     rejects: list[Reject]
-    rejects_path: Path | None
-    warnings: list[str]
     stats: dict[str, Any]
 
 
@@ -207,7 +205,7 @@ def derive_ticks(t: TickTable, rig_offset_m, rig_rot_offset_deg, ped_offset_m, c
 
     vel_m = np.where(t.in_vehicle[:, None], t.veh_vel, t.ped_vel)
     vel_cm = fr.gta_vector_to_ue_cm(np.nan_to_num(vel_m))
-    fwd = fr.quat_wxyz_to_matrix(quat)[:, :, 0]
+    fwd = quat_to_matrix(quat)[:, :, 0]
     fwd_h = fwd[:, :2] / np.maximum(np.linalg.norm(fwd[:, :2], axis=1, keepdims=True), 1e-9)
     speed = np.einsum("ni,ni->n", vel_cm[:, :2], fwd_h)
 
@@ -462,7 +460,7 @@ def _write_rejects(path: Path, rejects: Sequence[Reject], recording: Path, sessi
 
 
 def import_gta(recording_dir: str | os.PathLike, episodes_dir: str | os.PathLike,
-               config: GtaImportConfig | None = None) -> ImportResult:
+               config: GtaImportConfig | None = None) -> GtaImportResult:
     """Import one recording session folder into ``episodes_dir`` (created if missing).
 
     Raises :class:`gta_bridge.recording.RecordingError` (unreadable log, unknown version, no video, nothing
@@ -566,8 +564,10 @@ def import_gta(recording_dir: str | os.PathLike, episodes_dir: str | os.PathLike
         {"w": ctl["accelerate"], "s": ctl["brake"], "a": ctl["left"], "d": ctl["right"], "space": ctl["handbrake"]})
     if agree:
         stats["controls_agreement"] = agree
-    return ImportResult(rdir, rec.header.session_id, video, written, skipped, n_frames, al, rejects, rejects_path,
-                        warnings, stats)
+    return GtaImportResult(written=written, skipped=[p.name for p in skipped], frames=n_frames,
+                           rejects_path=rejects_path, warnings=warnings, recording_dir=rdir,
+                           session_id=rec.header.session_id, video_path=video, alignment=al, rejects=rejects,
+                           stats=stats)
 
 
 def _write_episodes(video: Path, out_w: int, out_h: int, rec: Recording, der: TickDerived, plan: Plan,
@@ -697,7 +697,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{d}: {len(r.episodes)} episode(s), {r.frames} frames written, {len(r.skipped_existing)} already "
+        print(f"{d}: {len(r.written)} episode(s), {r.frames} frames written, {len(r.skipped)} already "
               f"there; aligned by {r.alignment.method} (offset {r.alignment.offset_s:.3f} s); {len(r.rejects)} "
               f"reject(s){' -> ' + str(r.rejects_path) if r.rejects_path else ''}")
         for w in r.warnings:

@@ -30,6 +30,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from capture.rotations import matrix_to_quat
+
 from gta_bridge import frames as fr
 from gta_bridge.recording import CSV_NAME, SCHEMA_NAME, f32, write_recording
 from gta_bridge.sync import render_rects, marker_rects
@@ -406,7 +408,7 @@ def simulate_recording(directory: str | Path, config: SimConfig | None = None, *
         pos = np.array([car.x, car.y, 0.5])
         cam_pos, cam_mat = fr.rig_pose_gta(pos, r_body, offset, rot_off)
         cam_eul = fr.matrix_to_gta_euler(cam_mat)
-        q = fr.matrix_to_quat_wxyz(r_body)  # GTA quaternion (same algebra): w, x, y, z
+        q = matrix_to_quat(r_body)  # GTA quaternion (same algebra): w, x, y, z
         fwd = r_body[:, 1]
         vel = fwd * car.v
         steer_logged = car.steer + rng.normal(0, cfg.steer_noise_deg) if cfg.steer_noise_deg > 0 else car.steer

@@ -34,6 +34,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from capture.atomic import to_jsonable, write_json_atomic
+
 from .checkpoint import load_checkpoint, load_state_dict_strict
 from .conditions import ConditionSpec
 from .configs import ActionConfig, DiTConfig, ImageEncoderConfig, ModelConfig, VAEConfig
@@ -48,19 +50,6 @@ META_KEY = "playmill"
 
 # ----------------------------------------------------------------------------------------------------------
 # config <-> JSON
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Dataclasses, tuples and paths as plain JSON values."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    return obj
 
 
 def _tuples(d: Mapping[str, Any], cls: type) -> dict[str, Any]:
@@ -93,12 +82,6 @@ def model_config_from_dict(d: Mapping[str, Any]) -> ModelConfig:
 
 # ----------------------------------------------------------------------------------------------------------
 # atomic writes
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(to_jsonable(obj), indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def save_safetensors(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any] | None = None) -> None:

@@ -44,14 +44,10 @@ import torch
 
 from .attention import attention
 from .dit import WorldModelDiT
+from .schedule import shifted
 
 #: Latent frames covered by the reference's RoPE table (rope_params(1024, ...)): positions 0..1023.
 MAX_LATENT_FRAMES = 1024
-
-
-def _shifted(levels: tuple[float, ...], shift: float) -> tuple[float, ...]:
-    """Wan's timestep shift s = shift * u / (1 + (shift - 1) u) applied to each u in ``levels``."""
-    return tuple(shift * u / (1.0 + (shift - 1.0) * u) for u in levels)
 
 
 class PositionLimitError(ValueError):
@@ -76,7 +72,7 @@ class CausalConfig:
     first_frame_block: bool = True
     hide_first_frame: bool = False
     context_noise: float = 0.0
-    sigmas: tuple[float, ...] = _shifted((1.0, 0.75, 0.5, 0.25), 5.0)
+    sigmas: tuple[float, ...] = shifted((1.0, 0.75, 0.5, 0.25), 5.0)
 
     def __post_init__(self) -> None:
         if self.chunk_frames < 1:
@@ -113,7 +109,7 @@ class CausalConfig:
         base = cls.preset(d.pop("preset")) if "preset" in d else cls()
         if "steps" in d:
             steps = [float(x) / 1000.0 for x in d.pop("steps")]
-            d["sigmas"] = _shifted(tuple(steps), float(d.pop("shift", 1.0)))
+            d["sigmas"] = shifted(tuple(steps), float(d.pop("shift", 1.0)))
         elif "shift" in d:
             raise ValueError("'shift' needs 'steps' (timesteps in [0, 1000])")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -130,8 +126,8 @@ class CausalConfig:
         students "mg2-universal", "mg2-gta_drive", "mg2-templerun" (3 latent frames per block, frame 0 inside
         the first block, context noise 0; steps [1000, 666, 333] shift 5 for universal/gta_drive, 4 steps
         [1000, 750, 500, 250] shift 5 for templerun; window 6 / 4 / 6)."""
-        three = _shifted((1.0, 0.666, 0.333), 5.0)
-        four = _shifted((1.0, 0.75, 0.5, 0.25), 5.0)
+        three = shifted((1.0, 0.666, 0.333), 5.0)
+        four = shifted((1.0, 0.75, 0.5, 0.25), 5.0)
         return {
             "tiny": CausalConfig(chunk_frames=2, local_attn_frames=4, first_frame_block=True, sigmas=three),
             "mg2-universal": CausalConfig(3, 6, False, False, 0.0, three),

@@ -28,7 +28,7 @@ from .bundle import Bundle, load_bundle
 from .conditions import ConditionError, ConditionSpec, actions_from_table, check_num_frames
 from .dit import i2v_condition
 from .latents import encode_condition
-from .train import shift_sigma
+from .schedule import shift_sigma
 
 
 @dataclass

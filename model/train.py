@@ -61,6 +61,7 @@ from .configs import ModelConfig, get_config
 from .dit import WorldModelDiT, i2v_condition
 from .image_encoder import ImageEncoder
 from .latents import LatentDataset, encode_clips, encode_latents
+from .schedule import shift_sigma
 from .vae import WanVAE
 from .vae_train import latent_statistics, set_latent_statistics, train_vae
 
@@ -237,11 +238,6 @@ def ema_update(ema: dict[str, torch.Tensor], module: nn.Module, decay: float) ->
     """ema <- decay * ema + (1 - decay) * weights, per tensor of ``module.state_dict()`` (float32 copies)."""
     for k, v in module.state_dict().items():
         ema[k].lerp_(v.float(), 1.0 - decay)
-
-
-def shift_sigma(u: torch.Tensor, shift: float) -> torch.Tensor:
-    """Timestep shift s = shift * u / (1 + (shift - 1) * u): u uniform in [0, 1] -> noise level s in [0, 1]."""
-    return shift * u / (1.0 + (shift - 1.0) * u)
 
 
 # ==========================================================================================================

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import json
 import logging
 import math
 import os
@@ -35,6 +34,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from stable_baselines3.common.callbacks import BaseCallback
+
+from capture.atomic import write_json_atomic
 
 from rl_agent.checkpoint import (
     CheckpointMismatchError,
@@ -121,7 +122,7 @@ def train_ppo(config: TrainConfig | Mapping[str, Any] | None, out_dir: str | os.
                                           f"(checkpoint {policy_kwargs(old)}, config {policy_kwargs(cfg)})")
         done_steps = int(meta.get("num_timesteps", 0))
         log.info("resuming from %s at %d timesteps", resume_from, done_steps)
-    _write_json(out / "config.json", cfg.to_dict())
+    write_json_atomic(out / "config.json", cfg.to_dict())
 
     final = out / "policy.zip"
     progress_csv, episodes_csv = log_dir / "progress.csv", log_dir / "episodes.csv"
@@ -286,9 +287,3 @@ def _append_csv(path: Path, fieldnames: list[str], row: Mapping[str, Any]) -> No
             w.writeheader()
         w.writerow({k: ("" if v is None else (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v))
                     for k, v in row.items()})
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2), encoding="utf-8")
-    os.replace(tmp, path)

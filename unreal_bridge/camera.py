@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from capture.rotations import forward_vector, quat_to_matrix, quat_to_rotator, rotator_to_quat, wrap_deg
+from capture.rotations import forward_vector, matrix_to_quat, quat_to_matrix, quat_to_rotator, rotator_to_quat, wrap_deg
 
 __all__ = [
     "rotator_to_quat",
@@ -141,30 +141,6 @@ def matrix_to_rotator(m: np.ndarray) -> tuple[float, float, float]:
     y0 = rotator_to_matrix(pitch, yaw, 0.0)[:, 1]
     roll = math.degrees(math.atan2(float(up @ y0), float(right @ y0)))
     return pitch, yaw, roll
-
-
-def matrix_to_quat(m: np.ndarray) -> np.ndarray:
-    """Unit quaternion ``(w, x, y, z)`` of a rotation matrix (Shepperd's method: take the square root of
-    the largest of ``4w^2 = 1 + tr``, ``4x^2 = 1 + 2 m00 - tr``, ... for stability); ``w >= 0``."""
-    m = np.asarray(m, dtype=np.float64)
-    tr = m[0, 0] + m[1, 1] + m[2, 2]
-    cands = [tr, m[0, 0], m[1, 1], m[2, 2]]
-    k = int(np.argmax(cands))
-    if k == 0:
-        s = 2.0 * math.sqrt(max(1.0 + tr, 0.0))
-        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-    elif k == 1:
-        s = 2.0 * math.sqrt(max(1.0 + 2 * m[0, 0] - tr, 0.0))
-        q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-    elif k == 2:
-        s = 2.0 * math.sqrt(max(1.0 + 2 * m[1, 1] - tr, 0.0))
-        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
-    else:
-        s = 2.0 * math.sqrt(max(1.0 + 2 * m[2, 2] - tr, 0.0))
-        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q)
-    return -q if q[0] < 0 else q
 
 
 def quat_to_rotator_ue(q: np.ndarray) -> tuple[float, float, float]:

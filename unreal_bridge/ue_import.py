@@ -42,6 +42,7 @@ import numpy as np
 
 from capture.actions import ActionSpace, FrameAction
 from capture.episode import EpisodeWriter, META_FILE, episode_id
+from capture.imports import ImportResult
 from capture.rotations import rotator_to_quat, wrap_deg
 from capture.video import DEFAULT_CRF, DEFAULT_PRESET, VideoError, iter_frames, probe_video
 from capture.world import Observation
@@ -114,19 +115,6 @@ class Reject:
     def to_dict(self) -> dict[str, Any]:
         return {"source": SOURCE, "recording": self.recording, "reason": self.reason,
                 "problems": [{k: v for k, v in asdict(p).items() if v is not None} for p in self.problems[:_MAX_REPORTED]]}
-
-
-@dataclass
-class ImportResult:
-    """What :func:`import_unreal` did: episodes written now, episodes already there (a rerun), frames written,
-    the rejected recordings and where they were recorded (None when nothing was rejected)."""
-
-    src_dir: Path
-    episodes: list[Path] = field(default_factory=list)
-    skipped_existing: list[Path] = field(default_factory=list)
-    frames: int = 0
-    rejects: list[Reject] = field(default_factory=list)
-    rejects_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -432,7 +420,7 @@ def import_unreal(src_dir: str | os.PathLike, episodes_dir: str | os.PathLike,
                   config: UEImportConfig | None = None) -> ImportResult:
     """Import every recording under ``src_dir`` into ``episodes_dir`` (created if missing); see the module docstring.
 
-    Bad recordings are quarantined (``ImportResult.rejects``, also written to the rejects file) and the others still
+    Bad recordings are quarantined (``ImportResult.failed``, with their problems in the rejects file) and the others still
     import; an existing episode is skipped. Raises only for a missing ``src_dir`` or a bad ``config``."""
     cfg = config or UEImportConfig()
     cfg.check()
@@ -440,26 +428,28 @@ def import_unreal(src_dir: str | os.PathLike, episodes_dir: str | os.PathLike,
     recs = find_recordings(src)
     out_dir = Path(episodes_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = ImportResult(src)
+    result = ImportResult()
+    rejects: list[Reject] = []
     for rec in recs:
         try:
             path = import_recording(rec, out_dir, cfg)
         except RecordingError as e:
             first = e.problems[0] if e.problems else Problem(rec.name, str(e))
-            result.rejects.append(Reject(rec.name, str(first), tuple(e.problems)))
+            rejects.append(Reject(rec.name, str(first), tuple(e.problems)))
             continue
         except (ValueError, OSError) as e:  # e.g. the episode writer refusing a frame: quarantine, go on
-            result.rejects.append(Reject(rec.name, f"{type(e).__name__}: {e}"))
+            rejects.append(Reject(rec.name, f"{type(e).__name__}: {e}"))
             continue
         if path is None:
-            result.skipped_existing.append(out_dir / recording_episode_id(rec.name))
+            result.skipped.append(recording_episode_id(rec.name))
         else:
-            result.episodes.append(path)
+            result.written.append(path)
             result.frames += int(json.loads((path / META_FILE).read_text())["frame_count"])
     rejects_path = Path(cfg.rejects_path) if cfg.rejects_path else (
         out_dir.resolve().parent / "rejects" / f"{SOURCE}-{_safe(src.resolve().name)}.jsonl")
-    _write_rejects(rejects_path, result.rejects)
-    result.rejects_path = rejects_path if result.rejects else None
+    _write_rejects(rejects_path, rejects)
+    result.failed = [(r.recording, r.reason) for r in rejects]
+    result.rejects_path = rejects_path if rejects else None
     return result
 
 
@@ -501,11 +491,11 @@ def run_from_args(a: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"imported {len(res.episodes)} episode(s), {res.frames} frames; {len(res.skipped_existing)} already there; "
-          f"{len(res.rejects)} rejected" + (f" (see {res.rejects_path})" if res.rejects_path else ""))
-    for r in res.rejects:
-        print(f"  rejected {r.recording}: {r.reason}", file=sys.stderr)
-    return 0 if not res.rejects else 1
+    print(f"imported {len(res.written)} episode(s), {res.frames} frames; {len(res.skipped)} already there; "
+          f"{len(res.failed)} rejected" + (f" (see {res.rejects_path})" if res.rejects_path else ""))
+    for name, reason in res.failed:
+        print(f"  rejected {name}: {reason}", file=sys.stderr)
+    return 0 if not res.failed else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,7 +70,8 @@ from ..bundle import (
 from ..checkpoint import load_state_dict_strict
 from ..conditions import ConditionError
 from ..dit import WorldModelDiT, i2v_condition
-from ..train import NonFiniteLossError, ema_update, shift_sigma, step_generator
+from ..schedule import shift_sigma
+from ..train import NonFiniteLossError, ema_update, step_generator
 from .actions import ActionDistribution, sample_action_batch
 from .init import check_same_model, load_student, resolve_causal, student_run_description
 from .ode_pairs import OdePairs, _from_dict, check_model_actions, load_teacher

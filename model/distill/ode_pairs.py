@@ -49,6 +49,7 @@ from ..bundle import Bundle, load_bundle, resolve_weights, to_jsonable, write_js
 from ..conditions import ConditionError, ConditionSpec, check_num_frames
 from ..dit import i2v_condition
 from ..latents import decode_array, encode_condition
+from ..schedule import inverse_shift, shift_sigma
 
 PAIRS_SCHEMA = "playmill.ode_pairs/1"
 
@@ -143,11 +144,6 @@ def check_sigmas(sigmas: Sequence[float], where: str) -> tuple[float, ...]:
 # The teacher's schedule and trajectory
 
 
-def inverse_shift(sigma: float, shift: float) -> float:
-    """u with shift_sigma(u) = sigma: u = sigma / (shift - (shift - 1) sigma)."""
-    return sigma / (shift - (shift - 1.0) * sigma)
-
-
 def teacher_schedule(keep_sigmas: Sequence[float], steps: int, shift: float) -> tuple[np.ndarray, tuple[int, ...]]:
     """The teacher's noise levels and the indices of the kept ones (module doc).
 
@@ -164,7 +160,7 @@ def teacher_schedule(keep_sigmas: Sequence[float], steps: int, shift: float) -> 
         n = max(1, round(steps * (ua - ub)))
         for j in range(1, n + 1):
             uu = ua + (ub - ua) * j / n
-            levels.append(shift * uu / (1.0 + (shift - 1.0) * uu))
+            levels.append(shift_sigma(uu, shift))
         levels[-1] = sb  # exact
         index[sb] = len(levels) - 1
     return np.asarray(levels, np.float64), tuple(index[s] for s in keep + [0.0])

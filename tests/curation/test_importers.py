@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 
 from capture.episode import read_episode
-from capture.rotations import quat_to_matrix
+from capture.rotations import matrix_to_quat, quat_to_matrix
 from capture.validate import validate_episode
 from capture.video import VideoWriter
 from curation.importers import (
-    CV_TO_UE, SekaiImportConfig, import_generic, import_sekai, matrix_to_quat, sekai_actions,
+    CV_TO_UE, SekaiImportConfig, import_generic, import_sekai, sekai_actions,
 )
 from tests.curation.helpers import pan_frames
 

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capture.rotations import quat_to_matrix, quat_to_rotator, rotator_to_quat
+from capture.rotations import matrix_to_quat, quat_to_matrix, quat_to_rotator, rotator_to_quat
 from gta_bridge import frames as fr
 
 angles = st.tuples(st.floats(-85, 85), st.floats(-175, 175), st.floats(-180, 180))
@@ -28,7 +28,7 @@ def test_heading_zero_faces_north_and_heading_90_faces_west():
     # in Unreal: north is +X (yaw 0), west is -Y (yaw -90)
     assert np.allclose(fr.gta_euler_to_ue_rotator([0, 0, 0]), [0, 0, 0])
     assert np.allclose(fr.gta_euler_to_ue_rotator([0, 0, 90]), [0, -90, 0])
-    q = fr.ue_rotator_to_quat(fr.gta_euler_to_ue_rotator([0, 0, 90]))
+    q = rotator_to_quat(*np.moveaxis(fr.gta_euler_to_ue_rotator([0, 0, 90]), -1, 0))
     assert np.allclose(quat_to_matrix(q)[:, 0], [0, -1, 0], atol=1e-15)
 
 
@@ -42,11 +42,11 @@ def test_pitch_up_and_roll_keep_their_meaning():
     up = fr.gta_euler_to_matrix([20.0, 0, 0])[:, 1]
     assert up[2] > 0  # GTA pitch + lifts the nose
     ue = fr.gta_matrix_to_ue_matrix(fr.gta_euler_to_matrix([20.0, 0, 0]))
-    assert ue[2, 0] > 0 and np.isclose(quat_to_rotator(fr.matrix_to_quat_wxyz(ue))[0], 20.0)
+    assert ue[2, 0] > 0 and np.isclose(quat_to_rotator(matrix_to_quat(ue))[0], 20.0)
     # GTA roll + tilts the up axis towards the body's right; Unreal roll + tilts it towards +Y (right)
     r = fr.gta_euler_to_matrix([0, 15.0, 0])
     assert r[0, 2] > 0
-    assert np.isclose(quat_to_rotator(fr.matrix_to_quat_wxyz(fr.gta_matrix_to_ue_matrix(r)))[2], 15.0)
+    assert np.isclose(quat_to_rotator(matrix_to_quat(fr.gta_matrix_to_ue_matrix(r)))[2], 15.0)
 
 
 @settings(max_examples=200, deadline=None)
@@ -56,10 +56,10 @@ def test_conversion_equals_unreal_rotator_formula(e):
     m_ue = fr.gta_matrix_to_ue_matrix(fr.gta_euler_to_matrix([pitch, roll, yaw]))
     q_ref = rotator_to_quat(*fr.gta_euler_to_ue_rotator([pitch, roll, yaw]))
     assert np.abs(quat_to_matrix(q_ref) - m_ue).max() < 1e-12
-    q = fr.matrix_to_quat_wxyz(m_ue)
+    q = matrix_to_quat(m_ue)
     assert abs(np.linalg.norm(q) - 1.0) < 1e-12
     assert min(np.abs(q - q_ref).max(), np.abs(q + q_ref).max()) < 1e-12
-    assert np.allclose(fr.ue_rotator_to_quat(fr.gta_euler_to_ue_rotator([pitch, roll, yaw])), q_ref, atol=1e-15)
+    assert np.allclose(rotator_to_quat(*fr.gta_euler_to_ue_rotator([pitch, roll, yaw])), q_ref, atol=1e-15)
 
 
 @settings(max_examples=200, deadline=None)
@@ -67,7 +67,7 @@ def test_conversion_equals_unreal_rotator_formula(e):
 def test_euler_matrix_round_trip_and_quaternion_agrees(e):
     r = fr.gta_euler_to_matrix(e)
     assert np.allclose(fr.matrix_to_gta_euler(r), e, atol=1e-9)
-    q_wxyz = fr.matrix_to_quat_wxyz(r)
+    q_wxyz = matrix_to_quat(r)
     xyzw = np.array([q_wxyz[1], q_wxyz[2], q_wxyz[3], q_wxyz[0]])
     assert np.abs(fr.gta_quat_xyzw_to_matrix(xyzw) - r).max() < 1e-12
 
@@ -88,7 +88,7 @@ def test_vectorised_over_ticks():
     e = np.random.default_rng(0).uniform([-60, -60, -180], [60, 60, 180], (500, 3))
     m = fr.gta_euler_to_matrix(e)
     assert m.shape == (500, 3, 3)
-    q = fr.matrix_to_quat_wxyz(fr.gta_matrix_to_ue_matrix(m))
+    q = matrix_to_quat(fr.gta_matrix_to_ue_matrix(m))
     assert q.shape == (500, 4) and np.all(q[:, 0] >= 0)
     assert np.abs(np.linalg.norm(q, axis=1) - 1).max() < 1e-12
     pitch, yaw = fr.ue_quat_to_pitch_yaw(q)

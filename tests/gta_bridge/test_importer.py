@@ -10,7 +10,7 @@ import pytest
 
 from capture.episode import read_episode
 from capture.validate import validate_episode
-from gta_bridge.importer import GtaImportConfig, ImportResult, import_gta, main
+from gta_bridge.importer import GtaImportConfig, GtaImportResult, import_gta, main
 from gta_bridge.recording import RecordingError
 from gta_bridge.scenario import ScenarioError
 from gta_bridge.sim import SimConfig, score_import, simulate_recording
@@ -23,19 +23,19 @@ HALF_FRAME_MS = 1000.0 / FPS / 2
 CFG = GtaImportConfig(fps=FPS, min_episode_frames=10)
 
 
-def run(recording: Path, out: Path, cfg: GtaImportConfig = CFG) -> ImportResult:
+def run(recording: Path, out: Path, cfg: GtaImportConfig = CFG) -> GtaImportResult:
     return import_gta(recording, out / "episodes", cfg)
 
 
 @pytest.fixture(scope="module")
-def imported_vfr(sim_vfr, tmp_path_factory) -> ImportResult:
+def imported_vfr(sim_vfr, tmp_path_factory) -> GtaImportResult:
     return run(sim_vfr.directory, tmp_path_factory.mktemp("imp_vfr"))
 
 
 def test_vfr_import_meets_the_accuracy_targets(sim_vfr, imported_vfr):
     r = imported_vfr
-    assert r.alignment.method == "marker" and r.episodes and not r.rejects
-    s = score_import(sim_vfr.truth, r.episodes)
+    assert r.alignment.method == "marker" and r.written and not r.rejects
+    s = score_import(sim_vfr.truth, r.written)
     assert s.frames >= 0.95 * sim_vfr.config.duration_s * FPS
     assert s.key_accuracy >= 0.99, s.per_key
     assert np.percentile(s.align_err_ms, 99) <= HALF_FRAME_MS
@@ -45,7 +45,7 @@ def test_vfr_import_meets_the_accuracy_targets(sim_vfr, imported_vfr):
 
 
 def test_episodes_validate_and_carry_the_gta_columns(imported_vfr, sim_vfr):
-    for ep_dir in imported_vfr.episodes:
+    for ep_dir in imported_vfr.written:
         assert validate_episode(ep_dir) == []
         ep = read_episode(ep_dir, check_video=True)
         m = ep.meta
@@ -65,9 +65,9 @@ def test_episodes_validate_and_carry_the_gta_columns(imported_vfr, sim_vfr):
 
 def test_cfr_import_with_a_late_video_start(sim_cfr, tmp_path):
     r = run(sim_cfr.directory, tmp_path)
-    s = score_import(sim_cfr.truth, r.episodes)
+    s = score_import(sim_cfr.truth, r.written)
     assert s.key_accuracy >= 0.99 and np.percentile(s.align_err_ms, 99) <= HALF_FRAME_MS
-    assert all(validate_episode(e) == [] for e in r.episodes)
+    assert all(validate_episode(e) == [] for e in r.written)
 
 
 def test_without_a_marker_alignment_comes_from_image_motion(sim_nomarker, tmp_path):
@@ -78,13 +78,13 @@ def test_without_a_marker_alignment_comes_from_image_motion(sim_nomarker, tmp_pa
     # a second, so the correlation peak is flat over a few ticks (bench/gta_sync.py reports the figures)
     true_offset = sim_nomarker.truth.offset_s + sim_nomarker.config.present_latency_ms / 1000.0
     assert abs(r.alignment.offset_s - true_offset) < 0.1
-    s = score_import(sim_nomarker.truth, r.episodes)
+    s = score_import(sim_nomarker.truth, r.written)
     assert s.key_accuracy >= 0.85 and np.percentile(s.align_err_ms, 50) <= 100.0
 
 
 def test_rerun_skips_finished_episodes(sim_vfr, imported_vfr):
-    again = import_gta(sim_vfr.directory, imported_vfr.episodes[0].parent, CFG)
-    assert again.episodes == [] and again.skipped_existing == imported_vfr.episodes and again.frames == 0
+    again = import_gta(sim_vfr.directory, imported_vfr.written[0].parent, CFG)
+    assert again.written == [] and again.skipped == [p.name for p in imported_vfr.written] and again.frames == 0
 
 
 # ---------------------------------------------------------------------------------------------------- bad input
@@ -130,8 +130,8 @@ def test_truncated_and_malformed_lines_are_quarantined_and_the_rest_imported(sim
     assert any(x.line == i + 1 and "malformed JSON" in x.reason and x.file.endswith("behaviour.jsonl") for x in bad)
     assert any("truncated last line" in x.reason for x in bad)
     assert any("no footer" in w for w in r.warnings)
-    assert len(r.episodes) == 2  # split around the lost tick
-    assert all(validate_episode(e) == [] for e in r.episodes)
+    assert len(r.written) == 2  # split around the lost tick
+    assert all(validate_episode(e) == [] for e in r.written)
     rej = [json.loads(l) for l in r.rejects_path.read_text().splitlines()]
     assert r.rejects_path.name == f"gta-{r.session_id}.jsonl" and r.rejects_path.parent.name == "rejects"
     assert {"kind", "reason", "file", "source"} <= set(rej[0]) and rej[0]["source"] == "gta"
@@ -146,7 +146,7 @@ def test_a_lost_json_line_is_recovered_from_the_csv(sim_vfr, tmp_path):
     r = run(s, tmp_path)
     assert any(x.kind == "bad_line" and x.line == i + 1 for x in r.rejects)
     assert any("recovered from ticks.csv" in w for w in r.warnings)
-    assert len(r.episodes) == 1 and not any(x.kind == "quarantined_ticks" for x in r.rejects)
+    assert len(r.written) == 1 and not any(x.kind == "quarantined_ticks" for x in r.rejects)
 
 
 def test_ticks_out_of_order_are_quarantined_with_tick_and_line(sim_vfr, tmp_path):
@@ -159,7 +159,7 @@ def test_ticks_out_of_order_are_quarantined_with_tick_and_line(sim_vfr, tmp_path
     ooo = [x for x in r.rejects if x.kind == "out_of_order"]
     assert len(ooo) == 1 and ooo[0].line == i + 2 and ooo[0].tick == json.loads(lines[i + 1])["tick"]
     assert "comes after tick" in ooo[0].reason
-    assert r.episodes and all(validate_episode(e) == [] for e in r.episodes)
+    assert r.written and all(validate_episode(e) == [] for e in r.written)
 
 
 def test_nan_dynamics_are_quarantined_naming_the_tick(sim_vfr, tmp_path):
@@ -180,7 +180,7 @@ def test_nan_dynamics_are_quarantined_naming_the_tick(sim_vfr, tmp_path):
     assert any(x.tick == d["tick"] and "vehicle.forward_speed_mps is not finite" in x.reason for x in nan)
     assert any(x.kind in ("nan_dynamics", "bad_tick") and x.line == j + 1 for x in r.rejects)
     assert any(x.kind == "quarantined_ticks" for x in r.rejects)
-    assert r.episodes and all(validate_episode(e) == [] for e in r.episodes)
+    assert r.written and all(validate_episode(e) == [] for e in r.written)
 
 
 def test_video_shorter_than_the_log_is_reported_and_the_rest_imported(tmp_path):
@@ -191,7 +191,7 @@ def test_video_shorter_than_the_log_is_reported_and_the_rest_imported(tmp_path):
     assert "ends at" in short[0].reason and "have no video" in short[0].reason
     assert any("ends at" in w for w in r.warnings)
     # ~100 frames: a single one-tick alignment slip at a key change costs 1 %
-    assert r.episodes and score_import(sim.truth, r.episodes).key_accuracy >= 0.97
+    assert r.written and score_import(sim.truth, r.written).key_accuracy >= 0.97
 
 
 def test_no_marker_and_no_overlap_is_a_clear_error(sim_nomarker, tmp_path):
@@ -247,6 +247,6 @@ def test_a_paused_game_is_cut_out(tmp_path):
     paused = [x for x in r.rejects if x.kind == "game_paused"]
     assert len(paused) == 1 and "no game tick for more than 250 ms" in paused[0].reason
     assert 1.7 < paused[0].t_end_s - paused[0].t_start_s < 2.1
-    assert len(r.episodes) == 2
-    s = score_import(sim.truth, r.episodes)
+    assert len(r.written) == 2
+    s = score_import(sim.truth, r.written)
     assert s.key_accuracy >= 0.97 and np.percentile(s.align_err_ms, 99) <= HALF_FRAME_MS

@@ -140,10 +140,10 @@ def test_fake_game_recording_imports_into_valid_episodes(fake_session, tmp_path)
     render_capture(session, session / "obs.mp4")
     r = import_gta(session, tmp_path / "episodes", GtaImportConfig(fps=25.0, min_episode_frames=25))
     assert r.alignment.method == "marker" and r.alignment.uncertainty_ms < 8.5
-    assert r.episodes and not r.rejects
-    frames = sum(int(json.loads((e / "meta.json").read_text())["frame_count"]) for e in r.episodes)
+    assert r.written and not r.rejects
+    frames = sum(int(json.loads((e / "meta.json").read_text())["frame_count"]) for e in r.written)
     assert abs(frames - 7.0 * 25) <= 3
-    for e in r.episodes:
+    for e in r.written:
         assert validate_episode(e) == []
     assert r.stats["key_fraction"]["w"] > 0.2  # the fake driver accelerates to its waypoints
 
@@ -196,8 +196,8 @@ def test_mixed_behaviours_leave_walk_talk_and_reenter_and_import(fake_session, t
     assert set(rec.ticks.cam_rig) == {"vehicle", "ped"}
     render_capture(session, session / "obs.mp4")
     r = import_gta(session, tmp_path / "episodes", GtaImportConfig(fps=25.0, min_episode_frames=25))
-    assert r.episodes and not r.rejects
-    ep = r.episodes[0]
+    assert r.written and not r.rejects
+    ep = r.written[0]
     assert validate_episode(ep) == []
     import pandas as pd
 

@@ -113,7 +113,7 @@ def imported(played, tmp_path_factory):
 def test_good_recordings_become_exact_episodes(played, imported):
     obs_list, acts = played
     src, root, result, _ = imported
-    assert sorted(p.name for p in result.episodes) == sorted([recording_episode_id("good"),
+    assert sorted(p.name for p in result.written) == sorted([recording_episode_id("good"),
                                                               recording_episode_id("day2/good_too")])
     ep = read_episode(root / "episodes" / recording_episode_id("good"), check_video=True)
     assert ep.meta.source == "unreal_export" and ep.meta.fps == FPS and ep.meta.frame_count == 40
@@ -158,9 +158,9 @@ def test_bad_recordings_are_quarantined_with_file_line_and_column(imported, name
     import re
 
     src, root, result, _ = imported
-    rejects = {r.recording: r for r in result.rejects}
+    rejects = dict(result.failed)
     assert name in rejects, sorted(rejects)
-    assert re.search(where, rejects[name].reason), rejects[name].reason
+    assert re.search(where, rejects[name]), rejects[name]
     lines = [json.loads(x) for x in result.rejects_path.read_text().splitlines()]
     assert result.rejects_path == root / "rejects" / "unreal_export-recordings.jsonl"
     entry = next(e for e in lines if e["recording"] == name)
@@ -169,11 +169,11 @@ def test_bad_recordings_are_quarantined_with_file_line_and_column(imported, name
 
 def test_nothing_else_is_rejected_sources_untouched_and_rerun_skips(imported):
     src, root, result, before = imported
-    assert len(result.rejects) == 10 and len(result.episodes) == 2 and result.frames == 80
+    assert len(result.failed) == 10 and len(result.written) == 2 and result.frames == 80
     assert _digest(src) == before  # sources are never modified
     again = import_unreal(src, root / "episodes", UEImportConfig(fps=FPS))
-    assert again.episodes == [] and len(again.skipped_existing) == 2 and len(again.rejects) == 10
-    assert sorted(p.name for p in (root / "episodes").iterdir()) == sorted(p.name for p in result.episodes)
+    assert again.written == [] and len(again.skipped) == 2 and len(again.failed) == 10
+    assert sorted(p.name for p in (root / "episodes").iterdir()) == sorted(p.name for p in result.written)
 
 
 def test_every_problem_is_listed(tmp_path):
@@ -215,7 +215,7 @@ def test_config_cli_and_sizes(played, tmp_path):
     with pytest.raises(ValueError, match="width"):
         import_unreal(src, tmp_path / "eps", UEImportConfig(width=33, height=24))
     res = import_unreal(src, tmp_path / "eps", UEImportConfig(width=32, height=24))
-    ep = read_episode(res.episodes[0], check_video=True)
+    ep = read_episode(res.written[0], check_video=True)
     assert (ep.meta.width, ep.meta.height, ep.meta.fps) == (32, 24, FPS) and res.rejects_path is None
     _write(src, "two", obs_list, _csv_rows(obs_list, acts)[:-1])
     assert main([str(src), "--episodes-dir", str(tmp_path / "eps")]) == 1  # one rejected
