@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rl_agent import TrainConfig, heldout_seeds, train_ppo  # noqa: E402
+from rl_agent import RLConfig, heldout_seeds, train_ppo  # noqa: E402
 from rl_agent.evaluation import evaluate, navmesh_controller_available  # noqa: E402
 from rl_agent.plots import plot_learning_curves  # noqa: E402
 
@@ -101,10 +101,10 @@ def main() -> None:
 
     # 2. training ---------------------------------------------------------------------------------------
     if quick:  # the `smoke` preset (playmill rl train --preset smoke)
-        cfg = TrainConfig.from_preset("smoke", {"ppo": {"n_envs": 2}})
+        cfg = RLConfig.from_dict({"preset": "smoke", "ppo": {"n_envs": 2}})
     else:  # the `bench` preset (playmill rl train --preset bench): 30 minutes of wall clock
         minutes = 30.0 if args.minutes is None else args.minutes
-        cfg = TrainConfig.from_preset("bench", {"ppo": {"n_envs": 2, "max_wall_s": 60.0 * minutes}})
+        cfg = RLConfig.from_dict({"preset": "bench", "ppo": {"n_envs": 2, "max_wall_s": 60.0 * minutes}})
     res = train_ppo(cfg, out, progress=not quick)
     png = plot_learning_curves(res.progress_csv, out / "learning_curves.png",
                                title=f"PPO collection agent: {res.num_timesteps} decisions, {res.wall_s / 60:.1f} min")

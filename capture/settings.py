@@ -29,16 +29,16 @@ import functools
 import re
 import types
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence, Union, get_args, get_origin
+from typing import Annotated, Any, Iterable, Iterator, Literal, Mapping, Sequence, Union, get_args, get_origin
 
 import annotated_types as at
 import yaml
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 from pydantic.fields import FieldInfo
 
-__all__ = ["CONFIG", "ConfigError", "Field", "Invalid", "apply_overrides", "describe", "dump", "json_schema",
-           "load_yaml", "parse_set", "settings", "validate"]
+__all__ = ["CONFIG", "ConfigError", "Field", "Frames1p4k", "Invalid", "apply_overrides", "describe", "dump", "json_schema",
+           "load_yaml", "merge", "parse_set", "settings", "validate"]
 
 #: pydantic options of every config: unknown keys are errors, numbers must be finite.
 CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -47,12 +47,24 @@ _NONE = type(None)
 
 
 def settings(cls: type | None = None, *, frozen: bool = True):
-    """Class decorator: a pydantic dataclass (frozen unless told) with :data:`CONFIG`."""
+    """Class decorator: a pydantic dataclass (frozen unless told) with :data:`CONFIG`, plus
+    ``Cls.from_dict(data, source)`` (:func:`validate`) and ``obj.to_dict()`` (:func:`dump`) unless the class
+    defines its own."""
 
     def wrap(c: type) -> type:
-        return _pydantic_dataclass(c, frozen=frozen, config=CONFIG)
+        out = _pydantic_dataclass(c, frozen=frozen, config=CONFIG)
+        if "from_dict" not in c.__dict__:
+            out.from_dict = classmethod(_from_dict)
+        if "to_dict" not in c.__dict__:
+            out.to_dict = dump
+        return out
 
     return wrap if cls is None else wrap(cls)
+
+
+def _from_dict(cls: type, data: Any, source: str = "<config>") -> Any:
+    """The config from a mapping (a YAML section, a stored JSON); :class:`ConfigError` naming every bad key."""
+    return validate(cls, data, source)
 
 
 class ConfigError(ValueError):
@@ -74,6 +86,16 @@ class Invalid(ValueError):
         super().__init__(f"{key}: {value!r} is not allowed; expected {expected}")
 
 
+def _one_plus_4k(n: int) -> int:
+    if n % 4 != 1:
+        raise Invalid("", n, "1 + 4k frames, e.g. 17, 33, 57 (the causal VAE compresses time by 4)")
+    return n
+
+
+#: A frame count of 1 + 4k (the causal VAE's rule: 1 frame, then groups of 4).
+Frames1p4k = Annotated[int, Field(ge=1), AfterValidator(_one_plus_4k)]
+
+
 # --------------------------------------------------------------------------------------------------------
 # reading and checking
 
@@ -93,9 +115,10 @@ def validate(cls: type, data: Any, source: str = "<config>", *,
     if not isinstance(data, Mapping):
         keys = ", ".join(_fields(cls))
         raise ConfigError(source, [f"(top level): {_show(data)} is not allowed; expected a mapping of {keys}"])
-    problems = dict(_bool_problems(cls, data, ()))
+    problems: dict[str, str] = {}
+    data = _normalise(cls, data, (), problems)
     try:
-        obj = _adapter(cls).validate_python(dict(data))
+        obj = _adapter(cls).validate_python(data)
     except ValidationError as exc:
         obj = None
         found = dict(_format_errors(cls, data, exc))
@@ -158,6 +181,18 @@ def apply_overrides(doc: Any, overrides: Mapping[str, Any]) -> dict:
     return out
 
 
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` merged in: nested mappings merge key by key, anything else in ``over`` replaces
+    (how a preset fills the keys a section does not set)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
 def dump(obj: Any) -> Any:
     """A config as plain JSON-able data (tuples -> lists, paths -> strings): what :func:`validate` reads back."""
     return _adapter(type(obj)).dump_python(obj, mode="json")
@@ -181,7 +216,7 @@ def describe(tp: Any, meta: Sequence[Any] = ()) -> str:
         return "null"
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not _NONE]
-        words = [describe(a) for a in args]
+        words = [describe(a, meta if len(args) == 1 else ()) for a in args]
         text = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
         return text + (" or null" if _NONE in get_args(tp) else "")
     if origin is Literal:
@@ -193,7 +228,8 @@ def describe(tp: Any, meta: Sequence[Any] = ()) -> str:
     if tp is float:
         return "a number" + _range(meta)
     if tp is str:
-        return "a string" + _length(meta, "characters")
+        pattern = next((m.pattern for m in meta if getattr(m, "pattern", None)), None)
+        return "a string" + _length(meta, "characters") + (f" matching {pattern}" if pattern else "")
     if isinstance(tp, type) and issubclass(tp, Path):
         return "a path"
     if origin in (list, tuple, set, frozenset, Sequence):
@@ -201,7 +237,7 @@ def describe(tp: Any, meta: Sequence[Any] = ()) -> str:
         if origin is tuple and len(get_args(tp)) > 1 and Ellipsis not in get_args(tp):
             return f"a list of {len(args)}: " + ", ".join(describe(a) for a in args)
         item = describe(args[0]) if args else "values"
-        return f"a list{_length(meta, 'items')} of ({item})"
+        return f"a{' non-empty' if _length(meta, 'items') == ' (at least one)' else ''} list of {_plural(item)}"
     if origin in (dict, Mapping):
         k, v = get_args(tp) or (str, Any)
         return f"a mapping of {describe(k)} to {describe(v)}"
@@ -226,6 +262,14 @@ def _unwrap(tp: Any, meta: Sequence[Any]) -> tuple[Any, list]:
     return tp, flat
 
 
+def _plural(desc: str) -> str:
+    for one, many in (("a string", "strings"), ("an integer", "integers"), ("a number", "numbers"),
+                      ("one of ", "values from "), ("a path", "paths"), ("true or false", "true/false values")):
+        if desc.startswith(one):
+            return many + desc[len(one):]
+    return f"({desc})"
+
+
 def _range(meta: Sequence[Any]) -> str:
     lo = hi = None
     lo_open = hi_open = False
@@ -245,6 +289,8 @@ def _range(meta: Sequence[Any]) -> str:
         text = f" {'>' if lo_open else '>='} {lo}"
     elif hi is not None:
         text = f" {'<' if hi_open else '<='} {hi}"
+    if mult == 2:
+        return text + ", even"
     return text + (f", a multiple of {mult}" if mult else "")
 
 
@@ -395,9 +441,7 @@ def _format_errors(cls: Any, data: Any, exc: ValidationError) -> Iterator[tuple[
         error = (err.get("ctx") or {}).get("error")
         if isinstance(error, Invalid):
             full = where.parts + ([p for p in error.key.split(".") if p] if error.key else [])
-            sub = _locate(cls, data, tuple(full)) if error.key else where
-            yield _key(full), (f"{_key(full)}: {_show(error.value)} is not allowed; expected {error.expected}"
-                               f"{_doc(sub.info)}")
+            yield _key(full), f"{_key(full)}: {_show(error.value)} is not allowed; expected {error.expected}"
             continue
         if key in seen:
             continue
@@ -438,52 +482,71 @@ def _all_keys(cls: Any, prefix: str = "", depth: int = 0) -> Iterator[str]:
                 yield from _all_keys(mb, path + ".", depth + 1)
 
 
-def _admits_bool(tp: Any) -> bool:
+def _admits(tp: Any, kind: type) -> bool:
     base, _ = _unwrap(tp, ())
-    if base in (bool, Any):
+    if base is kind or base is Any:
         return True
     if get_origin(base) in (Union, types.UnionType):
-        return any(_admits_bool(a) for a in get_args(base))
-    return get_origin(base) is Literal and any(isinstance(a, bool) for a in get_args(base))
+        return any(_admits(a, kind) for a in get_args(base))
+    return get_origin(base) is Literal and any(type(a) is kind for a in get_args(base))
 
 
-def _bool_problems(tp: Any, value: Any, parts: tuple) -> Iterator[tuple[str, str]]:
-    """true/false where a number (or text) is expected: pydantic would read them as 1/0."""
-    base, meta = _unwrap(tp, ())
+def _as_number(text: str) -> float | None:
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if v == v and abs(v) != float("inf") else None
+
+
+def _normalise(tp: Any, value: Any, parts: tuple, problems: dict[str, str]) -> Any:
+    """``value`` with numeric strings made numbers where a number is expected (YAML 1.1 reads ``1e-4`` and
+    ``2e6`` as strings); true/false where a number or text is expected is recorded in ``problems`` (pydantic
+    would read them as 1 and 0)."""
+    base, _ = _unwrap(tp, ())
     origin = get_origin(base)
     if isinstance(value, bool):
-        if not _admits_bool(base):
-            yield _key(parts), f"{_key(parts)}: {value!r} is not allowed; expected {describe(tp)}"
-        return
+        if not _admits(base, bool):
+            problems[_key(parts)] = f"{_key(parts)}: {value!r} is not allowed; expected {describe(tp)}"
+        return value
+    if isinstance(value, str) and not _admits(base, str) and (_admits(base, float) or _admits(base, int)):
+        num = _as_number(value)
+        if num is not None and _admits(base, float):
+            return num
+        if num is not None and num.is_integer():
+            return int(num)
+        return value
     if origin in (Union, types.UnionType):
-        for m in get_args(base):
+        members = [m for m in get_args(base) if m is not _NONE]
+        if value is None and len(members) < len(get_args(base)):
+            return value
+        if len(members) == 1:
+            return _normalise(members[0], value, parts, problems)
+        for m in members:
             if _kind_of_type(m) == _kind(value) and _kind(value) != "scalar":
-                yield from _bool_problems(m, value, parts)
-                return
-        return
+                return _normalise(m, value, parts, problems)
+        return value
     if dataclasses.is_dataclass(base) and isinstance(value, Mapping):
         f = _fields(base)
-        for k, v in value.items():
-            if k in f:
-                meta_tp = f[k].annotation
-                yield from _bool_problems(_annotate(meta_tp, f[k]), v, parts + (k,))
-    elif origin in (list, tuple, set, frozenset) and isinstance(value, (list, tuple)):
+        return {k: (_normalise(_annotate(f[k].annotation, f[k]), v, parts + (k,), problems) if k in f else v)
+                for k, v in value.items()}
+    if origin in (list, tuple, set, frozenset) and isinstance(value, (str, int, float)):
+        if not (origin is tuple and Ellipsis not in get_args(base) and len(get_args(base)) > 1):
+            value = [value]  # one value where a list is expected: a list of one
+    if origin in (list, tuple, set, frozenset) and isinstance(value, (list, tuple)):
         args = [a for a in get_args(base) if a is not Ellipsis]
         fixed = origin is tuple and Ellipsis not in get_args(base) and len(args) > 1
-        for i, v in enumerate(value):
-            if args:
-                yield from _bool_problems(args[i] if fixed and i < len(args) else args[0], v, parts + (i,))
-    elif origin in (dict, Mapping) and isinstance(value, Mapping):
-        args = get_args(base)
-        for k, v in value.items():
-            if len(args) == 2:
-                yield from _bool_problems(args[1], v, parts + (k,))
+        if not args:
+            return value
+        return [_normalise(args[i] if fixed and i < len(args) else args[0], v, parts + (i,), problems)
+                for i, v in enumerate(value)]
+    if origin in (dict, Mapping) and isinstance(value, Mapping) and len(get_args(base)) == 2:
+        return {k: _normalise(get_args(base)[1], v, parts + (k,), problems) for k, v in value.items()}
+    return value
 
 
 def _annotate(tp: Any, info: FieldInfo) -> Any:
     """``tp`` with the field's constraints attached (so messages can state the range)."""
-    from typing import Annotated
-
     return Annotated[(tp, *info.metadata)] if info.metadata else tp
 
 

@@ -17,7 +17,7 @@ from typing import Any
 _EXPORTS = {
     "CurateConfig": "curation.config", "DedupConfig": "curation.config", "VelocityConfig": "curation.config",
     "ResampleConfig": "curation.config", "ClipConfig": "curation.config", "OutputConfig": "curation.config",
-    "CurateSection": "curation.config", "parse_curate_section": "curation.config",
+    "CurateSection": "curation.config",
     "curate": "curation.runner", "CurateResult": "curation.runner",
     "inspect_shards": "curation.shards", "verify_shards": "curation.shards", "read_manifest": "curation.shards",
     "ShardsError": "curation.shards",

@@ -1,29 +1,33 @@
-"""The curation config: one dataclass per stage, the ``curate:`` section of pipeline.yaml.
+"""The curation config: one class per stage, and the ``curate:`` section of pipeline.yaml.
 
-Every field has a default, a unit in its comment and is checked by :meth:`CurateConfig.from_dict`, which
-reports every bad key at once with the allowed values (the same message style as ``playmill.config``).
-:meth:`CurateConfig.to_dict` is the form stored in manifest.json; :meth:`CurateConfig.fingerprint` (sha256 of
-the parts that change what is written) decides whether per-episode work of an earlier run can be reused.
+Each key is declared once below with its type, default, range and doc (:mod:`capture.settings`);
+``CurateConfig.from_dict`` checks a mapping and reports every bad key at once. :meth:`CurateConfig.to_dict` is
+the form stored in manifest.json; :meth:`CurateConfig.fingerprint` (sha256 of the parts that change what is
+written) decides whether per-episode work of an earlier run can be reused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Mapping
+from dataclasses import fields, replace
+from typing import Any, Literal
+
+from pydantic import model_validator
+
+from capture.settings import Field, Frames1p4k, Invalid, settings
+from capture.video import X264_PRESETS, X264Preset
 
 FRAME_CODECS: tuple[str, ...] = ("h264", "jpeg")
 RESAMPLE_MODES: tuple[str, ...] = ("none", "fps")
 DEDUP_PLANES: tuple[str, ...] = ("gray", "yuv")
 ENGINES: tuple[str, ...] = ("local", "ray")
-X264_PRESETS: tuple[str, ...] = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-)
+
+__all__ = ["ClipConfig", "CurateConfig", "CurateSection", "DedupConfig", "ENGINES", "FRAME_CODECS", "OutputConfig",
+           "RESAMPLE_MODES", "ResampleConfig", "VelocityConfig", "X264_PRESETS"]
 
 
-@dataclass(frozen=True)
+@settings
 class DedupConfig:
     """Redundant-frame filter (an mpdecimate-like test against the LAST KEPT frame).
 
@@ -37,17 +41,23 @@ class DedupConfig:
     consecutive drops a frame is kept anyway (None: no limit). Defaults are tuned by ``bench/dedup.py``.
     """
 
-    enabled: bool = True
-    planes: str = "yuv"  # gray | yuv
-    compare_width: int = 160  # px
-    block: int = 4  # px, at the compare resolution
-    hi: float = 5.0  # levels, mean |diff| in one block
-    lo: float = 2.0  # levels
-    frac: float = 0.33  # fraction of blocks
-    max_drop_s: float | None = None  # s
+    enabled: bool = Field(True, description="drop near-identical frames, folding their actions into the next kept one")
+    planes: Literal[DEDUP_PLANES] = Field("yuv", description="compare luma only (gray) or luma and chroma (yuv)")
+    compare_width: int = Field(160, ge=8, description="frames are compared downscaled to at most this width, px")
+    block: int = Field(4, ge=1, le=64, description="block size at the compare resolution, px")
+    hi: float = Field(5.0, ge=0, description="a block whose mean |difference| is above this differs, grey levels")
+    lo: float = Field(2.0, ge=0, description="threshold for the fraction test (<= hi), grey levels")
+    frac: float = Field(0.33, ge=0, le=1, description="a frame differs when more than this fraction of blocks is above lo")
+    max_drop_s: float | None = Field(None, gt=0, description="keep a frame after this many seconds of drops (null: no limit)")
+
+    @model_validator(mode="after")
+    def _lo_below_hi(self) -> "DedupConfig":
+        if self.lo > self.hi:
+            raise Invalid("lo", self.lo, f"a number in [0, hi={self.hi}] (grey levels)")
+        return self
 
 
-@dataclass(frozen=True)
+@settings
 class VelocityConfig:
     """Velocity validation on the ``speed`` column (signed forward ground speed, cm/s).
 
@@ -57,15 +67,15 @@ class VelocityConfig:
     (None: tolerated at any length); shorter runs are kept. Excluded spans split the episode into segments.
     """
 
-    enabled: bool = True
-    min_speed_cm_s: float = 5.0  # cm/s
-    max_still_s: float | None = 2.0  # s
-    max_backward_s: float | None = 2.0  # s
-    turning_is_motion: bool = True
-    min_turn_deg: float = 0.05  # degrees per frame (|d_pitch| + |d_yaw|)
+    enabled: bool = Field(True, description="exclude long standing-still and walking-backwards spans")
+    min_speed_cm_s: float = Field(5.0, ge=0, description="slower than this counts as standing still, cm/s")
+    max_still_s: float | None = Field(2.0, ge=0, description="longest still run kept, s (null: any length)")
+    max_backward_s: float | None = Field(2.0, ge=0, description="longest backwards run kept, s (null: any length)")
+    turning_is_motion: bool = Field(True, description="a frame that turns the camera is not still")
+    min_turn_deg: float = Field(0.05, ge=0, description="|d_pitch| + |d_yaw| that counts as turning, degrees per frame")
 
 
-@dataclass(frozen=True)
+@settings
 class ResampleConfig:
     """Resampling to the dataset frame rate ``fps`` (frames/s), by timestamps.
 
@@ -77,25 +87,25 @@ class ResampleConfig:
     clamped to ``[1, max_motion_step]`` source frames. Their clips are labelled with the dataset ``fps``.
     """
 
-    mode: str = "fps"
-    fps: float = 25.0  # frames/s
-    motion_sources: tuple[str, ...] = ()
-    motion_target_cm: float | None = None  # cm per output frame
-    max_motion_step: float = 8.0  # source frames
+    mode: Literal[RESAMPLE_MODES] = Field("fps", description="fps: resample by timestamps; none: keep every frame")
+    fps: float = Field(25.0, gt=0, description="frame rate of the dataset, frames/s")
+    motion_sources: tuple[str, ...] = Field((), description="sources resampled by camera motion instead (e.g. [sekai])")
+    motion_target_cm: float | None = Field(None, gt=0, description="motion per output frame of motion_sources, cm (null: measured)")
+    max_motion_step: float = Field(8.0, ge=1, description="largest step of motion resampling, source frames")
 
 
-@dataclass(frozen=True)
+@settings
 class ClipConfig:
     """Resize + centre crop to ``height`` x ``width`` (aspect kept, cv2.INTER_AREA when shrinking) and cut
     ``frames``-frame windows every ``stride`` output frames (``frames % 4 == 1``, the causal VAE's rule)."""
 
-    frames: int = 57
-    stride: int = 57  # output frames between window starts (== frames: no overlap)
-    height: int = 352  # px
-    width: int = 640  # px
+    frames: Frames1p4k = Field(57, description="frames per clip, 1 + 4k (Matrix-Game 2.0: 57)")
+    stride: int = Field(57, ge=1, description="output frames between window starts (== frames: no overlap)")
+    height: int = Field(352, ge=2, multiple_of=2, description="clip height, px")
+    width: int = Field(640, ge=2, multiple_of=2, description="clip width, px")
 
 
-@dataclass(frozen=True)
+@settings
 class OutputConfig:
     """Shard writing. ``frame_codec``: ``h264`` (the clip as an mp4 in column ``video``) or ``jpeg`` (one
     JPEG per frame in column ``frames``). ``crf``/``preset``: x264 settings; ``jpeg_quality`` 1-100.
@@ -104,108 +114,29 @@ class OutputConfig:
     ``keep_work``: keep the per-episode work folder (``.work/``) after the manifest is written, so a later
     run with more episodes only processes the new ones."""
 
-    frame_codec: str = "h264"
-    crf: int = 18
-    preset: str = "veryfast"
-    jpeg_quality: int = 90
-    shard_max_rows: int = 1000
-    shard_max_bytes: int = 500_000_000
-    row_group_rows: int = 8
-    keep_work: bool = True
+    frame_codec: Literal[FRAME_CODECS] = Field("h264", description="h264: the clip as an mp4; jpeg: one JPEG per frame")
+    crf: int = Field(18, ge=0, le=51, description="x264 quality: lower is better, 18 is visually lossless")
+    preset: X264Preset = Field("veryfast", description="x264 preset of the clips")
+    jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality of frame_codec jpeg")
+    shard_max_rows: int = Field(1000, ge=1, description="clips per shard at most")
+    shard_max_bytes: int = Field(500_000_000, ge=1, description="bytes of clip data per shard at most")
+    row_group_rows: int = Field(8, ge=1, description="clips per Parquet row group (the unit of random access)")
+    keep_work: bool = Field(True, description="keep .work/ so a later run only processes new episodes")
 
 
-@dataclass(frozen=True)
+@settings
 class CurateConfig:
     """The whole curation config. ``action_keys``: the dataset's key list (None: the first episode's, in
     id order); episodes whose keys are a subset are remapped, others rejected. ``check_video``: probe and
     hash each source video before decoding (catches truncated files up front)."""
 
-    dedup: DedupConfig = field(default_factory=DedupConfig)
-    velocity: VelocityConfig = field(default_factory=VelocityConfig)
-    resample: ResampleConfig = field(default_factory=ResampleConfig)
-    clip: ClipConfig = field(default_factory=ClipConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
-    action_keys: tuple[str, ...] | None = None
-    check_video: bool = True
-
-    # -- conversions
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
-        return json.loads(json.dumps(asdict(self)))
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> "CurateConfig":
-        """Parse and check a ``curate:`` mapping; ``ValueError`` listing every bad key (``curate.<key>: ...``)."""
-        problems: list[str] = []
-        d = dict(d or {})
-        top = {f.name for f in fields(cls)}
-        for k in d:
-            if k not in top:
-                problems.append(f"curate.{k}: unknown key; allowed keys here: {', '.join(sorted(top))}")
-        parts: dict[str, Any] = {}
-        for name, sub in (("dedup", DedupConfig), ("velocity", VelocityConfig), ("resample", ResampleConfig),
-                          ("clip", ClipConfig), ("output", OutputConfig)):
-            parts[name] = _parse_sub(sub, d.get(name), f"curate.{name}", problems)
-        keys = d.get("action_keys")
-        if keys is not None:
-            if not isinstance(keys, (list, tuple)) or not keys or not all(isinstance(k, str) for k in keys):
-                problems.append(f"curate.action_keys: {keys!r} is not allowed; expected a list of key names or null")
-                keys = None
-            else:
-                keys = tuple(keys)
-        check_video = d.get("check_video", True)
-        if not isinstance(check_video, bool):
-            problems.append(f"curate.check_video: {check_video!r} is not allowed; expected true or false")
-            check_video = True
-        cfg = None
-        if not problems:
-            cfg = cls(action_keys=keys, check_video=check_video, **parts)
-            problems += cfg.problems()
-        if problems:
-            raise ValueError("\n".join(problems))
-        assert cfg is not None
-        return cfg
-
-    def problems(self) -> list[str]:
-        """Every inconsistent value, as ``curate.<key>: ...`` messages (empty when valid)."""
-        p: list[str] = []
-
-        def need(ok: bool, key: str, value: Any, expected: str) -> None:
-            if not ok:
-                p.append(f"curate.{key}: {value!r} is not allowed; expected {expected}")
-
-        dd, v, r, c, o = self.dedup, self.velocity, self.resample, self.clip, self.output
-        need(dd.planes in DEDUP_PLANES, "dedup.planes", dd.planes, "one of " + ", ".join(DEDUP_PLANES))
-        need(dd.compare_width >= 8, "dedup.compare_width", dd.compare_width, "an integer >= 8 (pixels)")
-        need(1 <= dd.block <= 64, "dedup.block", dd.block, "an integer in [1, 64] (pixels)")
-        need(0 <= dd.lo <= dd.hi, "dedup.lo", dd.lo, f"a number in [0, hi={dd.hi}] (grey levels)")
-        need(dd.hi >= 0, "dedup.hi", dd.hi, "a number >= 0 (grey levels)")
-        need(0 <= dd.frac <= 1, "dedup.frac", dd.frac, "a number in [0, 1]")
-        need(dd.max_drop_s is None or dd.max_drop_s > 0, "dedup.max_drop_s", dd.max_drop_s, "a number > 0 or null")
-        need(v.min_speed_cm_s >= 0, "velocity.min_speed_cm_s", v.min_speed_cm_s, "a number >= 0 (cm/s)")
-        for k in ("max_still_s", "max_backward_s"):
-            val = getattr(v, k)
-            need(val is None or val >= 0, f"velocity.{k}", val, "a number >= 0 (seconds) or null")
-        need(v.min_turn_deg >= 0, "velocity.min_turn_deg", v.min_turn_deg, "a number >= 0 (degrees)")
-        need(r.mode in RESAMPLE_MODES, "resample.mode", r.mode, "one of " + ", ".join(RESAMPLE_MODES))
-        need(r.fps > 0, "resample.fps", r.fps, "a number > 0 (frames/s)")
-        need(r.motion_target_cm is None or r.motion_target_cm > 0, "resample.motion_target_cm",
-             r.motion_target_cm, "a number > 0 (cm per frame) or null")
-        need(r.max_motion_step >= 1, "resample.max_motion_step", r.max_motion_step, "a number >= 1 (frames)")
-        need(c.frames >= 1 and c.frames % 4 == 1, "clip.frames", c.frames,
-             "an integer with frames % 4 == 1 (e.g. 57, 33, 9)")
-        need(c.stride >= 1, "clip.stride", c.stride, "an integer >= 1 (frames)")
-        for k in ("height", "width"):
-            val = getattr(c, k)
-            need(val >= 2 and val % 2 == 0, f"clip.{k}", val, "an even integer >= 2 (pixels)")
-        need(o.frame_codec in FRAME_CODECS, "output.frame_codec", o.frame_codec, "one of " + ", ".join(FRAME_CODECS))
-        need(0 <= o.crf <= 51, "output.crf", o.crf, "an integer in [0, 51]")
-        need(o.preset in X264_PRESETS, "output.preset", o.preset, "one of " + ", ".join(X264_PRESETS))
-        need(1 <= o.jpeg_quality <= 100, "output.jpeg_quality", o.jpeg_quality, "an integer in [1, 100]")
-        need(o.shard_max_rows >= 1, "output.shard_max_rows", o.shard_max_rows, "an integer >= 1")
-        need(o.shard_max_bytes >= 1, "output.shard_max_bytes", o.shard_max_bytes, "an integer >= 1 (bytes)")
-        need(o.row_group_rows >= 1, "output.row_group_rows", o.row_group_rows, "an integer >= 1")
-        return p
+    dedup: DedupConfig = Field(default_factory=DedupConfig, description="redundant-frame filter")
+    velocity: VelocityConfig = Field(default_factory=VelocityConfig, description="velocity validation")
+    resample: ResampleConfig = Field(default_factory=ResampleConfig, description="frame-rate resampling")
+    clip: ClipConfig = Field(default_factory=ClipConfig, description="resize, crop and clip length")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="shard writing")
+    action_keys: tuple[str, ...] | None = Field(None, min_length=1, description="the dataset's keys (null: the first episode's)")
+    check_video: bool = Field(True, description="probe and hash each source video before decoding")
 
     def fingerprint(self) -> str:
         """sha256 of everything that changes the clips or rejects of an episode (not the shard layout)."""
@@ -219,87 +150,17 @@ class CurateConfig:
         return replace(self, **parts)
 
 
-@dataclass(frozen=True)
-class CurateSection:
-    """The ``curate:`` section of pipeline.yaml: the curation ``config`` plus how to run it: ``engine``
-    (local | ray), ``workers`` (processes, or Ray CPUs) and ``dataset`` (the shards folder name under
-    ``<workdir>/shards/``)."""
+@settings
+class CurateSection(CurateConfig):
+    """The ``curate:`` section of pipeline.yaml: the curation config (:class:`CurateConfig`, flat) plus how to
+    run it and where the shards go."""
 
-    config: CurateConfig = field(default_factory=CurateConfig)
-    engine: str = "local"
-    workers: int = 2
-    dataset: str = "default"
+    engine: Literal[ENGINES] = Field("local", description="local (process pool) or ray (Ray Data, pip install playmill[ray])")
+    workers: int = Field(2, ge=1, description="worker processes (or Ray CPUs)")
+    dataset: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                         description="the shards folder under <workdir>/shards/ (letters, digits, _ . -)")
 
-
-def parse_curate_section(d: Mapping[str, Any] | None) -> CurateSection:
-    """Parse a whole ``curate:`` section; ``ValueError`` listing every bad key (``curate.<key>: ...``)."""
-    d = dict(d or {})
-    problems: list[str] = []
-    engine = d.pop("engine", "local")
-    workers = d.pop("workers", 2)
-    dataset = d.pop("dataset", "default")
-    if engine not in ENGINES:
-        problems.append(f"curate.engine: {engine!r} is not allowed; expected one of {', '.join(ENGINES)}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        problems.append(f"curate.workers: {workers!r} is not allowed; expected an integer >= 1 (processes)")
-    if not isinstance(dataset, str) or not dataset or "/" in dataset or dataset.startswith("."):
-        problems.append(f"curate.dataset: {dataset!r} is not allowed; expected a plain folder name")
-    cfg = CurateConfig()
-    try:
-        cfg = CurateConfig.from_dict(d)
-    except ValueError as e:
-        problems += str(e).splitlines()
-    if problems:
-        raise ValueError("\n".join(problems))
-    return CurateSection(cfg, engine, workers, dataset)
-
-
-def _parse_sub(cls: type, value: Any, key: str, problems: list[str]) -> Any:
-    """Build the sub-config ``cls`` from a mapping, checking key names and value types."""
-    if value is None:
-        return cls()
-    if not isinstance(value, Mapping):
-        problems.append(f"{key}: {value!r} is not allowed; expected a mapping")
-        return cls()
-    known = {f.name: f for f in fields(cls)}
-    kwargs: dict[str, Any] = {}
-    default = cls()
-    for k, v in value.items():
-        if k not in known:
-            problems.append(f"{key}.{k}: unknown key; allowed keys here: {', '.join(known)}")
-            continue
-        dv = getattr(default, k)
-        typ = str(known[k].type)
-        optional = "None" in typ
-        if v is None and optional:
-            kwargs[k] = None
-        elif isinstance(dv, bool) or typ == "bool":
-            if not isinstance(v, bool):
-                problems.append(f"{key}.{k}: {v!r} is not allowed; expected true or false")
-            else:
-                kwargs[k] = v
-        elif typ.startswith("int"):
-            if isinstance(v, bool) or not isinstance(v, int):
-                problems.append(f"{key}.{k}: {v!r} is not allowed; expected an integer")
-            else:
-                kwargs[k] = v
-        elif "float" in typ:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                problems.append(f"{key}.{k}: {v!r} is not allowed; expected a number" + (" or null" if optional else ""))
-            else:
-                kwargs[k] = float(v)
-        elif typ.startswith("tuple"):
-            if isinstance(v, str):
-                v = [v]
-            if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
-                problems.append(f"{key}.{k}: {v!r} is not allowed; expected a list of names")
-            else:
-                kwargs[k] = tuple(v)
-        elif typ == "str":
-            if not isinstance(v, str):
-                problems.append(f"{key}.{k}: {v!r} is not allowed; expected a string")
-            else:
-                kwargs[k] = v
-        else:  # pragma: no cover - every field type is handled above
-            kwargs[k] = v
-    return cls(**{**{f: getattr(default, f) for f in known}, **kwargs})
+    @property
+    def config(self) -> CurateConfig:
+        """The :class:`CurateConfig` part (what the manifest records and the fingerprint hashes)."""
+        return CurateConfig(**{f.name: getattr(self, f.name) for f in fields(CurateConfig)})

@@ -13,12 +13,10 @@ from rl_agent.config import (
     EnvConfig,
     PPOConfig,
     RewardConfig,
-    RLConfigError,
+    RLEvalConfig,
     ShieldConfig,
-    TrainConfig,
+    RLConfig,
     heldout_seeds,
-    merge_config,
-    preset_dict,
     train_seed_pool,
 )
 from rl_agent.coverage import CoverageGrid, VisitHistory
@@ -53,8 +51,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "COMPONENTS", "ActionCodec", "InvalidActionError",
-    "EnvConfig", "PPOConfig", "RewardConfig", "RLConfigError", "ShieldConfig", "TrainConfig", "heldout_seeds",
-    "train_seed_pool", "PRESETS", "preset_dict", "merge_config",
+    "EnvConfig", "PPOConfig", "RewardConfig", "RLEvalConfig", "ShieldConfig", "RLConfig", "heldout_seeds",
+    "train_seed_pool", "PRESETS",
     "CoverageGrid", "VisitHistory",
     "PlaymillEnv", "RestartOnCrash", "make_playmill_env", "make_sandbox_world", "register_envs",
     "ObservationBuilder", "ObservationError", "RewardFunction", "CollisionShield",

@@ -1,7 +1,7 @@
 """Checkpoints: a stable-baselines3 PPO zip plus playmill metadata, loaded without unpickling.
 
 A checkpoint is the zip ``PPO.save`` writes with one more member, ``playmill_rl.json``
-(schema ``playmill.rl_checkpoint/1``): the full :class:`rl_agent.config.TrainConfig`, the observation and action
+(schema ``playmill.rl_checkpoint/1``): the full :class:`rl_agent.config.RLConfig`, the observation and action
 spaces in words (image shape, state names, MultiDiscrete sizes, mouse bins, action repeat), the policy
 architecture and ``num_timesteps``. Writes are atomic (temp file, then rename).
 
@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rl_agent.actions import COMPONENTS, ActionCodec
-from rl_agent.config import EnvConfig, RLConfigError, TrainConfig
+from capture.settings import ConfigError
+from rl_agent.config import EnvConfig, RLConfig
 from rl_agent.observation import observation_space, state_dim, state_names
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class CheckpointMismatchError(CheckpointError):
     """A checkpoint whose observation or action space differs from the one required."""
 
 
-def policy_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+def policy_kwargs(cfg: RLConfig) -> dict[str, Any]:
     """stable-baselines3 ``policy_kwargs`` of a config (MultiInputPolicy: NatureCNN on the image, MLP heads)."""
     arch = [int(n) for n in cfg.ppo.net_arch]
     return {"net_arch": {"pi": arch, "vf": list(arch)},
@@ -64,7 +65,7 @@ def spaces_meta(env: EnvConfig) -> dict[str, Any]:
     }
 
 
-def make_meta(cfg: TrainConfig, num_timesteps: int) -> dict[str, Any]:
+def make_meta(cfg: RLConfig, num_timesteps: int) -> dict[str, Any]:
     out = {"schema": CHECKPOINT_SCHEMA, "producer": "playmill.rl_agent", "created_utc": datetime.now(timezone.utc).isoformat(),
            "num_timesteps": int(num_timesteps), "algorithm": "PPO", "policy": "MultiInputPolicy",
            "policy_kwargs": policy_kwargs(cfg), "config": cfg.to_dict()}
@@ -72,7 +73,7 @@ def make_meta(cfg: TrainConfig, num_timesteps: int) -> dict[str, Any]:
     return out
 
 
-def save_checkpoint(model: Any, path: str | os.PathLike, cfg: TrainConfig) -> Path:
+def save_checkpoint(model: Any, path: str | os.PathLike, cfg: RLConfig) -> Path:
     """Write ``model`` (a stable-baselines3 PPO) and its metadata to ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,11 +111,11 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def config_of(meta: dict[str, Any], path: str | os.PathLike = "<checkpoint>") -> TrainConfig:
-    """The :class:`TrainConfig` recorded in a checkpoint's metadata."""
+def config_of(meta: dict[str, Any], path: str | os.PathLike = "<checkpoint>") -> RLConfig:
+    """The :class:`RLConfig` recorded in a checkpoint's metadata."""
     try:
-        return TrainConfig.from_dict(meta.get("config"))
-    except RLConfigError as exc:
+        return RLConfig.from_dict(meta.get("config"))
+    except ConfigError as exc:
         raise CheckpointError(f"{path}: the recorded config is not valid: {exc}") from None
 
 
@@ -141,7 +142,7 @@ class LoadedPolicy:
 
     policy: "ActorCriticPolicy"
     meta: dict[str, Any]
-    config: TrainConfig
+    config: RLConfig
     codec: ActionCodec
     path: Path
 

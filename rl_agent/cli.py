@@ -1,6 +1,6 @@
 """``playmill rl train`` and ``playmill rl eval``: the command line of the RL collection agent.
 
-Thin: it builds a :class:`rl_agent.config.TrainConfig` from a preset, a YAML file and ``--set`` overrides, then
+Thin: it builds a :class:`rl_agent.config.RLConfig` from a preset, a YAML file and ``--set`` overrides, then
 calls :func:`rl_agent.train_ppo` / :func:`rl_agent.evaluation.evaluate`. ``playmill/cli.py`` hooks it with::
 
     from rl_agent.cli import add_arguments as add_rl_arguments
@@ -30,14 +30,14 @@ from rl_agent.config import (
     SANDBOX_SCENES,
     SANDBOX_WEATHERS,
     RLConfigError,
-    TrainConfig,
+    RLConfig,
     heldout_seeds,
     merge_config,
     preset_dict,
 )
 
 
-#: Sections of a TrainConfig mapping (what an rl config file or a pipeline.yaml ``rl:`` section may give).
+#: Sections of a RLConfig mapping (what an rl config file or a pipeline.yaml ``rl:`` section may give).
 SECTIONS: tuple[str, ...] = ("env", "reward", "shield", "ppo")
 #: Policies ``rl eval`` can compare.
 EVAL_POLICIES: tuple[str, ...] = ("ppo", "ppo+shield", "random", "wander", "navmesh")
@@ -276,7 +276,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def read_config_file(path: Path) -> tuple[dict[str, Any], str | None]:
-    """Read ``--config``: returns (the TrainConfig mapping, the preset it names or None).
+    """Read ``--config``: returns (the RLConfig mapping, the preset it names or None).
 
     An rl config file is the mapping itself (keys env, reward, shield, ppo and optionally preset); a
     pipeline.yaml (a top-level ``rl:`` key) gives its ``rl:`` section (the same keys, no preset)."""
@@ -292,7 +292,7 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], str | None]:
         return {}, None
     if not isinstance(doc, dict):
         raise UsageError(f"--config {path}: expected a mapping of settings, got {type(doc).__name__}")
-    if "rl" in doc:  # a pipeline.yaml: its rl: section is a TrainConfig mapping (validated by from_dict)
+    if "rl" in doc:  # a pipeline.yaml: its rl: section is a RLConfig mapping (validated by from_dict)
         section = doc["rl"] or {}
         if not isinstance(section, dict):
             raise UsageError(f"--config {path}: rl: expected a mapping of env, reward, shield, ppo, got "
@@ -309,8 +309,8 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], str | None]:
     return picked, preset
 
 
-def build_train_config(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` of ``rl train`` options (see the train epilog for the precedence)."""
+def build_train_config(args: argparse.Namespace) -> RLConfig:
+    """The :class:`RLConfig` of ``rl train`` options (see the train epilog for the precedence)."""
     file_cfg: dict[str, Any] = {}
     file_preset = None
     if args.config is not None:
@@ -344,7 +344,7 @@ def build_train_config(args: argparse.Namespace) -> TrainConfig:
     if args.vec_env is not None:
         ppo["vec_env"] = args.vec_env
     d = merge_config(d, {"ppo": ppo})
-    cfg = TrainConfig.from_dict(d)
+    cfg = RLConfig.from_dict(d)
     formats = [f for f in cfg.ppo.log_formats if f != "tensorboard"]
     if args.tensorboard is True or (args.tensorboard is None and tensorboard_installed()):
         formats.append("tensorboard")
@@ -499,7 +499,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if bad:
             raise UsageError(f"--set: rl eval takes env.* keys only (got {', '.join(bad)}.*)")
         d = merge_config(merge_config(loaded.config.to_dict(), {"env": file_cfg.get("env", {})} if args.config else {}), over)
-        env = TrainConfig.from_dict(d).env
+        env = RLConfig.from_dict(d).env
         compare_spaces(loaded.meta, env, ckpt, "the --config/--set")
     if args.seeds < 1:
         raise UsageError(f"--seeds {args.seeds}: expected at least 1")

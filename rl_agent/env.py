@@ -39,10 +39,7 @@ from rl_agent.config import (
     SANDBOX_SCENES,
     EnvConfig,
     RewardConfig,
-    RLConfigError,
     ShieldConfig,
-    TrainConfig,
-    parse_section,
     train_seed_pool,
 )
 from rl_agent.coverage import CoverageGrid, VisitHistory
@@ -74,11 +71,7 @@ def sandbox_factory(cfg: EnvConfig, width: int | None = None, height: int | None
 
 
 def _as_config(klass: type, value: Any, name: str) -> Any:
-    problems: list[str] = []
-    out = parse_section(klass, value, name, problems)
-    if problems:
-        raise RLConfigError(problems)
-    return out
+    return value if isinstance(value, klass) else klass.from_dict(value, name)
 
 
 class PlaymillEnv(gym.Env):
@@ -99,7 +92,6 @@ class PlaymillEnv(gym.Env):
         self.cfg: EnvConfig = _as_config(EnvConfig, config, "env")
         self.reward_cfg: RewardConfig = _as_config(RewardConfig, reward, "reward")
         self.shield_cfg: ShieldConfig = _as_config(ShieldConfig, shield, "shield")
-        TrainConfig(env=self.cfg, reward=self.reward_cfg, shield=self.shield_cfg).validate()
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"PlaymillEnv: render_mode={render_mode!r} is not supported; allowed: {self.metadata['render_modes']}")
         self.render_mode = render_mode
@@ -394,7 +386,7 @@ def make_playmill_env(config: EnvConfig | Mapping[str, Any] | None = None, rewar
     return env
 
 
-def make_vec_env_fn(cfg: TrainConfig, rank: int, make_world: WorldFactory | None = None) -> gym.Env:
+def make_vec_env_fn(cfg: RLConfig, rank: int, make_world: WorldFactory | None = None) -> gym.Env:
     """Training environment number ``rank`` of a vectorised env (``functools.partial`` of this pickles into a
     worker process): Monitor(RestartOnCrash(PlaymillEnv)) over the training seed pool of ``cfg.ppo.seed``; the
     environments differ by the seeds stable-baselines3 gives their first reset (``seed + rank``)."""

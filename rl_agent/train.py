@@ -2,7 +2,7 @@
 
 :func:`train_ppo` is what ``playmill rl train`` calls. ``out_dir`` layout::
 
-    config.json                    the TrainConfig of the (latest) run
+    config.json                    the RLConfig of the (latest) run
     checkpoints/ckpt_<steps>.zip   periodic checkpoints (atomic; the newest ``keep_checkpoints`` are kept)
     policy.zip                     the final policy (what collection uses: collect.ppo_checkpoint)
     logs/progress.csv              one row per rollout: timesteps, wall time, fps, mean episode reward, coverage,
@@ -46,7 +46,7 @@ from rl_agent.checkpoint import (
     read_checkpoint_meta,
     save_checkpoint,
 )
-from rl_agent.config import TrainConfig
+from rl_agent.config import RLConfig
 from rl_agent.env import WorldFactory, make_vec_env_fn
 from rl_agent.rewards import TERMS
 
@@ -84,15 +84,14 @@ class TrainResult:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
 
 
-def train_ppo(config: TrainConfig | Mapping[str, Any] | None, out_dir: str | os.PathLike, progress: bool = True, *,
+def train_ppo(config: RLConfig | Mapping[str, Any] | None, out_dir: str | os.PathLike, progress: bool = True, *,
               make_world: WorldFactory | None = None) -> TrainResult:
     """Train (or resume training) a PPO collection agent; see the module docstring for ``out_dir``.
 
-    ``config``: a :class:`TrainConfig` or its nested mapping (the ``rl:`` section of pipeline.yaml).
+    ``config``: a :class:`RLConfig` or its nested mapping (the ``rl:`` section of pipeline.yaml).
     ``progress``: show a progress bar. ``make_world``: a picklable ``factory(scene, params) -> World`` to train
     on another world than the sandbox (e.g. an UnrealCV world)."""
-    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    cfg.validate()
+    cfg = config if isinstance(config, RLConfig) else RLConfig.from_dict(config)
     if "tensorboard" in cfg.ppo.log_formats:
         try:
             import tensorboard  # noqa: F401
@@ -169,7 +168,7 @@ def train_ppo(config: TrainConfig | Mapping[str, Any] | None, out_dir: str | os.
 class _PlaymillCallback(BaseCallback):
     """Episode statistics, CSV logs, logger records, checkpoints, wall-clock budget and a progress bar."""
 
-    def __init__(self, cfg: TrainConfig, ckpt_dir: Path, progress_csv: Path, episodes_csv: Path, *,
+    def __init__(self, cfg: RLConfig, ckpt_dir: Path, progress_csv: Path, episodes_csv: Path, *,
                  progress: bool, start_steps: int, t0: float) -> None:
         super().__init__(verbose=0)
         self.cfg, self.ckpt_dir = cfg, ckpt_dir

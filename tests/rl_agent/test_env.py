@@ -10,7 +10,8 @@ import pytest
 
 import rl_agent
 from rl_agent import EnvConfig, PlaymillEnv, heldout_seeds, train_seed_pool
-from rl_agent.config import HELDOUT_SEED_BASE, RLConfigError, TrainConfig
+from capture.settings import ConfigError
+from rl_agent.config import HELDOUT_SEED_BASE, RLConfig
 
 from .fakeworlds import BOX_ENV, make_box_world
 
@@ -96,13 +97,13 @@ def test_scene_seeds_come_from_np_random_and_heldout_seeds_are_disjoint():
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(RLConfigError) as e:
-        TrainConfig.from_dict({"env": {"scenes": ["moon"], "yaw_bins_deg": [1, 2]}, "ppo": {"n_envs": 0, "bogus": 1}})
+    with pytest.raises(ConfigError) as e:
+        RLConfig.from_dict({"env": {"scenes": ["moon"], "yaw_bins_deg": [1, 2]}, "ppo": {"n_envs": 0, "bogus": 1}})
     msg = str(e.value)
     assert "env.scenes[0]" in msg and "env.yaw_bins_deg" in msg and "ppo.n_envs" in msg and "ppo.bogus" in msg
-    cfg = TrainConfig.from_dict({"env": {"scenes": "park"}, "shield": {"enabled": False}})
+    cfg = RLConfig.from_dict({"env": {"scenes": "park"}, "shield": {"enabled": False}})
     assert cfg.env.scenes == ("park",) and cfg.shield.enabled is False
-    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert RLConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_world_without_probes_needs_rays_and_shield_off():

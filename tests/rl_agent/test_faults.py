@@ -92,13 +92,13 @@ def test_training_in_worker_processes_restarts_a_crashed_world_and_says_so(tmp_p
     on, and the run reports it (warning, TrainResult, episodes.csv)."""
     import csv
 
-    from rl_agent import TrainConfig, train_ppo
+    from rl_agent import RLConfig, train_ppo
 
     from .fakeworlds import crash_once_marker_world
 
     marker = tmp_path / "crash-once"
     marker.write_text("")
-    cfg = TrainConfig.from_dict({"env": {**BOX_ENV, "scenes": ["indoor"]},
+    cfg = RLConfig.from_dict({"env": {**BOX_ENV, "scenes": ["indoor"]},
                                  "ppo": {"n_envs": 1, "vec_env": "subproc", "total_timesteps": 32, "n_steps": 32,
                                          "batch_size": 32, "n_epochs": 1, "cnn_features": 16, "net_arch": [16]}})
     with caplog.at_level(logging.WARNING, logger="rl_agent.train"):

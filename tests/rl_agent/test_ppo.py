@@ -12,7 +12,7 @@ import pytest
 
 from capture.collect import plan_episodes, record_episode
 from capture.validate import validate_episode
-from rl_agent import TrainConfig, heldout_seeds, train_ppo
+from rl_agent import RLConfig, heldout_seeds, train_ppo
 from rl_agent.checkpoint import CheckpointError, CheckpointMismatchError, load_policy, read_checkpoint_meta
 from rl_agent.controller import PPOController, make_ppo_controller
 from rl_agent.evaluation import evaluate
@@ -30,8 +30,8 @@ PPO = {"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1, "checkpoint_
 def run(tmp_path_factory):
     """A 256-decision run over 2 spawned environment processes, then resumed to 320 in-process."""
     out = tmp_path_factory.mktemp("rl") / "run"
-    first = train_ppo(TrainConfig.from_dict({"env": ENV, "ppo": {**PPO, "total_timesteps": 256}}), out, progress=False)
-    resumed = train_ppo(TrainConfig.from_dict({"env": ENV, "ppo": {**PPO, "total_timesteps": 320, "vec_env": "dummy",
+    first = train_ppo(RLConfig.from_dict({"env": ENV, "ppo": {**PPO, "total_timesteps": 256}}), out, progress=False)
+    resumed = train_ppo(RLConfig.from_dict({"env": ENV, "ppo": {**PPO, "total_timesteps": 320, "vec_env": "dummy",
                                                                    "n_envs": 1}}), out, progress=False)
     return out, first, resumed
 
@@ -57,7 +57,7 @@ def test_training_resumes_from_the_last_checkpoint(run):
     assert resumed.resumed_from == out / "checkpoints" / "ckpt_000000000256.zip"
     assert resumed.num_timesteps == 320 and resumed.trained_timesteps == 64
     assert read_checkpoint_meta(resumed.checkpoint)["num_timesteps"] == 320
-    again = train_ppo(TrainConfig.from_dict({"env": ENV, "ppo": {**PPO, "total_timesteps": 320}}), out, progress=False)
+    again = train_ppo(RLConfig.from_dict({"env": ENV, "ppo": {**PPO, "total_timesteps": 320}}), out, progress=False)
     assert again.stopped_by == "already_done" and again.trained_timesteps == 0
 
 
@@ -65,9 +65,9 @@ def test_checkpoint_from_another_space_is_rejected(run, tmp_path):
     out, first, _ = run
     other = {**ENV, "yaw_bins_deg": [-4.0, 0.0, 4.0]}
     with pytest.raises(CheckpointMismatchError, match=r"action_space.nvec: checkpoint has \[3, 3, 2, 2, 7, 3\]"):
-        train_ppo(TrainConfig.from_dict({"env": other, "ppo": {**PPO, "total_timesteps": 512}}), out, progress=False)
+        train_ppo(RLConfig.from_dict({"env": other, "ppo": {**PPO, "total_timesteps": 512}}), out, progress=False)
     with pytest.raises(CheckpointMismatchError, match="observation_space.image"):
-        load_policy(first.checkpoint, expected_env=TrainConfig.from_dict({"env": {**ENV, "obs_width": 48}}).env)
+        load_policy(first.checkpoint, expected_env=RLConfig.from_dict({"env": {**ENV, "obs_width": 48}}).env)
     # metadata that lies about the weights: the strict state-dict load names the problem
     forged = tmp_path / "forged.zip"
     with zipfile.ZipFile(first.checkpoint) as src, zipfile.ZipFile(forged, "w") as dst:
