@@ -15,7 +15,8 @@ class ImportResult:
     existed (a rerun); ``failed``: ``(recording, reason)`` for each recording that was quarantined or failed
     (the others still import); ``frames``: frames written; ``rejects_path``: the JSON-lines file the quarantined
     recordings are listed in (None when nothing was rejected or the source keeps none); ``warnings``: what
-    imported but deserves a look, each saying what to change."""
+    imported but deserves a look, each saying what to change; ``notes``: what the import decided, one line per
+    recording (e.g. how a GTA V session was aligned)."""
 
     written: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -23,3 +24,4 @@ class ImportResult:
     frames: int = 0
     rejects_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)

@@ -38,7 +38,7 @@ from pydantic.dataclasses import dataclass as _pydantic_dataclass
 from pydantic.fields import FieldInfo
 
 __all__ = ["CONFIG", "ConfigError", "Field", "Frames1p4k", "Invalid", "apply_overrides", "describe", "dump", "json_schema",
-           "load_yaml", "merge", "parse_set", "settings", "validate"]
+           "from_preset", "load_yaml", "merge", "parse_set", "settings", "validate"]
 
 #: pydantic options of every config: unknown keys are errors, numbers must be finite.
 CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -68,13 +68,14 @@ def _from_dict(cls: type, data: Any, source: str = "<config>") -> Any:
 
 
 class ConfigError(ValueError):
-    """A config with problems. ``problems``: one message per bad key, each starting with its dotted path;
-    ``source``: the file (or ``command line``) they come from. Exit code 2 at the command line."""
+    """A config with problems. ``problems``: one message per bad key, each starting with its dotted path (or
+    with ``--set ITEM:`` when the command line set the key); ``source``: the file they come from. Exit code 2 at
+    the command line."""
 
     def __init__(self, source: str, problems: Sequence[str]):
         self.source = str(source)
         self.problems = list(problems)
-        super().__init__("\n".join(f"{self.source}: {p}" for p in self.problems))
+        super().__init__("\n".join(p if p.startswith("--set ") else f"{self.source}: {p}" for p in self.problems))
 
 
 class Invalid(ValueError):
@@ -191,6 +192,16 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def from_preset(cls: type, presets: Mapping[str, Any], name: str, overrides: Mapping[str, Any] | None = None,
+                source: str = "<config>") -> Any:
+    """``cls`` from the preset ``name`` of ``presets`` (configs or mappings) with ``overrides`` merged in;
+    :class:`ConfigError` for an unknown preset or a bad key."""
+    if name not in presets:
+        raise ConfigError(source, [f"preset: {name!r} is not allowed; expected one of {', '.join(presets)}"])
+    base = presets[name]
+    return validate(cls, merge(base if isinstance(base, Mapping) else dump(base), overrides or {}), source)
 
 
 def dump(obj: Any) -> Any:
@@ -553,5 +564,5 @@ def _annotate(tp: Any, info: FieldInfo) -> Any:
 def _with_origin(key: str, message: str, overrides: Mapping[str, str]) -> str:
     for k, item in overrides.items():
         if key == k or key.startswith(k + ".") or key.startswith(k + "["):
-            return f"{message} [from --set {item}]"
+            return f"--set {item}: {message}"
     return message

@@ -31,16 +31,21 @@ deg). With no dead zone the mouse deltas sum exactly to the camera's yaw and pit
 from __future__ import annotations
 
 import logging
-import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Annotated, Any, Iterator, Mapping, Sequence
 
 import numpy as np
+from pydantic import model_validator
 
 from capture.actions import DEFAULT_KEYS, ActionSpace, FrameAction
 from capture.imports import ImportResult
+from capture.settings import Field, Invalid, settings
+from capture.video import X264Preset
+
+#: An action space's key names: lower-case letters, digits and '_', at least one.
+ActionKeys = tuple[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], ...]
 
 log = logging.getLogger(__name__)
 
@@ -139,36 +144,22 @@ def sekai_actions(extrinsic: np.ndarray, fps: float, cfg: "SekaiImportConfig") -
 # configs
 
 
-@dataclass(frozen=True)
+@settings
 class SekaiImportConfig:
-    """Sekai import settings. ``scale_cm``: cm per normalised translation unit (None: per video, from
-    ``walking_speed_cm_s``, cm/s). ``move_threshold``: normalised units per frame for W/S/A/D.
-    ``rotation_deadzone_deg``: mouse deltas smaller than this (degrees) become 0. ``camera_dir``: folder of
-    the ``.npz`` files (None: next to each video). ``frame_tolerance``: allowed difference between video
-    frames and extrinsics (the shorter is used). ``keys``: the action space written. ``crf``/``preset``:
-    x264 settings of the re-encoded video. ``workers``: parallel processes."""
+    """Sekai import settings (``imports.sekai`` in pipeline.yaml). Sekai has no metric scale: ``scale_cm`` gives
+    it, or (null) each video's median moving speed is taken to be ``walking_speed_cm_s``. Where the video and the
+    extrinsics differ in length by at most ``frame_tolerance``, the shorter is used."""
 
-    scale_cm: float | None = None
-    walking_speed_cm_s: float = 140.0
-    move_threshold: float = 1e-4
-    rotation_deadzone_deg: float = 0.0
-    camera_dir: str | None = None
-    frame_tolerance: int = 2
-    keys: tuple[str, ...] = DEFAULT_KEYS
-    crf: int = 18
-    preset: str = "veryfast"
-    workers: int = 1
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> "SekaiImportConfig":
-        d = dict(d or {})
-        known = set(cls.__dataclass_fields__)
-        bad = [k for k in d if k not in known]
-        if bad:
-            raise ValueError(f"import.sekai: unknown key(s) {bad}; allowed: {sorted(known)}")
-        if "keys" in d:
-            d["keys"] = tuple(d["keys"])
-        return cls(**d)
+    scale_cm: float | None = Field(None, gt=0, description="cm per normalised translation unit (null: from walking_speed_cm_s)")
+    walking_speed_cm_s: float = Field(140.0, gt=0, description="the median moving speed when scale_cm is null, cm/s")
+    move_threshold: float = Field(1e-4, ge=0, description="normalised translation per frame that presses W/S/A/D")
+    rotation_deadzone_deg: float = Field(0.0, ge=0, description="mouse deltas below this become 0, degrees")
+    camera_dir: str | None = Field(None, min_length=1, description="folder of the .npz camera files (null: next to each video)")
+    frame_tolerance: int = Field(2, ge=0, description="allowed difference between video frames and extrinsics")
+    keys: ActionKeys = Field(DEFAULT_KEYS, description="the action space written")
+    crf: int = Field(18, ge=0, le=51, description="x264 quality of the re-encoded video")
+    preset: X264Preset = Field("veryfast", description="x264 preset of the re-encoded video")
+    workers: int = Field(1, ge=1, description="parallel processes")
 
 
 def _sekai_name(stem: str, index: int) -> tuple[str, int, int]:
@@ -268,7 +259,7 @@ def import_sekai(src: str | os.PathLike, episodes_dir: str | os.PathLike,
                  config: SekaiImportConfig | Mapping[str, Any] | None = None) -> ImportResult:
     """Import every ``*.mp4`` under ``src`` (recursively) with its ``<stem>.npz`` camera file as a
     ``sekai`` episode in ``episodes_dir``. Existing episodes are skipped; failures are reported with reasons."""
-    cfg = config if isinstance(config, SekaiImportConfig) else SekaiImportConfig.from_dict(config)
+    cfg = config if isinstance(config, SekaiImportConfig) else SekaiImportConfig.from_dict(config or {})
     src, episodes_dir = Path(src), Path(episodes_dir)
     if not src.exists():
         raise FileNotFoundError(f"Sekai source {src} does not exist")
@@ -301,59 +292,58 @@ def import_sekai(src: str | os.PathLike, episodes_dir: str | os.PathLike,
 # generic mp4 + CSV
 
 
-@dataclass(frozen=True)
+@settings
 class GenericMapping:
-    """How the columns of a generic actions CSV (one row per video frame, in order) map to the episode.
+    """How the columns of a generic actions CSV (one row per video frame, in order) map to the episode (the
+    ``--mapping`` file of ``playmill import generic``, or ``imports.generic``).
 
-    ``keys``: action key -> CSV column (held when the cell is truthy: 1, true, yes, x), or ``keys_column``:
-    one column of held key names separated by ``keys_separator`` (e.g. ``w+shift``). ``d_pitch``/``d_yaw``:
-    mouse look columns, multiplied by ``mouse_scale_deg`` to give degrees (look up +, turn right +; set a
-    negative scale to flip a source's sign). ``mouse_dx``/``mouse_dy``: raw device counts (kept as they are).
-    ``x``/``y``/``z`` times ``position_scale_cm`` give the position in cm (already in the Unreal frame);
-    orientation from ``qw``..``qz`` columns, or ``pitch``/``yaw``/``roll`` columns (degrees), or else the
-    running sum of the mouse deltas. ``speed``: signed forward ground speed column (cm/s), else computed from
-    the positions (0 without positions: disable curation's velocity stage for such data). ``collision``: a
-    0/1 column. ``action_keys``: the action space (None: playmill's default keys). ``scene``, ``seed``,
-    ``index`` name the episode ``generic-<scene>-s<seed>-i<index>``; ``fps`` overrides the video's rate."""
+    Keys: ``keys`` maps an action key to a column (held when the cell is truthy: 1, true, yes, x), or
+    ``keys_column`` is one column of held key names separated by ``keys_separator`` (e.g. ``w+shift``). Mouse:
+    ``d_pitch``/``d_yaw`` columns times ``mouse_scale_deg`` give degrees (look up +, turn right +; a negative
+    scale flips a source's sign); ``mouse_dx``/``mouse_dy`` raw counts are kept as they are. Pose: ``x``/``y``/
+    ``z`` times ``position_scale_cm`` (already in the Unreal frame); orientation from ``qw``..``qz``, or
+    ``pitch``/``yaw``/``roll`` (degrees), else the running sum of the mouse. ``speed``: signed forward ground
+    speed (cm/s), else computed from the positions (0 without them: disable curation's velocity stage).
+    ``scene``/``seed``/``index`` name the episode ``generic-<scene>-s<seed>-i<index>``."""
 
-    keys: Mapping[str, str] = field(default_factory=dict)
-    keys_column: str | None = None
-    keys_separator: str = "+"
-    d_pitch: str | None = None
-    d_yaw: str | None = None
-    mouse_scale_deg: float = 1.0
-    mouse_dx: str | None = None
-    mouse_dy: str | None = None
-    x: str | None = None
-    y: str | None = None
-    z: str | None = None
-    position_scale_cm: float = 1.0
-    qw: str | None = None
-    qx: str | None = None
-    qy: str | None = None
-    qz: str | None = None
-    pitch: str | None = None
-    yaw: str | None = None
-    roll: str | None = None
-    speed: str | None = None
-    collision: str | None = None
-    action_keys: tuple[str, ...] | None = None
-    scene: str = "generic"
-    seed: int = 0
-    index: int = 0
-    fps: float | None = None
-    frame_tolerance: int = 0
+    keys: dict[str, str] = Field(default_factory=dict, description="action key -> CSV column (held when truthy)")
+    keys_column: str | None = Field(None, min_length=1, description="one column of held key names, e.g. w+shift")
+    keys_separator: str = Field("+", min_length=1, description="separator of keys_column")
+    d_pitch: str | None = Field(None, min_length=1, description="mouse pitch column (look up +)")
+    d_yaw: str | None = Field(None, min_length=1, description="mouse yaw column (turn right +)")
+    mouse_scale_deg: float = Field(1.0, description="degrees per unit of d_pitch/d_yaw (negative flips the sign)")
+    mouse_dx: str | None = Field(None, min_length=1, description="raw mouse x count column")
+    mouse_dy: str | None = Field(None, min_length=1, description="raw mouse y count column")
+    x: str | None = Field(None, min_length=1, description="position x column (Unreal frame)")
+    y: str | None = Field(None, min_length=1, description="position y column")
+    z: str | None = Field(None, min_length=1, description="position z column")
+    position_scale_cm: float = Field(1.0, gt=0, description="cm per position unit")
+    qw: str | None = Field(None, min_length=1, description="quaternion w column")
+    qx: str | None = Field(None, min_length=1, description="quaternion x column")
+    qy: str | None = Field(None, min_length=1, description="quaternion y column")
+    qz: str | None = Field(None, min_length=1, description="quaternion z column")
+    pitch: str | None = Field(None, min_length=1, description="pitch column, degrees")
+    yaw: str | None = Field(None, min_length=1, description="yaw column, degrees")
+    roll: str | None = Field(None, min_length=1, description="roll column, degrees")
+    speed: str | None = Field(None, min_length=1, description="signed forward ground speed column, cm/s")
+    collision: str | None = Field(None, min_length=1, description="0/1 collision column")
+    action_keys: ActionKeys | None = Field(None, description="the action space (null: playmill's default keys)")
+    scene: str = Field("generic", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="scene part of the episode id")
+    seed: int = Field(0, ge=0, description="seed part of the episode id")
+    index: int = Field(0, ge=0, description="index part of the episode id")
+    fps: float | None = Field(None, gt=0, le=240, description="frame rate (null: the video's)")
+    frame_tolerance: int = Field(0, ge=0, description="allowed difference between CSV rows and video frames")
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "GenericMapping":
-        d = dict(d or {})
-        known = set(cls.__dataclass_fields__)
-        bad = [k for k in d if k not in known]
-        if bad:
-            raise ValueError(f"import.generic column mapping: unknown key(s) {bad}; allowed: {sorted(known)}")
-        if d.get("action_keys") is not None:
-            d["action_keys"] = tuple(d["action_keys"])
-        return cls(**d)
+    @model_validator(mode="after")
+    def _check(self) -> "GenericMapping":
+        space = ActionSpace(tuple(self.action_keys) if self.action_keys else DEFAULT_KEYS)
+        for k in self.keys:
+            if k not in space.keys:
+                raise Invalid(f"keys.{k}", self.keys[k], f"a column for a key of the action space ({', '.join(space.keys)})")
+        quat = [c for c in (self.qw, self.qx, self.qy, self.qz) if c is not None]
+        if quat and len(quat) != 4:
+            raise Invalid("qw", self.qw, "all four of qw, qx, qy, qz, or none")
+        return self
 
 
 _TRUE = {"1", "true", "yes", "y", "x", "t", "on", "pressed", "down"}

@@ -1,7 +1,7 @@
 """Import a GTA V recording session (behaviour.jsonl + ticks.csv + OBS video) into playmill episodes.
 
     import_gta(recording_dir, episodes_dir, config) -> GtaImportResult
-    python -m gta_bridge.importer RECORDING_DIR --episodes-dir DIR [options]   (``playmill import gta DIR``)
+    playmill import gta RECORDING_DIR... [--out DIR] [--set imports.gta.KEY=VALUE]
 
 Steps
     1. Read the log (:mod:`gta_bridge.recording`): bad lines / out-of-order / non-finite ticks are quarantined,
@@ -29,23 +29,23 @@ the frame's tick, extras ``gta_steer`` (logged wheel angle, deg), ``gta_throttle
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import numpy as np
+from pydantic import AfterValidator
 
 from capture.actions import ActionSpace, FrameAction
 from capture.episode import EpisodeWriter, META_FILE, episode_id
 from capture.imports import ImportResult
 from capture.rotations import quat_to_matrix
-from capture.video import DEFAULT_CRF, DEFAULT_PRESET, iter_frames, probe_video
+from capture.settings import Field, Invalid, settings
+from capture.video import DEFAULT_CRF, DEFAULT_PRESET, X264Preset, iter_frames, probe_video
 from capture.world import Observation
 from gta_bridge import frames as fr
 from gta_bridge.keys import (KeyInferenceConfig, controls_agreement, detect_steering_sign, infer_drive_keys,
@@ -65,72 +65,43 @@ class GtaImportError(RecordingError):
     """The recording cannot be imported (nothing usable); the message says which file and why."""
 
 
-@dataclass(frozen=True)
+def _gta_keys(space: ActionSpace) -> ActionSpace:
+    missing = [k for k in ("w", "s", "a", "d", "space", "shift") if k not in space.keys]
+    if missing:
+        raise Invalid("", list(space.keys), f"an action space with the keys the GTA import infers (missing {missing})")
+    return space
+
+
+@settings
 class GtaImportConfig:
-    """Options of :func:`import_gta` (units in the names).
+    """Options of :func:`import_gta` (``imports.gta`` in pipeline.yaml; units in the names). The marker-less
+    alignment searches ``max_offset_s`` and accepts a peak correlation of ``min_motion_ncc`` that leads the best
+    offset more than 1 s away by ``min_motion_margin``. Spans where a frame is shown more than
+    ``max_tick_gap_ms`` after its tick (pause menu, loading, alt-tab) are cut. Where the rig pose and the logged
+    camera differ by more than ``rig_tolerance_cm``, the logged camera is used."""
 
-    ``fps``: output frame rate. ``width``/``height``: output size (None: the video's, rounded down to even).
-    ``sync``: "auto" (the marker when the video shows it, else image motion), "marker" or "motion".
-    ``max_offset_s``/``min_motion_ncc``/``min_motion_margin``: search range and acceptance of the marker-less
-    alignment (peak correlation, and its lead over the best offset more than 1 s away).
-    ``min_episode_frames``: shorter runs are quarantined. ``max_frame_gap_ms``: an output frame needs a video
-    frame this close in time. ``max_tick_gap_ms``: a frame shown more than this long after its tick means the
-    game stopped ticking (pause menu, loading, alt-tab): such spans are cut. ``steering_sign``: "auto" (from the yaw rate), "+1" or "-1" (+1: the
-    logged angle is + to the left). ``render_lag_ticks``: a frame shows the state logged this many ticks
-    earlier. ``rig_tolerance_cm``: where the rig pose and the logged camera differ by more, the logged camera
-    is used. ``video``: file name of the video in the recording folder (None: the only video there).
-    ``rejects_path``: where rejects go (None: ``<episodes_dir>/../rejects/gta-<session_id>.jsonl``).
-    """
-
-    fps: float = 25.0
-    width: int | None = None
-    height: int | None = None
-    sync: str = "auto"
-    max_offset_s: float = 60.0
-    min_motion_ncc: float = 0.3
-    min_motion_margin: float = 0.15
-    min_episode_frames: int = 57
-    max_frame_gap_ms: float = 100.0
-    max_tick_gap_ms: float = 250.0
-    steering_sign: str = "auto"
-    render_lag_ticks: int = 0
-    rig_tolerance_cm: float = 5.0
-    analysis_width: int = 160
-    video: str | None = None
-    rejects_path: str | None = None
-    action_space: ActionSpace = field(default_factory=ActionSpace)
-    keys: KeyInferenceConfig = field(default_factory=KeyInferenceConfig)
-    crf: int = DEFAULT_CRF
-    preset: str = DEFAULT_PRESET
-    threads: int = 1
-
-    def check(self) -> None:
-        """Raise ``ValueError`` naming the option and the allowed values."""
-        if not (math.isfinite(self.fps) and 0 < self.fps <= 240):
-            raise ValueError(f"fps {self.fps!r} must be in (0, 240]")
-        for name in ("width", "height"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v <= 0 or v % 2):
-                raise ValueError(f"{name} {v!r} must be a positive even number of pixels or None")
-        if self.sync not in ("auto", "marker", "motion"):
-            raise ValueError(f"sync {self.sync!r} must be one of auto, marker, motion")
-        if self.steering_sign not in ("auto", "+1", "-1"):
-            raise ValueError(f"steering_sign {self.steering_sign!r} must be one of auto, +1, -1")
-        if self.min_episode_frames < 1:
-            raise ValueError(f"min_episode_frames {self.min_episode_frames!r} must be >= 1")
-        for name in ("max_offset_s", "max_frame_gap_ms", "max_tick_gap_ms", "rig_tolerance_cm"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} {getattr(self, name)!r} must be > 0")
-        if not 0 < self.min_motion_ncc <= 1:
-            raise ValueError(f"min_motion_ncc {self.min_motion_ncc!r} must be in (0, 1]")
-        if not 0 <= self.min_motion_margin < 1:
-            raise ValueError(f"min_motion_margin {self.min_motion_margin!r} must be in [0, 1)")
-        if self.render_lag_ticks < 0:
-            raise ValueError(f"render_lag_ticks {self.render_lag_ticks!r} must be >= 0")
-        missing = [k for k in ("w", "s", "a", "d", "space", "shift") if k not in self.action_space.keys]
-        if missing:
-            raise ValueError(f"the action space {list(self.action_space.keys)} lacks the keys {missing} the GTA import "
-                             "infers")
+    fps: float = Field(25.0, gt=0, le=240, description="output frame rate")
+    width: int | None = Field(None, ge=2, multiple_of=2, description="output width, px (null: the video's, rounded down to even)")
+    height: int | None = Field(None, ge=2, multiple_of=2, description="output height, px (null: the video's)")
+    sync: Literal["auto", "marker", "motion"] = Field("auto", description="align by the sync marker, by image motion, or auto (the marker when shown)")
+    max_offset_s: float = Field(60.0, gt=0, description="largest video/log offset searched without a marker, s")
+    min_motion_ncc: float = Field(0.3, gt=0, le=1, description="least peak correlation of the marker-less alignment")
+    min_motion_margin: float = Field(0.15, ge=0, lt=1, description="least lead of the peak over other offsets")
+    min_episode_frames: int = Field(57, ge=1, description="shorter runs are quarantined, frames")
+    max_frame_gap_ms: float = Field(100.0, gt=0, description="an output frame needs a video frame this close in time, ms")
+    max_tick_gap_ms: float = Field(250.0, gt=0, description="a longer wait between tick and frame cuts the span, ms")
+    steering_sign: Literal["auto", "+1", "-1"] = Field("auto", description="sign of the logged steering angle (+1: + = left); auto: from the yaw rate")
+    render_lag_ticks: int = Field(0, ge=0, description="frames show the state logged this many ticks earlier")
+    rig_tolerance_cm: float = Field(5.0, gt=0, description="rig pose vs logged camera tolerance, cm")
+    analysis_width: int = Field(160, ge=16, description="width the video is analysed at, px")
+    video: str | None = Field(None, min_length=1, description="the video's file name in the recording folder (null: the only one)")
+    rejects_path: str | None = Field(None, min_length=1, description="rejects file (null: <episodes>/../rejects/gta-<session>.jsonl)")
+    action_space: Annotated[ActionSpace, AfterValidator(_gta_keys)] = Field(
+        default_factory=ActionSpace, description="the recorded keys")
+    keys: KeyInferenceConfig = Field(default_factory=KeyInferenceConfig, description="key inference thresholds")
+    crf: int = Field(DEFAULT_CRF, ge=0, le=51, description="x264 quality of the episodes")
+    preset: X264Preset = Field(DEFAULT_PRESET, description="x264 preset of the episodes")
+    threads: int = Field(1, ge=0, description="encoder threads (0: ffmpeg's choice)")
 
 
 @dataclass(kw_only=True)
@@ -469,7 +440,6 @@ def import_gta(recording_dir: str | os.PathLike, episodes_dir: str | os.PathLike
     Idempotent: episodes already present are skipped.
     """
     cfg = config or GtaImportConfig()
-    cfg.check()
     rdir = Path(recording_dir)
     rec = read_recording(rdir)
     video = find_video(rdir, cfg.video)
@@ -642,76 +612,28 @@ def _write_episodes(video: Path, out_w: int, out_h: int, rec: Recording, der: Ti
 
 
 # --------------------------------------------------------------------------------------------------------
-# command line (the lead wires this as `playmill import gta DIR`)
+# several sessions (``playmill import gta``)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``playmill import gta``."""
-    d = GtaImportConfig()
-    p.add_argument("recordings", nargs="+", type=Path, help="recording session folders (behaviour.jsonl, ticks.csv "
-                   "and the OBS video)")
-    p.add_argument("--episodes-dir", type=Path, required=True, help="where the episodes go")
-    p.add_argument("--fps", type=float, default=d.fps, help=f"output frame rate (default {d.fps:g})")
-    p.add_argument("--width", type=int, help="output width in pixels, even (default: the video's)")
-    p.add_argument("--height", type=int, help="output height in pixels, even (default: the video's)")
-    p.add_argument("--sync", choices=("auto", "marker", "motion"), default=d.sync,
-                   help="how to align video and log: the sync marker, image motion, or auto (marker if shown)")
-    p.add_argument("--max-offset", type=float, default=d.max_offset_s, dest="max_offset_s",
-                   help=f"marker-less alignment: largest video/log offset searched, s (default {d.max_offset_s:g})")
-    p.add_argument("--min-frames", type=int, default=d.min_episode_frames, dest="min_episode_frames",
-                   help=f"shortest episode kept, frames (default {d.min_episode_frames})")
-    p.add_argument("--max-frame-gap", type=float, default=d.max_frame_gap_ms, dest="max_frame_gap_ms",
-                   help=f"longest hole in the video bridged, ms (default {d.max_frame_gap_ms:g})")
-    p.add_argument("--steering-sign", choices=("auto", "+1", "-1"), default=d.steering_sign,
-                   help="sign of the logged steering angle (+1: + = left); auto checks it against the yaw rate")
-    p.add_argument("--render-lag", type=int, default=d.render_lag_ticks, dest="render_lag_ticks",
-                   help="frames show the state logged this many ticks earlier (default 0)")
-    p.add_argument("--video", help="video file name inside each recording folder (default: the only one)")
-    p.add_argument("--rejects", dest="rejects_path", help="rejects file (default: <episodes-dir>/../rejects/"
-                   "gta-<session>.jsonl)")
-
-
-def config_from_args(args: argparse.Namespace) -> GtaImportConfig:
-    return GtaImportConfig(fps=args.fps, width=args.width, height=args.height, sync=args.sync,
-                           max_offset_s=args.max_offset_s, min_episode_frames=args.min_episode_frames,
-                           max_frame_gap_ms=args.max_frame_gap_ms, steering_sign=args.steering_sign,
-                           render_lag_ticks=args.render_lag_ticks, video=args.video, rejects_path=args.rejects_path)
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """Import the recordings named by parsed :func:`add_arguments` options, printing one line per recording;
-    0 when all imported, 1 when one failed (the others still run), 2 for a bad option."""
+def import_gta_sessions(recording_dirs: Sequence[str | os.PathLike], episodes_dir: str | os.PathLike,
+                        config: GtaImportConfig | None = None) -> ImportResult:
+    """Import several recording sessions into ``episodes_dir``: one that cannot be imported is reported in
+    ``failed`` with its reason and the others still import; ``notes`` say how each session was aligned."""
     from gta_bridge.scenario import ScenarioError
 
-    try:
-        cfg = config_from_args(args)
-        cfg.check()
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    failed = 0
-    for d in args.recordings:
+    total = ImportResult()
+    for d in recording_dirs:
         try:
-            r = import_gta(d, args.episodes_dir, cfg)
+            r = import_gta(d, episodes_dir, config)
         except (RecordingError, ScenarioError, AlignmentError, OSError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed += 1
+            total.failed.append((str(d), str(e)))
             continue
-        print(f"{d}: {len(r.written)} episode(s), {r.frames} frames written, {len(r.skipped)} already "
-              f"there; aligned by {r.alignment.method} (offset {r.alignment.offset_s:.3f} s); {len(r.rejects)} "
-              f"reject(s){' -> ' + str(r.rejects_path) if r.rejects_path else ''}")
-        for w in r.warnings:
-            print(f"  warning: {w}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gta_bridge.importer``: the same as ``playmill import gta``."""
-    p = argparse.ArgumentParser(prog="python -m gta_bridge.importer", description="Import GTA V recording sessions "
-                                "(PlaymillRecorder mod + OBS video) into playmill episodes.")
-    add_arguments(p)
-    return run_from_args(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        total.written += r.written
+        total.skipped += r.skipped
+        total.frames += r.frames
+        total.warnings += [f"{d}: {w}" for w in r.warnings]
+        total.notes.append(f"{d}: aligned by {r.alignment.method} (offset {r.alignment.offset_s:.3f} s); "
+                           f"{len(r.rejects)} span(s) quarantined"
+                           + (f" -> {r.rejects_path}" if r.rejects_path else ""))
+        total.rejects_path = r.rejects_path or total.rejects_path
+    return total

@@ -28,39 +28,40 @@ holds the real key states then; :func:`controls_agreement` compares).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from capture.settings import Field, settings
 
 #: Key names used, in the action space's vocabulary.
 DRIVE_KEYS: tuple[str, ...] = ("w", "s", "a", "d", "space")
 WALK_KEYS: tuple[str, ...] = ("w", "s", "a", "d", "shift")
 
 
-@dataclass(frozen=True)
+@settings
 class KeyInferenceConfig:
-    """Thresholds of the key inference (units in the names; rates in degrees per second)."""
+    """Thresholds of the key inference (units in the names; rates in degrees per second; controls in [-1, 1]).
+    Each on/off pair is a hysteresis: the key goes down above ``*_on`` and up below ``*_off``."""
 
-    throttle_on: float = 0.5
-    throttle_off: float = 0.3
-    brake_on: float = 0.5
-    brake_off: float = 0.3
-    reverse_on: float = -0.5
-    reverse_off: float = -0.3
-    accel_on_mps2: float = 1.0
-    accel_off_mps2: float = 0.5
-    steer_rate_min_dps: float = 30.0
-    steer_hold_deg: float = 2.0
-    steer_release_deg: float = 1.0
-    steer_in_rate_dps: float = 120.0
-    steer_out_rate_dps: float = 240.0
-    handbrake_decel_mps2: float = 3.5
-    handbrake_release_mps2: float = 2.0
-    handbrake_min_speed_mps: float = 1.0
-    min_run_ticks: int = 2
-    walk_on_mps: float = 0.6
-    walk_off_mps: float = 0.3
-    sprint_mps: float = 4.5
+    throttle_on: float = Field(0.5, ge=0, le=1, description="throttle that presses W")
+    throttle_off: float = Field(0.3, ge=0, le=1, description="throttle that releases W")
+    brake_on: float = Field(0.5, ge=0, le=1, description="brake that presses S")
+    brake_off: float = Field(0.3, ge=0, le=1, description="brake that releases S")
+    reverse_on: float = Field(-0.5, ge=-1, le=0, description="signed speed control that presses S in reverse")
+    reverse_off: float = Field(-0.3, ge=-1, le=0, description="signed speed control that releases S in reverse")
+    accel_on_mps2: float = Field(1.0, ge=0, description="acceleration that presses W without a logged throttle, m/s^2")
+    accel_off_mps2: float = Field(0.5, ge=0, description="acceleration that releases it, m/s^2")
+    steer_rate_min_dps: float = Field(30.0, ge=0, description="steering rate that counts as steering, deg/s")
+    steer_hold_deg: float = Field(2.0, ge=0, description="steering angle that holds A/D, degrees")
+    steer_release_deg: float = Field(1.0, ge=0, description="steering angle that releases A/D, degrees")
+    steer_in_rate_dps: float = Field(120.0, gt=0, description="the game's steer-in rate, deg/s")
+    steer_out_rate_dps: float = Field(240.0, gt=0, description="the game's steer-out rate, deg/s")
+    handbrake_decel_mps2: float = Field(3.5, ge=0, description="deceleration that presses the handbrake, m/s^2")
+    handbrake_release_mps2: float = Field(2.0, ge=0, description="deceleration that releases it, m/s^2")
+    handbrake_min_speed_mps: float = Field(1.0, ge=0, description="slowest speed the handbrake is inferred at, m/s")
+    min_run_ticks: int = Field(2, ge=1, description="shorter key presses or releases are merged away, ticks")
+    walk_on_mps: float = Field(0.6, ge=0, description="walking speed that presses a move key, m/s")
+    walk_off_mps: float = Field(0.3, ge=0, description="walking speed that releases it, m/s")
+    sprint_mps: float = Field(4.5, gt=0, description="running speed that presses shift, m/s")
 
 
 def hysteresis(x: np.ndarray, on: float, off: float, initial: bool = False) -> np.ndarray:

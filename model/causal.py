@@ -36,11 +36,12 @@ to ``exit_step``; with ``grad=True`` only the exit-step forward keeps the autogr
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Annotated, Any, Callable, Mapping
 
 import torch
+from pydantic import AfterValidator, model_validator
+
+from capture.settings import ConfigError, Field, Invalid, merge, settings, validate
 
 from .attention import attention
 from .dit import WorldModelDiT
@@ -54,39 +55,32 @@ class PositionLimitError(ValueError):
     """Generation ran past the RoPE table of :data:`MAX_LATENT_FRAMES` latent frames."""
 
 
-@dataclass(frozen=True)
+def _schedule(sigmas: tuple[float, ...]) -> tuple[float, ...]:
+    if not sigmas or any(not 0.0 < x <= 1.0 for x in sigmas) or any(a <= b for a, b in zip(sigmas, sigmas[1:])):
+        raise Invalid("", list(sigmas), "noise levels in (0, 1], strictly decreasing, e.g. [1.0, 0.9, 0.75]")
+    return sigmas
+
+
+@settings
 class CausalConfig:
     """Settings of the causal student (they change the attention pattern and the sampler, not the parameters).
+    ``hide_first_frame`` is a training option: latent frame 0 is invisible to frames outside its block."""
 
-    chunk_frames: latent frames per block (Matrix-Game 2.0: 3).
-    local_attn_frames: attention window W in latent frames, the current block included (-1 = unbounded; the
-        KV cache then grows with the video).
-    first_frame_block: latent frame 0 is a block of its own (blocks then start at 1, 1 + chunk, ...).
-    hide_first_frame: frame 0 is invisible to frames outside its block (a training option).
-    context_noise: noise level s_c in [0, 1) of the clean output when it is written to the cache (0 = clean).
-    sigmas: the few-step schedule, noise levels in (0, 1], strictly decreasing, first 1.0 (pure noise).
-    """
+    chunk_frames: int = Field(3, ge=1, description="latent frames per block (Matrix-Game 2.0: 3)")
+    local_attn_frames: int = Field(6, ge=-1, description="attention window in latent frames, the block included (-1: unbounded)")
+    first_frame_block: bool = Field(True, description="latent frame 0 is a block of its own")
+    hide_first_frame: bool = Field(False, description="frame 0 is invisible to frames outside its block (training)")
+    context_noise: float = Field(0.0, ge=0, lt=1, description="noise level of the clean output written to the cache")
+    sigmas: Annotated[tuple[float, ...], AfterValidator(_schedule)] = Field(
+        shifted((1.0, 0.75, 0.5, 0.25), 5.0), description="the few-step schedule, noise levels from 1.0 down")
 
-    chunk_frames: int = 3
-    local_attn_frames: int = 6
-    first_frame_block: bool = True
-    hide_first_frame: bool = False
-    context_noise: float = 0.0
-    sigmas: tuple[float, ...] = shifted((1.0, 0.75, 0.5, 0.25), 5.0)
-
-    def __post_init__(self) -> None:
-        if self.chunk_frames < 1:
-            raise ValueError(f"chunk_frames must be >= 1, got {self.chunk_frames}")
+    @model_validator(mode="after")
+    def _window(self) -> "CausalConfig":
         w = self.local_attn_frames
         if w != -1 and w < self.chunk_frames:
-            raise ValueError(f"local_attn_frames must be -1 (unbounded) or >= chunk_frames ({self.chunk_frames}), "
-                             f"got {w}: a block must see all of itself")
-        if not 0.0 <= self.context_noise < 1.0:
-            raise ValueError(f"context_noise must lie in [0, 1), got {self.context_noise}")
-        s = tuple(float(x) for x in self.sigmas)
-        if not s or any(not 0.0 < x <= 1.0 for x in s) or any(a <= b for a, b in zip(s, s[1:])):
-            raise ValueError(f"sigmas must be noise levels in (0, 1], strictly decreasing, got {list(s)}")
-        object.__setattr__(self, "sigmas", s)
+            raise Invalid("local_attn_frames", w, f"-1 (unbounded) or >= chunk_frames ({self.chunk_frames}): a block "
+                          "must see all of itself")
+        return self
 
     @property
     def num_steps(self) -> int:
@@ -97,10 +91,6 @@ class CausalConfig:
         """The schedule as DiT timesteps, 1000 * sigma."""
         return tuple(1000.0 * s for s in self.sigmas)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in dataclasses.fields(self)}
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "CausalConfig":
         """From a mapping of fields; ``preset`` names a base preset that the other keys override; ``steps`` +
@@ -108,17 +98,15 @@ class CausalConfig:
         d = dict(d)
         base = cls.preset(d.pop("preset")) if "preset" in d else cls()
         if "steps" in d:
-            steps = [float(x) / 1000.0 for x in d.pop("steps")]
-            d["sigmas"] = shifted(tuple(steps), float(d.pop("shift", 1.0)))
+            try:
+                steps = [float(x) / 1000.0 for x in d.pop("steps")]
+                d["sigmas"] = shifted(tuple(steps), float(d.pop("shift", 1.0)))
+            except (TypeError, ValueError):
+                raise ConfigError("causal", ["steps/shift: expected timesteps in [0, 1000] (e.g. [1000, 666, 333]) "
+                                             "and a number"]) from None
         elif "shift" in d:
-            raise ValueError("'shift' needs 'steps' (timesteps in [0, 1000])")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown CausalConfig keys {unknown}; allowed: {sorted(names | {'preset', 'steps', 'shift'})}")
-        if "sigmas" in d:
-            d["sigmas"] = tuple(float(x) for x in d["sigmas"])
-        return dataclasses.replace(base, **d)
+            raise ConfigError("causal", ["shift: needs steps (timesteps in [0, 1000])"])
+        return validate(cls, merge(base.to_dict(), d), "causal")
 
     @staticmethod
     def presets() -> dict[str, "CausalConfig"]:

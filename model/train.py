@@ -29,20 +29,21 @@ Library entry points (the CLI calls them): :func:`train`, :func:`get_train_confi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Annotated, Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
+
+from capture.settings import Field, Frames1p4k, from_preset, settings
 
 from .bundle import (
     latest_checkpoint,
@@ -56,8 +57,8 @@ from .bundle import (
     write_json_atomic,
 )
 from .checkpoint import compare_state_dict, load_checkpoint, read_state_dict, strip_prefix
-from .conditions import ConditionSpec, build_condition_spec, check_num_frames
-from .configs import ModelConfig, get_config
+from .conditions import ConditionSpec, build_condition_spec
+from .configs import ACTION_MODES, ModelConfig, get_config, list_configs
 from .dit import WorldModelDiT, i2v_condition
 from .image_encoder import ImageEncoder
 from .latents import LatentDataset, encode_clips, encode_latents
@@ -69,96 +70,64 @@ from .vae_train import latent_statistics, set_latent_statistics, train_vae
 # Config
 
 
-@dataclass
+@settings
 class TrainConfig:
-    """Everything a base-training run needs besides the data and the output folder.
+    """Everything a base-training run needs besides the data and the output folder (the ``train:`` section of
+    pipeline.yaml, with ``preset`` and ``dataset``). Each key: type, default, range and doc below.
 
-    Model: ``model`` / ``mode`` / ``action_blocks`` name a :func:`model.get_config` entry. ``init_checkpoint``:
-    DiT weights to start from (e.g. Matrix-Game 2.0's base ``diffusion_pytorch_model.safetensors``);
-    ``init_strict`` False loads the matching keys and reports the others. ``vae_checkpoint`` /
-    ``image_encoder_checkpoint``: Wan 2.1 VAE and CLIP weights (required for full-size models; for small ones,
-    None = fit a VAE first (``vae_train_steps``) and use a frozen, seeded random image encoder).
-
-    Data: clips of ``num_frames`` (1 + 4k) frames at ``height`` x ``width``; longer clips are trimmed.
-    ``keyboard_map`` {model key: dataset key}; ``mouse_scale`` model units per degree (None = from the
-    dataset statistics so the typical turn is 0.1). ``cache_latents``: encode every clip once into
-    ``<out_dir>/latents`` and train from it.
-
-    Optimisation: AdamW(lr, betas, weight_decay), ``warmup_steps`` linear warm-up then constant (or cosine to
-    10 % with ``lr_schedule="cosine"``), ``grad_accum`` micro-batches per step, gradient-norm clipping,
-    EMA with ``ema_decay`` from ``ema_start``. ``timestep_shift``: the shift of the training (and sampling)
-    noise levels. ``precision``: "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" or "fp32".
+    Model: ``model`` / ``mode`` / ``action_blocks`` name a :func:`model.get_config` entry; without
+    ``vae_checkpoint`` a small model fits a VAE first (``vae_*``) and uses a frozen, seeded random image encoder.
+    Optimisation: AdamW, linear warm-up then constant or cosine to 10 %, gradient accumulation and clipping, EMA.
+    ``timestep_shift``: the shift of the training (and sampling) noise levels (:mod:`model.schedule`).
     """
 
-    name: str = "tiny"
-    model: str = "tiny"
-    mode: str = "universal"
-    action_blocks: tuple[int, ...] | None = None
-    init_checkpoint: str | None = None
-    init_strict: bool = True
-    vae_checkpoint: str | None = None
-    image_encoder_checkpoint: str | None = None
+    name: str = Field("tiny", min_length=1, description="the run's name (shown in logs)")
+    model: Literal[tuple(list_configs())] = Field("tiny", description="architecture: a model.get_config name")
+    mode: Literal[tuple(ACTION_MODES)] = Field("universal", description="action mode: the keys the model takes")
+    action_blocks: tuple[Annotated[int, Field(ge=0)], ...] | None = Field(
+        None, description="DiT blocks with an action module (null: the architecture's)")
+    init_checkpoint: str | None = Field(None, description="DiT weights to start from (e.g. Matrix-Game 2.0's base)")
+    init_strict: bool = Field(True, description="false: load the matching keys of init_checkpoint and report the others")
+    vae_checkpoint: str | None = Field(None, description="Wan 2.1 VAE weights (null: small models fit a VAE first)")
+    image_encoder_checkpoint: str | None = Field(None, description="CLIP ViT-H/14 weights (null: a seeded random ViT)")
     # data
-    height: int = 64
-    width: int = 112
-    num_frames: int = 17
-    keyboard_map: dict[str, str] | None = None
-    mouse_scale: float | None = None
-    cache_latents: bool = True
-    latent_dtype: str = "float32"
-    num_workers: int = 0
+    height: int = Field(64, ge=16, multiple_of=16, description="clip height the model trains at, px")
+    width: int = Field(112, ge=16, multiple_of=16, description="clip width the model trains at, px")
+    num_frames: Frames1p4k = Field(17, ge=5, description="frames per clip, 1 + 4k; longer clips are trimmed")
+    keyboard_map: dict[str, str] | None = Field(None, description="model key -> dataset key (null: by name)")
+    mouse_scale: float | None = Field(None, gt=0, description="model units per degree of mouse (null: from the data)")
+    cache_latents: bool = Field(True, description="encode every clip once into <out>/latents and train from it")
+    latent_dtype: Literal["float16", "float32"] = Field("float32", description="storage dtype of the latent cache")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
     # optimisation
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_steps: int = 1000
-    lr: float = 3e-3
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = 0.01
-    warmup_steps: int = 20
-    lr_schedule: str = "cosine"
-    grad_clip: float = 1.0
-    ema_decay: float = 0.99
-    ema_start: int = 0
-    timestep_shift: float = 3.0
-    precision: str = "auto"
-    gradient_checkpointing: bool = False
-    compile: bool = False
-    seed: int = 0
+    batch_size: int = Field(8, ge=1, description="clips per micro-batch per rank")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    max_steps: int = Field(1000, ge=1, description="optimizer steps in all (a rerun resumes up to it)")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate")
+    betas: tuple[float, float] = Field((0.9, 0.99), description="AdamW betas")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    warmup_steps: int = Field(20, ge=0, description="linear warm-up steps")
+    lr_schedule: Literal["constant", "cosine"] = Field("cosine", description="after warm-up: constant, or cosine to 10 %")
+    grad_clip: float = Field(1.0, gt=0, description="gradient-norm clip")
+    ema_decay: float = Field(0.99, ge=0, lt=1, description="EMA decay of the weights")
+    ema_start: int = Field(0, ge=0, description="the EMA copies the weights until this step")
+    timestep_shift: float = Field(3.0, gt=0, description="shift of the training and sampling noise levels")
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass (less memory)")
+    compile: bool = Field(False, description="torch.compile the DiT")
+    seed: int = Field(0, ge=0, description="seed of the batch order and the noise (a resumed run equals an uninterrupted one)")
     # bookkeeping
-    log_every: int = 10
-    val_every: int = 100
-    val_clips: int = 8
-    ckpt_every: int = 200
-    keep_last: int = 3
+    log_every: int = Field(10, ge=1, description="steps between log rows")
+    val_every: int = Field(100, ge=1, description="steps between validation losses")
+    val_clips: int = Field(8, ge=1, description="clips of the fixed validation batch")
+    ckpt_every: int = Field(200, ge=1, description="steps between checkpoints")
+    keep_last: int = Field(3, ge=1, description="newest checkpoints kept")
     # VAE warm-up (only when vae_checkpoint is None)
-    vae_train_steps: int = 300
-    vae_lr: float = 1e-3
-    vae_batch_size: int = 4
-    vae_crop: tuple[int, int] = (24, 24)
-    vae_clips: int = 64
-
-    def validate(self) -> "TrainConfig":
-        """Check values; raise ValueError naming the key and the allowed values."""
-        get_config(self.model, self.mode, self.action_blocks)  # names
-        check_num_frames(self.num_frames)
-        if self.height % 16 or self.width % 16 or self.height <= 0 or self.width <= 0:
-            raise ValueError(f"train.height/width must be positive multiples of 16, got {self.width}x{self.height}")
-        for k in ("batch_size", "grad_accum", "max_steps", "log_every", "val_every", "ckpt_every"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"train.{k} must be >= 1, got {getattr(self, k)}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"train.precision must be auto, bf16 or fp32, got {self.precision!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"train.lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
-        if self.latent_dtype not in ("float16", "float32"):
-            raise ValueError(f"train.latent_dtype must be float16 or float32, got {self.latent_dtype!r}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.timestep_shift <= 0:
-            raise ValueError(f"train.timestep_shift must be > 0, got {self.timestep_shift}")
-        if self.lr <= 0 or self.grad_clip <= 0:
-            raise ValueError("train.lr and train.grad_clip must be > 0")
-        return self
+    vae_train_steps: int = Field(300, ge=0, description="steps of the VAE fitted first when vae_checkpoint is null")
+    vae_lr: float = Field(1e-3, gt=0, description="learning rate of the VAE warm-up")
+    vae_batch_size: int = Field(4, ge=1, description="clips per VAE warm-up batch")
+    vae_crop: tuple[int, int] = Field((24, 24), description="random crop of the VAE warm-up, px")
+    vae_clips: int = Field(64, ge=1, description="clips the VAE is fitted to")
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
@@ -181,25 +150,14 @@ def list_train_configs() -> list[str]:
 
 
 def get_train_config(name: str = "tiny", **overrides: Any) -> TrainConfig:
-    """A preset (``tiny``, ``mg2-1.3b``) with ``overrides`` applied (unknown keys are an error)."""
-    if name not in TRAIN_PRESETS:
-        raise ValueError(f"unknown train config {name!r}; allowed: {', '.join(list_train_configs())}")
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    bad = sorted(set(overrides) - names)
-    if bad:
-        raise ValueError(f"unknown train config keys {bad}; allowed: {sorted(names)}")
-    tuples = {k: tuple(v) for k, v in overrides.items() if k in ("betas", "vae_crop", "action_blocks") and v is not None}
-    return dataclasses.replace(TRAIN_PRESETS[name], **{**overrides, **tuples}).validate()
+    """A preset (``tiny``, ``mg2-1.3b``) with ``overrides`` applied; :class:`capture.settings.ConfigError` naming
+    every unknown key or bad value."""
+    return from_preset(TrainConfig, TRAIN_PRESETS, name, overrides, "train")
 
 
 def train_config_from_dict(d: Mapping[str, Any]) -> TrainConfig:
     """A TrainConfig from its JSON form (``train_config.json``, a checkpoint's metadata); validated."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    bad = sorted(set(d) - names)
-    if bad:
-        raise ValueError(f"unknown train config keys {bad}; allowed: {sorted(names)}")
-    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
-    return TrainConfig(**kw).validate()
+    return TrainConfig.from_dict(d, "train_config")
 
 
 @dataclass
@@ -559,7 +517,7 @@ def train(
 
     from curation.reader import ShardDataset, open_shards
 
-    cfg = config.validate()
+    cfg = config
     d = setup_distributed()
     shards_dir, out_dir = Path(shards_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

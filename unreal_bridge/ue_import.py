@@ -1,7 +1,7 @@
 """Import recordings made inside Unreal (MP4 + CSV per recording) into playmill episodes (source ``unreal_export``).
 
     import_unreal(src_dir, episodes_dir, config) -> ImportResult        (``playmill import unreal DIR``)
-    python -m unreal_bridge.ue_import SRC_DIR --episodes-dir DIR [--fps 25] [--width 640 --height 352]
+    playmill import unreal SRC_DIR [--out DIR] [--set imports.unreal.fps=25]
 
 A recording is ``<name>.mp4`` + ``<name>.csv`` (+ optional ``<name>.json``) anywhere under ``src_dir``; the CSV has
 one row per video frame, written by an in-engine recorder (columns: ``unreal_bridge/UE_EXPORT.md`` and
@@ -25,26 +25,26 @@ at the output size; episodes are written atomically and a rerun skips the ones a
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
 import math
 import os
 import re
-import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from pydantic import model_validator
 
 from capture.actions import ActionSpace, FrameAction
 from capture.episode import EpisodeWriter, META_FILE, episode_id
 from capture.imports import ImportResult
 from capture.rotations import rotator_to_quat, wrap_deg
-from capture.video import DEFAULT_CRF, DEFAULT_PRESET, VideoError, iter_frames, probe_video
+from capture.settings import Field, Invalid, settings
+from capture.video import DEFAULT_CRF, DEFAULT_PRESET, X264Preset, VideoError, iter_frames, probe_video
 from capture.world import Observation
 
 SOURCE = "unreal_export"
@@ -117,38 +117,28 @@ class Reject:
                 "problems": [{k: v for k, v in asdict(p).items() if v is not None} for p in self.problems[:_MAX_REPORTED]]}
 
 
-@dataclass(frozen=True)
+@settings
 class UEImportConfig:
-    """Options of :func:`import_unreal`.
+    """Options of :func:`import_unreal` (``imports.unreal`` in pipeline.yaml): the episodes' frame rate and size,
+    the scene written to meta.json (null: the sidecar's ``level``, else the recording's name), where rejects go
+    (null: see the module docstring), the recorded keys (every key the CSVs use must be in it) and the H.264
+    encoder."""
 
-    ``fps``: the episodes' frame rate (None: the video's nominal rate). ``width``/``height``: output size in
-    pixels, even (None: the video's, rounded down to even). ``scene``: meta.json scene (None: the sidecar's
-    ``level``, else the recording's name). ``rejects_path``: the rejects file (None: see the module docstring).
-    ``action_space``: the recorded keys (every key the CSVs use must be in it). ``crf``/``preset``/``threads``:
-    the H.264 encoder."""
+    fps: float | None = Field(None, gt=0, le=240, description="the episodes' frame rate (null: the video's)")
+    width: int | None = Field(None, ge=2, multiple_of=2, description="output width, px (null: the video's, rounded down to even)")
+    height: int | None = Field(None, ge=2, multiple_of=2, description="output height, px (null: the video's)")
+    scene: str | None = Field(None, min_length=1, description="meta.json scene (null: the sidecar's level or the recording's name)")
+    rejects_path: str | None = Field(None, min_length=1, description="rejects file (null: <episodes>/../rejects/unreal_export-<src>.jsonl)")
+    action_space: ActionSpace = Field(default_factory=ActionSpace, description="the recorded keys")
+    crf: int = Field(DEFAULT_CRF, ge=0, le=51, description="x264 quality of the episodes")
+    preset: X264Preset = Field(DEFAULT_PRESET, description="x264 preset of the episodes")
+    threads: int = Field(1, ge=0, description="encoder threads (0: ffmpeg's choice)")
 
-    fps: float | None = None
-    width: int | None = None
-    height: int | None = None
-    scene: str | None = None
-    rejects_path: str | None = None
-    action_space: ActionSpace = field(default_factory=ActionSpace)
-    crf: int = DEFAULT_CRF
-    preset: str = DEFAULT_PRESET
-    threads: int = 1
-
-    def check(self) -> None:
-        """Raise ``ValueError`` naming the option and what is allowed."""
-        if self.fps is not None and not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and 0 < self.fps <= 240):
-            raise ValueError(f"fps {self.fps!r} must be in (0, 240] or None")
-        for name in ("width", "height"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0 or v % 2):
-                raise ValueError(f"{name} {v!r} must be a positive even number of pixels or None")
+    @model_validator(mode="after")
+    def _size(self) -> "UEImportConfig":
         if (self.width is None) != (self.height is None):
-            raise ValueError("width and height must be given together (or neither)")
-        if not isinstance(self.action_space, ActionSpace):
-            raise ValueError("action_space must be a capture.actions.ActionSpace")
+            raise Invalid("width", self.width, "width and height together (or neither)")
+        return self
 
 
 # ------------------------------------------------------------------------------------------------ finding recordings
@@ -423,7 +413,6 @@ def import_unreal(src_dir: str | os.PathLike, episodes_dir: str | os.PathLike,
     Bad recordings are quarantined (``ImportResult.failed``, with their problems in the rejects file) and the others still
     import; an existing episode is skipped. Raises only for a missing ``src_dir`` or a bad ``config``."""
     cfg = config or UEImportConfig()
-    cfg.check()
     src = Path(src_dir)
     recs = find_recordings(src)
     out_dir = Path(episodes_dir)
@@ -469,41 +458,3 @@ def _write_rejects(path: Path, rejects: Sequence[Reject]) -> None:
         for r in rejects:
             fh.write(json.dumps(r.to_dict(), allow_nan=False) + "\n")
     os.replace(tmp, path)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``playmill import unreal``."""
-    p.add_argument("src_dir", help="folder with <name>.mp4 + <name>.csv recordings (searched recursively)")
-    p.add_argument("--episodes-dir", required=True, help="where the episodes go")
-    p.add_argument("--fps", type=float, default=None, help="episode frame rate (default: the video's)")
-    p.add_argument("--width", type=int, default=None, help="output width in pixels, even (default: the video's)")
-    p.add_argument("--height", type=int, default=None, help="output height in pixels, even (default: the video's)")
-    p.add_argument("--scene", default=None, help="meta.json scene (default: sidecar level or the recording name)")
-    p.add_argument("--rejects", dest="rejects_path", default=None,
-                   help="rejects file (default: <episodes-dir>/../rejects/unreal_export-<src name>.jsonl)")
-
-
-def run_from_args(a: argparse.Namespace) -> int:
-    """Import with parsed :func:`add_arguments` options: 0 all imported, 1 something rejected, 2 bad input."""
-    try:
-        res = import_unreal(a.src_dir, a.episodes_dir, UEImportConfig(fps=a.fps, width=a.width, height=a.height,
-                                                                      scene=a.scene, rejects_path=a.rejects_path))
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"imported {len(res.written)} episode(s), {res.frames} frames; {len(res.skipped)} already there; "
-          f"{len(res.failed)} rejected" + (f" (see {res.rejects_path})" if res.rejects_path else ""))
-    for name, reason in res.failed:
-        print(f"  rejected {name}: {reason}", file=sys.stderr)
-    return 0 if not res.failed else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m unreal_bridge.ue_import",
-                                description="Import Unreal in-engine recordings (MP4 + CSV) as playmill episodes.")
-    add_arguments(p)
-    return run_from_args(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

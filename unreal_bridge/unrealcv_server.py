@@ -2,7 +2,7 @@
 
     serve(host="127.0.0.1", port=9000, scene="city", seed=0, width=640, height=480)   # blocks; playmill sandbox serve
     with UnrealCVServer(ServerConfig(port=0, scene="indoor")) as server: ...          # in a thread (tests)
-    python -m unreal_bridge.unrealcv_server --port 9000 --scene park --seed 3
+    playmill sandbox serve --port 9000 --scene park --seed 3
 
 Wire protocol (UnrealCV, as the real ``unrealcv`` client speaks it): every message is a frame ``uint32 magic
 0x9E2B83C1``, ``uint32 payload size`` (little-endian), payload. On connect the server sends ``connected to
@@ -28,7 +28,6 @@ level (e.g. ``city_3``); ``vget /level/name`` names the current one.
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
 import math
@@ -37,13 +36,14 @@ import re
 import signal
 import socket
 import struct
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
+
+from capture.settings import Field, settings
 
 log = logging.getLogger(__name__)
 
@@ -132,48 +132,28 @@ MAX_KEY_SECONDS = 60.0
 MAX_BATCH = 10000
 
 
-@dataclass
+@settings
 class ServerConfig:
-    """Options of the sandbox UnrealCV server (units in the names).
+    """Options of the sandbox UnrealCV server (``playmill sandbox serve``; units in the names). The first level is
+    ``<scene>_<seed>``; camera 0 defaults to UnrealCV's 640x480, 90 degrees."""
 
-    ``host``/``port``: where to listen (port 0: any free port, see :attr:`UnrealCVServer.port`); ``scene``/``seed``:
-    the first level; ``width``/``height``/``fov_deg``: camera 0 (UnrealCV defaults 640x480, 90 degrees);
-    ``fps``: the step of ``vset /action/keyboard``; ``weather``, ``time_of_day``, ``npc_density``,
-    ``vehicle_density``: the sandbox's look; ``project_name``: sent in the greeting; ``idle_timeout_s``: a client
-    that sends nothing for this long is dropped; ``io_timeout_s``: limit for finishing a frame once started, and
-    for each send; ``start_timeout_s``: limit for building the first level; ``busy_wait_s``: how long a new client
-    waits for the previous one to be noticed gone before it is turned away."""
-
-    host: str = "127.0.0.1"
-    port: int = 9000
-    scene: str = "city"
-    seed: int = 0
-    width: int = 640
-    height: int = 480
-    fov_deg: float = 90.0
-    fps: float = 25.0
-    weather: str = "clear"
-    time_of_day: float = 12.0
-    npc_density: float = 0.5
-    vehicle_density: float = 0.5
-    project_name: str = "playmill_sandbox"
-    idle_timeout_s: float = 600.0
-    io_timeout_s: float = 30.0
-    start_timeout_s: float = 120.0
-    busy_wait_s: float = 1.0
-
-    def check(self) -> None:
-        """Raise ``ValueError`` naming the option and what is allowed."""
-        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
-            raise ValueError(f"port {self.port!r} must be an integer in 0..65535")
-        if SCENE_LEVEL_RE.match(f"{self.scene}_{self.seed}") is None or int(self.seed) < 0:
-            raise ValueError(f"scene {self.scene!r} / seed {self.seed!r}: scene must be city, indoor or park, "
-                             "seed a non-negative integer")
-        for name in ("idle_timeout_s", "io_timeout_s", "start_timeout_s", "busy_wait_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0")
-        if not re.match(r"^[A-Za-z0-9_.-]+$", self.project_name):
-            raise ValueError(f"project_name {self.project_name!r} must be letters, digits, '_', '.' or '-'")
+    host: str = Field("127.0.0.1", min_length=1, description="address to listen on (127.0.0.1: this machine only)")
+    port: int = Field(9000, ge=0, le=65535, description="TCP port (0: any free port)")
+    scene: Literal["city", "indoor", "park"] = Field("city", description="scene family of the first level")
+    seed: int = Field(0, ge=0, le=9_999_999_999, description="scene seed of the first level")
+    width: int = Field(640, ge=2, multiple_of=2, description="camera width, px")
+    height: int = Field(480, ge=2, multiple_of=2, description="camera height, px")
+    fov_deg: float = Field(90.0, ge=1, le=170, description="horizontal field of view, degrees")
+    fps: float = Field(25.0, gt=0, le=240, description="the step of vset /action/keyboard, frames per second")
+    weather: Literal["clear", "overcast", "fog", "rain"] = Field("clear", description="the sandbox's weather")
+    time_of_day: float = Field(12.0, ge=0, le=24, description="hours")
+    npc_density: float = Field(0.5, ge=0, le=2, description="NPC density multiplier")
+    vehicle_density: float = Field(0.5, ge=0, le=2, description="vehicle density multiplier")
+    project_name: str = Field("playmill_sandbox", pattern=r"^[A-Za-z0-9_.-]+$", description="sent in the greeting")
+    idle_timeout_s: float = Field(600.0, gt=0, description="a client that sends nothing for this long is dropped, s")
+    io_timeout_s: float = Field(30.0, gt=0, description="limit for finishing a frame once started, and for each send, s")
+    start_timeout_s: float = Field(120.0, gt=0, description="limit for building the first level, s")
+    busy_wait_s: float = Field(1.0, gt=0, description="how long a new client waits for the previous one to go, s")
 
 
 #: Command templates, as ``vget /unrealcv/commands`` lists them (``[x]`` = one argument).
@@ -452,7 +432,6 @@ class UnrealCVServer:
 
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
-        self.config.check()
         self.port: int | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -674,44 +653,3 @@ def serve(host: str = "127.0.0.1", port: int = 9000, scene: str = "city", seed: 
         server.stop()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``playmill sandbox serve``."""
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=9000, help="TCP port (0: any free port; default 9000)")
-    p.add_argument("--scene", default="city", choices=("city", "indoor", "park"), help="scene family of the level")
-    p.add_argument("--seed", type=int, default=0, help="scene seed (vset /action/game/level city_3 switches)")
-    p.add_argument("--width", type=int, default=640, help="camera width in pixels (UnrealCV default 640)")
-    p.add_argument("--height", type=int, default=480, help="camera height in pixels (UnrealCV default 480)")
-    p.add_argument("--fov", dest="fov_deg", type=float, default=90.0, help="horizontal field of view, degrees")
-    p.add_argument("--fps", type=float, default=25.0, help="simulation rate for vset /action/keyboard")
-    p.add_argument("--weather", default="clear", help="clear, overcast, fog or rain")
-    p.add_argument("--time-of-day", dest="time_of_day", type=float, default=12.0, help="hours, 0-24")
-    p.add_argument("--npc-density", dest="npc_density", type=float, default=0.5, help="NPC density multiplier")
-    p.add_argument("--vehicle-density", dest="vehicle_density", type=float, default=0.5,
-                   help="vehicle density multiplier")
-
-
-def run_from_args(a: argparse.Namespace) -> int:
-    """Serve with parsed :func:`add_arguments` options until interrupted; 2 when the server cannot start."""
-    keys = ("host", "port", "scene", "seed", "width", "height", "fov_deg", "fps", "weather", "time_of_day",
-            "npc_density", "vehicle_density")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        serve(**{k: getattr(a, k) for k in keys})
-    except (OSError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m unreal_bridge.unrealcv_server",
-                                description="Serve the playmill sandbox over the UnrealCV protocol.")
-    add_arguments(p)
-    return run_from_args(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

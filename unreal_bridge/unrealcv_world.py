@@ -32,12 +32,13 @@ import math
 import re
 import socket
 import time
-from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from capture.actions import ActionSpace, FrameAction
+from capture.settings import Field, settings
 from capture.world import Observation
 
 from .camera import CameraRig
@@ -253,84 +254,40 @@ def decode_image(command: str, body: bytes, width: int, height: int) -> np.ndarr
 # ------------------------------------------------------------------------------------------------ the world
 
 
-@dataclass(frozen=True)
+@settings
 class UnrealCVConfig:
-    """Options of :class:`UnrealCVWorld` (pipeline.yaml ``collect.unrealcv``; units in the names).
+    """Options of :class:`UnrealCVWorld` (pipeline.yaml ``collect.unrealcv``; units in the names): the endpoint,
+    the navmesh of the level, the camera, the agent (``agent_radius_cm`` is informational: the navmesh is already
+    eroded by it) and reconnection (the backoff doubles each try up to ``reconnect_backoff_max_s``)."""
 
-    Endpoint: ``host``, ``port``, ``level`` (loaded with ``vset /action/game/level`` when given; also the scene
-    name unless ``scene`` is set), ``camera_id``, ``image_format`` (``png`` or ``npy``), ``use_vbatch``.
-    Navigation: ``navmesh`` (file: Recast ``.obj`` export or walkable ``.json``; required). Camera: ``width``,
-    ``height``, ``fov_deg``, ``fps``. Agent: ``walk_cm_s``, ``sprint_cm_s``, ``crouch_cm_s``, ``eye_height_cm``,
-    ``crouch_eye_height_cm``, ``jump_speed_cm_s``, ``gravity_cm_s2``, ``pitch_limit_deg``, ``agent_radius_cm``
-    (informational: the navmesh is already eroded by it). Reliability: ``timeout_s`` (each reply),
-    ``connect_timeout_s``, ``reconnect_attempts``, ``reconnect_backoff_s`` (first wait, doubled each try),
-    ``reconnect_backoff_max_s``, ``on_disconnect`` (``resume`` or ``discard``)."""
-
-    host: str = "127.0.0.1"
-    port: int = 9000
-    level: str | None = None
-    navmesh: str | None = None
-    scene: str | None = None
-    camera_id: int = 0
-    width: int = 640
-    height: int = 352
-    fov_deg: float = 90.0
-    fps: float = 25.0
-    image_format: str = "png"
-    use_vbatch: bool = True
-    walk_cm_s: float = 300.0
-    sprint_cm_s: float = 600.0
-    crouch_cm_s: float = 150.0
-    eye_height_cm: float = 170.0
-    crouch_eye_height_cm: float = 110.0
-    eye_height_rate_cm_s: float = 400.0
-    jump_speed_cm_s: float = 420.0
-    gravity_cm_s2: float = 980.0
-    pitch_limit_deg: float = 85.0
-    agent_radius_cm: float = 30.0
-    timeout_s: float = 10.0
-    connect_timeout_s: float = 5.0
-    reconnect_attempts: int = 5
-    reconnect_backoff_s: float = 0.5
-    reconnect_backoff_max_s: float = 8.0
-    on_disconnect: str = "resume"
-
-    def check(self) -> None:
-        """Raise ``ValueError`` naming the option and the allowed values."""
-        if not isinstance(self.port, int) or not 1 <= self.port <= 65535:
-            raise ValueError(f"unrealcv.port {self.port!r} must be an integer in 1..65535")
-        for name in ("width", "height"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0 or v % 2:
-                raise ValueError(f"unrealcv.{name} {v!r} must be a positive even number of pixels")
-        if self.image_format not in ("png", "npy"):
-            raise ValueError(f"unrealcv.image_format {self.image_format!r} must be png or npy")
-        if self.on_disconnect not in ("resume", "discard"):
-            raise ValueError(f"unrealcv.on_disconnect {self.on_disconnect!r} must be resume or discard")
-        if not 1.0 <= self.fov_deg <= 170.0:
-            raise ValueError(f"unrealcv.fov_deg {self.fov_deg!r} must be in [1, 170]")
-        if not 0 < self.fps <= 240:
-            raise ValueError(f"unrealcv.fps {self.fps!r} must be in (0, 240]")
-        for name in ("timeout_s", "connect_timeout_s", "reconnect_backoff_s", "reconnect_backoff_max_s", "walk_cm_s",
-                     "sprint_cm_s", "crouch_cm_s", "eye_height_cm", "gravity_cm_s2"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"unrealcv.{name} {getattr(self, name)!r} must be > 0")
-        if not isinstance(self.reconnect_attempts, int) or self.reconnect_attempts < 0:
-            raise ValueError(f"unrealcv.reconnect_attempts {self.reconnect_attempts!r} must be an integer >= 0")
-        if self.level is not None and not re.match(r"^[\w./-]+$", self.level):
-            raise ValueError(f"unrealcv.level {self.level!r} must be one word (a map name)")
-        if not isinstance(self.camera_id, int) or self.camera_id < 0:
-            raise ValueError(f"unrealcv.camera_id {self.camera_id!r} must be an integer >= 0")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "UnrealCVConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unrealcv: unknown key(s) {unknown}; known: {sorted(known)}")
-        cfg = cls(**dict(d))
-        cfg.check()
-        return cfg
+    host: str = Field("127.0.0.1", min_length=1, description="UnrealCV server address")
+    port: int = Field(9000, ge=1, le=65535, description="UnrealCV server port")
+    level: str | None = Field(None, pattern=r"^[\w./-]+$", description="map loaded with vset /action/game/level (also the scene name)")
+    navmesh: str | None = Field(None, min_length=1, description="the level's navmesh: a Recast .obj export or a walkable .json (required)")
+    scene: str | None = Field(None, min_length=1, description="the scene name written to meta.json (null: level)")
+    camera_id: int = Field(0, ge=0, description="UnrealCV camera")
+    width: int = Field(640, ge=2, multiple_of=2, description="image width, px")
+    height: int = Field(352, ge=2, multiple_of=2, description="image height, px")
+    fov_deg: float = Field(90.0, ge=1, le=170, description="horizontal field of view, degrees")
+    fps: float = Field(25.0, gt=0, le=240, description="frames per second")
+    image_format: Literal["png", "npy"] = Field("png", description="how frames are transferred")
+    use_vbatch: bool = Field(True, description="batch the per-frame requests")
+    walk_cm_s: float = Field(300.0, gt=0, description="walking speed, cm/s")
+    sprint_cm_s: float = Field(600.0, gt=0, description="sprinting speed, cm/s")
+    crouch_cm_s: float = Field(150.0, gt=0, description="crouching speed, cm/s")
+    eye_height_cm: float = Field(170.0, gt=0, description="eye height, cm")
+    crouch_eye_height_cm: float = Field(110.0, gt=0, description="eye height when crouching, cm")
+    eye_height_rate_cm_s: float = Field(400.0, gt=0, description="speed of the eye height change, cm/s")
+    jump_speed_cm_s: float = Field(420.0, gt=0, description="take-off speed of a jump, cm/s")
+    gravity_cm_s2: float = Field(980.0, gt=0, description="gravity, cm/s^2")
+    pitch_limit_deg: float = Field(85.0, gt=0, le=90, description="the camera pitch is clamped to +-this, degrees")
+    agent_radius_cm: float = Field(30.0, ge=0, description="agent radius, cm")
+    timeout_s: float = Field(10.0, gt=0, description="limit for each reply, s")
+    connect_timeout_s: float = Field(5.0, gt=0, description="limit for connecting, s")
+    reconnect_attempts: int = Field(5, ge=0, description="reconnections tried before an episode fails")
+    reconnect_backoff_s: float = Field(0.5, gt=0, description="first wait before reconnecting, s")
+    reconnect_backoff_max_s: float = Field(8.0, gt=0, description="longest wait before reconnecting, s")
+    on_disconnect: Literal["resume", "discard"] = Field("resume", description="after a reconnection: resume the episode or discard it")
 
 
 @dataclass
@@ -359,8 +316,7 @@ class UnrealCVWorld:
         if config is None:
             config = UnrealCVConfig.from_dict(overrides)
         elif overrides:
-            config = UnrealCVConfig.from_dict({**{f.name: getattr(config, f.name) for f in fields(config)}, **overrides})
-        config.check()
+            config = UnrealCVConfig.from_dict({**config.to_dict(), **overrides})
         self.cfg = config
         self.width, self.height, self.fps = config.width, config.height, float(config.fps)
         self.scene = config.scene or config.level or "unrealcv"

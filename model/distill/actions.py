@@ -30,12 +30,13 @@ still (exactly 0, as a resting mouse). gta_drive uses the same model for steerin
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import numpy as np
+from pydantic import BeforeValidator, model_validator
+
+from capture.settings import Field, Invalid, settings
 
 from ..configs import ACTION_MODES
 
@@ -52,66 +53,43 @@ DEFAULT_COMBOS: dict[str, tuple[tuple[str, float], ...]] = {
 }
 
 
-@dataclass(frozen=True)
+def _combos(value: Any) -> Any:
+    """``{combination: probability}`` -> ``((combination, probability), ...)``."""
+    return tuple(value.items()) if isinstance(value, Mapping) else value
+
+
+@settings
 class ActionDistribution:
     """Parameters of the designed action distribution (module doc). Durations are in video frames, mouse speeds
-    in model units per frame (0.1 = Matrix-Game's typical turn).
+    in model units per frame (0.1 = Matrix-Game's typical turn)."""
 
-    combos: ((combination, probability), ...) with combinations of the mode's keys joined by "+", "" for no key
-    (templerun: exactly one key per combination, "nomove" for none); None = :data:`DEFAULT_COMBOS` of the mode.
-    """
+    hold_median_frames: float = Field(16.0, gt=0, description="median key hold, frames")
+    hold_sigma: float = Field(0.6, ge=0, description="log-normal sigma of key holds")
+    hold_min_frames: int = Field(3, ge=1, description="shortest key hold, frames")
+    hold_max_frames: int = Field(80, ge=1, description="longest key hold, frames")
+    combos: Annotated[tuple[tuple[str, Annotated[float, Field(ge=0)]], ...] | None, BeforeValidator(_combos)] = Field(
+        None, description='{combination: probability}, keys joined by "+", "" for none (null: the mode\'s defaults)')
+    mouse_hold_median_frames: float = Field(12.0, gt=0, description="median mouse segment, frames")
+    mouse_hold_sigma: float = Field(0.6, ge=0, description="log-normal sigma of mouse segments")
+    p_turn: float = Field(0.5, ge=0, le=1, description="probability that a mouse segment turns")
+    turn_speed_median: float = Field(0.1, gt=0, description="median turn speed, model units per frame")
+    turn_speed_sigma: float = Field(0.4, ge=0, description="log-normal sigma of the turn speed")
+    turn_speed_max: float = Field(0.3, gt=0, description="fastest turn, model units per frame")
+    p_pitch: float = Field(0.15, ge=0, le=1, description="probability that a turn also pitches")
+    pitch_ratio: float = Field(0.5, ge=0, description="pitch speed / turn speed")
+    ramp_frames: int = Field(2, ge=0, description="frames a turn eases in and out over")
 
-    hold_median_frames: float = 16.0
-    hold_sigma: float = 0.6
-    hold_min_frames: int = 3
-    hold_max_frames: int = 80
-    combos: tuple[tuple[str, float], ...] | None = None
-    mouse_hold_median_frames: float = 12.0
-    mouse_hold_sigma: float = 0.6
-    p_turn: float = 0.5
-    turn_speed_median: float = 0.1
-    turn_speed_sigma: float = 0.4
-    turn_speed_max: float = 0.3
-    p_pitch: float = 0.15
-    pitch_ratio: float = 0.5
-    ramp_frames: int = 2
+    @model_validator(mode="after")
+    def _check(self) -> "ActionDistribution":
+        if self.hold_min_frames > self.hold_max_frames:
+            raise Invalid("hold_min_frames", self.hold_min_frames, f"at most hold_max_frames ({self.hold_max_frames})")
+        return self
 
     def validate(self, mode: str | None = None) -> "ActionDistribution":
-        """Check the values (and, with ``mode``, the key names); ValueError naming the field otherwise."""
-        for k in ("hold_median_frames", "mouse_hold_median_frames", "turn_speed_median", "turn_speed_max"):
-            v = getattr(self, k)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"actions.{k} must be a finite number > 0, got {v!r}")
-        for k in ("hold_sigma", "mouse_hold_sigma", "turn_speed_sigma", "pitch_ratio"):
-            v = getattr(self, k)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"actions.{k} must be a finite number >= 0, got {v!r}")
-        for k in ("p_turn", "p_pitch"):
-            v = getattr(self, k)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"actions.{k} must be a probability in [0, 1], got {v!r}")
-        if not 1 <= self.hold_min_frames <= self.hold_max_frames:
-            raise ValueError(f"actions.hold_min_frames ({self.hold_min_frames}) must be >= 1 and <= "
-                             f"hold_max_frames ({self.hold_max_frames})")
-        if self.ramp_frames < 0:
-            raise ValueError(f"actions.ramp_frames must be >= 0, got {self.ramp_frames}")
+        """With ``mode``, check the key names of ``combos`` against the mode's keys (ValueError otherwise)."""
         if mode is not None:
             combo_table(self, mode)
         return self
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> "ActionDistribution":
-        """From JSON/YAML: unknown keys are an error; ``combos`` may be a mapping {combination: probability}."""
-        d = dict(d or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        bad = sorted(set(d) - names)
-        if bad:
-            raise ValueError(f"unknown actions keys {bad}; allowed: {sorted(names)}")
-        if d.get("combos") is not None:
-            c = d["combos"]
-            items = c.items() if isinstance(c, Mapping) else c
-            d["combos"] = tuple((str(k), float(p)) for k, p in items)
-        return cls(**d).validate()
 
 
 def combo_table(dist: ActionDistribution, mode: str) -> tuple[np.ndarray, np.ndarray, list[str]]:

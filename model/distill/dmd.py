@@ -50,11 +50,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import model_validator
+
+from capture.settings import Field, Frames1p4k, Invalid, from_preset, settings
 
 from ..bundle import (
     latest_checkpoint,
@@ -73,82 +76,48 @@ from ..dit import WorldModelDiT, i2v_condition
 from ..schedule import shift_sigma
 from ..train import NonFiniteLossError, ema_update, step_generator
 from .actions import ActionDistribution, sample_action_batch
-from .init import check_same_model, load_student, resolve_causal, student_run_description
-from .ode_pairs import OdePairs, _from_dict, check_model_actions, load_teacher
+from .init import CausalSpec, check_same_model, load_student, resolve_causal, student_run_description
+from .ode_pairs import OdePairs, check_model_actions, load_teacher
 
 
-@dataclass(frozen=True)
+@settings
 class DistillDMDConfig:
-    """DMD self-forcing settings (module doc).
+    """DMD self-forcing settings (module doc). Each iteration updates the critic; every ``critic_per_gen``-th
+    also the generator. The score timesteps are s = clamp(shift(u), min_sigma, max_sigma). The checkpoint
+    stores ``causal`` for generation."""
 
-    causal: the student's causal config: None = the one stored in the student-init checkpoint, else a preset
-    name or a mapping of overrides (:func:`model.distill.init.resolve_causal`). train_hide_first_frame: hide
-    latent frame 0 from later blocks during training (Matrix-Game 2.0; None = as in ``causal``); the checkpoint
-    stores ``causal`` for generation. max_steps: iterations (each updates the critic; every
-    ``critic_per_gen``-th also the generator). num_frames: raw frames per rollout (1 + 4k; None = the teacher's
-    training clips, or the pairs' length without shards). first_frames: distinct first frames to draw from.
-    actions: the designed action distribution (:class:`~model.distill.actions.ActionDistribution`, or a mapping).
-    shift / min_sigma / max_sigma: the score timesteps s = clamp(shift(u)) (shift None = the teacher's).
-    """
+    name: str = Field("tiny", min_length=1, description="the run's name")
+    causal: CausalSpec = Field(None, description="the student's causal config (null: the student-init checkpoint's)")
+    train_hide_first_frame: bool | None = Field(
+        None, description="hide latent frame 0 from later blocks while training (null: as in causal)")
+    max_steps: int = Field(60, ge=1, description="iterations")
+    critic_per_gen: int = Field(2, ge=1, description="critic updates per generator update")
+    batch_size: int = Field(2, ge=1, description="rollouts per iteration")
+    num_frames: Frames1p4k | None = Field(None, description="raw frames per rollout, 1 + 4k (null: the teacher's clips)")
+    first_frames: int = Field(256, ge=1, description="distinct first frames to draw from")
+    actions: ActionDistribution = Field(default_factory=ActionDistribution, description="the designed action distribution")
+    lr_gen: float = Field(1e-4, gt=0, description="generator learning rate")
+    lr_critic: float = Field(1e-3, gt=0, description="critic learning rate")
+    betas: tuple[float, float] = Field((0.0, 0.999), description="AdamW betas")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    grad_clip: float = Field(10.0, gt=0, description="gradient-norm clip")
+    ema_decay: float = Field(0.9, ge=0, lt=1, description="EMA decay of the generator")
+    ema_start: int = Field(0, ge=0, description="the EMA copies the weights until this step")
+    shift: float | None = Field(None, gt=0, description="shift of the score timesteps (null: the teacher's)")
+    min_sigma: float = Field(0.02, ge=0, le=1, description="lowest score noise level")
+    max_sigma: float = Field(0.98, ge=0, le=1, description="highest score noise level")
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 on CUDA, fp32 on CPU")
+    use_ema_init: bool = Field(True, description="start from the initialised student's EMA weights")
+    seed: int = Field(0, ge=0, description="seed of the draws (a resumed run equals an uninterrupted one)")
+    log_every: int = Field(5, ge=1, description="steps between log rows")
+    ckpt_every: int = Field(50, ge=1, description="steps between checkpoints")
+    keep_last: int = Field(2, ge=1, description="newest checkpoints kept")
 
-    name: str = "tiny"
-    causal: Any = None
-    train_hide_first_frame: bool | None = None
-    max_steps: int = 60
-    critic_per_gen: int = 2
-    batch_size: int = 2
-    num_frames: int | None = None
-    first_frames: int = 256
-    actions: ActionDistribution = field(default_factory=ActionDistribution)
-    lr_gen: float = 1e-4
-    lr_critic: float = 1e-3
-    betas: tuple[float, float] = (0.0, 0.999)
-    weight_decay: float = 0.01
-    grad_clip: float = 10.0
-    ema_decay: float = 0.9
-    ema_start: int = 0
-    shift: float | None = None
-    min_sigma: float = 0.02
-    max_sigma: float = 0.98
-    precision: str = "auto"
-    use_ema_init: bool = True
-    seed: int = 0
-    log_every: int = 5
-    ckpt_every: int = 50
-    keep_last: int = 2
-
-    def validate(self) -> "DistillDMDConfig":
-        for k in ("max_steps", "critic_per_gen", "batch_size", "first_frames", "log_every", "ckpt_every"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"distill_dmd.{k} must be >= 1, got {getattr(self, k)}")
-        if not (self.lr_gen > 0 and self.lr_critic > 0 and self.grad_clip > 0):
-            raise ValueError("distill_dmd.lr_gen, lr_critic and grad_clip must be > 0")
-        if not 0.0 <= self.min_sigma < self.max_sigma <= 1.0:
-            raise ValueError(f"distill_dmd needs 0 <= min_sigma < max_sigma <= 1, got {self.min_sigma}, {self.max_sigma}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"distill_dmd.ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"distill_dmd.precision must be auto, bf16 or fp32, got {self.precision!r}")
-        if self.shift is not None and not self.shift > 0:
-            raise ValueError(f"distill_dmd.shift must be > 0 (or null = the teacher's), got {self.shift}")
-        if not isinstance(self.actions, ActionDistribution):
-            raise ValueError("distill_dmd.actions must be an ActionDistribution (from_dict converts a mapping)")
-        self.actions.validate()
-        if self.causal is not None:
-            resolve_causal(self.causal)
+    @model_validator(mode="after")
+    def _check(self) -> "DistillDMDConfig":
+        if self.min_sigma >= self.max_sigma:
+            raise Invalid("min_sigma", self.min_sigma, f"less than max_sigma ({self.max_sigma})")
         return self
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], base: "DistillDMDConfig | str | None" = None) -> "DistillDMDConfig":
-        """``base`` (preset name or config) with the keys of ``d`` replaced (``actions`` may be a mapping of
-        :class:`ActionDistribution` fields, applied over the base's); validated."""
-        d = dict(d or {})
-        if isinstance(d.get("actions"), Mapping):
-            start = DMD_PRESETS.get(base, DistillDMDConfig()) if isinstance(base, str) else (base or DistillDMDConfig())
-            merged = {**{f.name: getattr(start.actions, f.name) for f in dataclasses.fields(ActionDistribution)},
-                      **d["actions"]}
-            d["actions"] = ActionDistribution.from_dict(merged)
-        return _from_dict(cls, d, DMD_PRESETS, base, "distill_dmd")
 
 
 DMD_PRESETS: dict[str, DistillDMDConfig] = {
@@ -160,8 +129,9 @@ DMD_PRESETS: dict[str, DistillDMDConfig] = {
 
 
 def get_distill_dmd_config(name: str = "tiny", **overrides: Any) -> DistillDMDConfig:
-    """A preset ("tiny", "mg2") with overrides (unknown keys are an error)."""
-    return DistillDMDConfig.from_dict(overrides, name)
+    """A preset ("tiny", "mg2") with overrides (``actions`` may give only some of its keys);
+    :class:`capture.settings.ConfigError` naming any bad key."""
+    return from_preset(DistillDMDConfig, DMD_PRESETS, name, overrides, "distill.dmd")
 
 
 @dataclass
@@ -314,7 +284,7 @@ def distill_dmd(
 
     from ..causal import rollout
 
-    cfg = config.validate()
+    cfg = config
     t_start = time.perf_counter()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")) else None

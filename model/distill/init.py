@@ -35,11 +35,14 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Annotated, Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import AfterValidator
+
+from capture.settings import Field, Invalid, from_preset, settings
 
 from ..bundle import (
     CHECKPOINTS,
@@ -54,7 +57,7 @@ from ..bundle import (
 )
 from ..dit import WorldModelDiT, i2v_condition
 from ..train import NonFiniteLossError, ema_update, step_generator
-from .ode_pairs import OdePairs, _from_dict, check_model_actions
+from .ode_pairs import OdePairs, check_model_actions
 
 STUDENT_FORMAT = "playmill.causal_student/1"
 
@@ -63,71 +66,6 @@ def _causal():
     from .. import causal
 
     return causal
-
-
-@dataclass(frozen=True)
-class DistillInitConfig:
-    """Student-initialisation settings.
-
-    causal: the student's :class:`model.causal.CausalConfig`: None = the teacher's preset
-    (``CausalConfig.for_model``), a preset name, or a mapping of overrides (:func:`resolve_causal`); its
-    ``sigmas`` must equal the pairs' kept levels. train_hide_first_frame: hide latent frame 0 from later blocks
-    while training (Matrix-Game 2.0; None = as in ``causal``); the checkpoint keeps ``causal`` for generation. Optimisation: AdamW(lr, betas, weight_decay), ``warmup_steps`` linear warm-up, then
-    constant; gradient-norm clip; EMA (``ema_decay`` from ``ema_start``). ``val_pairs``: pairs of the fixed
-    validation batch (fixed steps per block), evaluated at step 0 and every ``val_every`` steps.
-    """
-
-    name: str = "tiny"
-    causal: Any = None
-    train_hide_first_frame: bool | None = None
-    max_steps: int = 200
-    batch_size: int = 4
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = 0.0
-    warmup_steps: int = 10
-    grad_clip: float = 1.0
-    ema_decay: float = 0.9
-    ema_start: int = 0
-    precision: str = "auto"
-    seed: int = 0
-    log_every: int = 10
-    val_every: int = 50
-    val_pairs: int = 8
-    ckpt_every: int = 100
-    keep_last: int = 2
-
-    def validate(self) -> "DistillInitConfig":
-        for k in ("max_steps", "batch_size", "log_every", "val_every", "ckpt_every", "val_pairs"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"distill_init.{k} must be >= 1, got {getattr(self, k)}")
-        if not (self.lr > 0 and self.grad_clip > 0):
-            raise ValueError("distill_init.lr and grad_clip must be > 0")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"distill_init.ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"distill_init.precision must be auto, bf16 or fp32, got {self.precision!r}")
-        resolve_causal(self.causal)
-        return self
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], base: "DistillInitConfig | str | None" = None) -> "DistillInitConfig":
-        """``base`` (preset name or config) with the keys of ``d`` replaced; validated."""
-        return _from_dict(cls, d, DISTILL_INIT_PRESETS, base, "distill_init")
-
-
-DISTILL_INIT_PRESETS: dict[str, DistillInitConfig] = {
-    "tiny": DistillInitConfig(),
-    # Matrix-Game 2.0: 6k student steps at lr 6e-6 (paper); Self-Forcing's optimiser settings otherwise.
-    "mg2": DistillInitConfig(name="mg2", causal=None, train_hide_first_frame=True, max_steps=6000, batch_size=1, lr=6e-6, betas=(0.0, 0.999),
-                             weight_decay=0.01, warmup_steps=0, grad_clip=10.0, ema_decay=0.99, ema_start=200,
-                             log_every=10, val_every=500, val_pairs=4, ckpt_every=500, keep_last=3),
-}
-
-
-def get_distill_init_config(name: str = "tiny", **overrides: Any) -> DistillInitConfig:
-    """A preset ("tiny", "mg2") with overrides (unknown keys are an error)."""
-    return DistillInitConfig.from_dict(overrides, name)
 
 
 def resolve_causal(spec: Any, model_name: str = "tiny", mode: str = "universal"):
@@ -151,6 +89,62 @@ def resolve_causal(spec: Any, model_name: str = "tiny", mode: str = "universal")
         return causal.CausalConfig.from_dict({**base, **d})
     raise ValueError(f"causal must be null, a preset name, a mapping of CausalConfig fields or a CausalConfig, "
                      f"got {spec!r}")
+
+
+def _check_causal(spec: Any) -> Any:
+    try:
+        resolve_causal(spec)
+    except ValueError as exc:
+        detail = "; ".join(getattr(exc, "problems", None) or [str(exc)])
+        raise Invalid("", spec, f"null, a causal preset name or a mapping of CausalConfig keys ({detail})") from None
+    return spec
+
+
+#: The student's causal settings: null (the teacher's preset), a preset name, or a mapping of CausalConfig keys
+#: (``preset`` picks the base; ``steps`` + ``shift`` may replace ``sigmas``).
+CausalSpec = Annotated[str | dict[str, Any] | None, AfterValidator(_check_causal)]
+
+
+@settings
+class DistillInitConfig:
+    """Student-initialisation settings: AdamW(lr, betas, weight_decay), ``warmup_steps`` linear warm-up then
+    constant, gradient-norm clipping, EMA; a fixed validation batch of ``val_pairs`` pairs evaluated at step 0
+    and every ``val_every`` steps. The causal config's ``sigmas`` must equal the pairs' kept levels."""
+
+    name: str = Field("tiny", min_length=1, description="the run's name")
+    causal: CausalSpec = Field(None, description="the student's causal config (null: the teacher's preset)")
+    train_hide_first_frame: bool | None = Field(
+        None, description="hide latent frame 0 from later blocks while training (null: as in causal)")
+    max_steps: int = Field(200, ge=1, description="optimizer steps")
+    batch_size: int = Field(4, ge=1, description="pairs per step")
+    lr: float = Field(1e-3, gt=0, description="learning rate")
+    betas: tuple[float, float] = Field((0.9, 0.99), description="AdamW betas")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    warmup_steps: int = Field(10, ge=0, description="linear warm-up steps")
+    grad_clip: float = Field(1.0, gt=0, description="gradient-norm clip")
+    ema_decay: float = Field(0.9, ge=0, lt=1, description="EMA decay")
+    ema_start: int = Field(0, ge=0, description="the EMA copies the weights until this step")
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 on CUDA, fp32 on CPU")
+    seed: int = Field(0, ge=0, description="seed of the pair order")
+    log_every: int = Field(10, ge=1, description="steps between log rows")
+    val_every: int = Field(50, ge=1, description="steps between validation losses")
+    val_pairs: int = Field(8, ge=1, description="pairs of the fixed validation batch")
+    ckpt_every: int = Field(100, ge=1, description="steps between checkpoints")
+    keep_last: int = Field(2, ge=1, description="newest checkpoints kept")
+
+
+DISTILL_INIT_PRESETS: dict[str, DistillInitConfig] = {
+    "tiny": DistillInitConfig(),
+    # Matrix-Game 2.0: 6k student steps at lr 6e-6 (paper); Self-Forcing's optimiser settings otherwise.
+    "mg2": DistillInitConfig(name="mg2", causal=None, train_hide_first_frame=True, max_steps=6000, batch_size=1, lr=6e-6, betas=(0.0, 0.999),
+                             weight_decay=0.01, warmup_steps=0, grad_clip=10.0, ema_decay=0.99, ema_start=200,
+                             log_every=10, val_every=500, val_pairs=4, ckpt_every=500, keep_last=3),
+}
+
+
+def get_distill_init_config(name: str = "tiny", **overrides: Any) -> DistillInitConfig:
+    """A preset ("tiny", "mg2") with overrides; :class:`capture.settings.ConfigError` naming any bad key."""
+    return from_preset(DistillInitConfig, DISTILL_INIT_PRESETS, name, overrides, "distill.init")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -324,7 +318,7 @@ def distill_init(
 
     from ..train import ClipBatches
 
-    cfg = config.validate()
+    cfg = config
     t_start = time.perf_counter()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")) else None

@@ -32,71 +32,55 @@ Library entry point: :func:`make_ode_pairs` (CLI ``playmill distill ode-pairs``)
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Annotated, Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
+from pydantic import AfterValidator
 from torch.utils.data import Dataset
 
+from capture.settings import Field, Frames1p4k, Invalid, from_preset, settings
+
 from ..bundle import Bundle, load_bundle, resolve_weights, to_jsonable, write_json_atomic
-from ..conditions import ConditionError, ConditionSpec, check_num_frames
+from ..conditions import ConditionError, ConditionSpec
 from ..dit import i2v_condition
 from ..latents import decode_array, encode_condition
 from ..schedule import inverse_shift, shift_sigma
 
 PAIRS_SCHEMA = "playmill.ode_pairs/1"
 
-@dataclass(frozen=True)
+def _sigmas(value: tuple[float, ...]) -> tuple[float, ...]:
+    try:
+        return check_sigmas(value, "sigmas")
+    except ValueError:
+        raise Invalid("", list(value), "noise levels strictly descending in (0, 1], e.g. [1.0, 0.9, 0.75, 0.5]") from None
+
+
+@settings
 class OdePairsConfig:
-    """How many teacher trajectories to make and how.
+    """How many teacher trajectories to make and how. ``sigmas``: the noise levels kept, the student's schedule
+    (null: ``CausalConfig.for_model(teacher model, mode).sigmas``; give the ``sigmas`` of the student's causal
+    config when it is not the preset); 0 (the endpoint) is always kept. Clips are reused with new noise when
+    there are fewer than ``num_pairs``."""
 
-    num_pairs: trajectories (clips are reused with new noise when there are fewer clips). teacher_steps: Euler
-    steps of the teacher (about; each interval between kept levels gets at least one). shift: the teacher's
-    timestep shift (None = its training shift). sigmas: the noise levels to keep, descending in (0, 1]: the
-    student's schedule (None = ``CausalConfig.for_model(teacher model, mode).sigmas``; give the ``sigmas`` of the
-    student's causal config when it is not the preset); 0 (the endpoint) is always kept. num_frames: raw frames per
-    pair (1 + 4k; None = the teacher's training clips). batch_size: trajectories per teacher batch.
-    pairs_per_part: rows per Parquet part (the unit of resume). dtype: storage dtype. use_ema: sample the
-    teacher's EMA weights.
-    """
-
-    name: str = "tiny"
-    num_pairs: int = 32
-    teacher_steps: int = 24
-    shift: float | None = None
-    sigmas: tuple[float, ...] | None = None
-    num_frames: int | None = None
-    batch_size: int = 8
-    pairs_per_part: int = 64
-    dtype: str = "float32"
-    use_ema: bool = True
-    seed: int = 0
-
-    def validate(self) -> "OdePairsConfig":
-        if self.num_pairs < 1 or self.teacher_steps < 1 or self.batch_size < 1 or self.pairs_per_part < 1:
-            raise ValueError("ode_pairs.num_pairs, teacher_steps, batch_size and pairs_per_part must be >= 1, got "
-                             f"{self.num_pairs}, {self.teacher_steps}, {self.batch_size}, {self.pairs_per_part}")
-        if self.sigmas is not None:
-            check_sigmas(self.sigmas, "ode_pairs.sigmas")
-        if self.shift is not None and not (math.isfinite(self.shift) and self.shift > 0):
-            raise ValueError(f"ode_pairs.shift must be > 0 (or null = the teacher's), got {self.shift}")
-        if self.dtype not in ("float16", "float32"):
-            raise ValueError(f"ode_pairs.dtype must be float16 or float32, got {self.dtype!r}")
-        if self.num_frames is not None:
-            check_num_frames(self.num_frames)
-        return self
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], base: "OdePairsConfig | str | None" = None) -> "OdePairsConfig":
-        """``base`` (a preset name or config; default the dataclass defaults) with the keys of ``d`` replaced."""
-        return _from_dict(cls, d, ODE_PAIRS_PRESETS, base, "ode_pairs")
+    name: str = Field("tiny", min_length=1, description="the run's name")
+    num_pairs: int = Field(32, ge=1, description="teacher trajectories to make")
+    teacher_steps: int = Field(24, ge=1, description="Euler steps of the teacher (each interval between kept levels gets >= 1)")
+    shift: float | None = Field(None, gt=0, description="the teacher's timestep shift (null: its training shift)")
+    sigmas: Annotated[tuple[float, ...], AfterValidator(_sigmas)] | None = Field(
+        None, description="noise levels kept, descending in (0, 1] (null: the student preset's)")
+    num_frames: Frames1p4k | None = Field(None, description="raw frames per pair, 1 + 4k (null: the teacher's clips)")
+    batch_size: int = Field(8, ge=1, description="trajectories per teacher batch")
+    pairs_per_part: int = Field(64, ge=1, description="rows per Parquet part (the unit of resume)")
+    dtype: Literal["float16", "float32"] = Field("float32", description="storage dtype")
+    use_ema: bool = Field(True, description="sample the teacher's EMA weights")
+    seed: int = Field(0, ge=0, description="seed of the noise and the clip order")
 
 
 ODE_PAIRS_PRESETS: dict[str, OdePairsConfig] = {
@@ -108,27 +92,8 @@ ODE_PAIRS_PRESETS: dict[str, OdePairsConfig] = {
 
 
 def get_ode_pairs_config(name: str = "tiny", **overrides: Any) -> OdePairsConfig:
-    """A preset ("tiny", "mg2") with overrides (unknown keys are an error)."""
-    return OdePairsConfig.from_dict(overrides, name)
-
-
-def _from_dict(cls: type, d: Mapping[str, Any], presets: Mapping[str, Any], base: Any, section: str) -> Any:
-    """Shared ``from_dict`` of the distillation configs: preset + overrides, lists -> tuples, validated."""
-    if base is None:
-        start = cls()
-    elif isinstance(base, str):
-        if base not in presets:
-            raise ValueError(f"unknown {section} preset {base!r}; allowed: {', '.join(sorted(presets))}")
-        start = presets[base]
-    else:
-        start = base
-    d = dict(d or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    bad = sorted(set(d) - set(fields))
-    if bad:
-        raise ValueError(f"unknown {section} keys {bad}; allowed: {sorted(fields)}")
-    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
-    return dataclasses.replace(start, **kw).validate()
+    """A preset ("tiny", "mg2") with overrides; :class:`capture.settings.ConfigError` naming any bad key."""
+    return from_preset(OdePairsConfig, ODE_PAIRS_PRESETS, name, overrides, "distill.ode_pairs")
 
 
 def check_sigmas(sigmas: Sequence[float], where: str) -> tuple[float, ...]:
@@ -304,7 +269,7 @@ def make_ode_pairs(
 
     from curation.reader import ShardDataset, open_shards
 
-    cfg = config.validate()
+    cfg = config
     t_start = time.perf_counter()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     amp = torch.bfloat16 if dev.type == "cuda" else None

@@ -94,7 +94,7 @@ def test_presets_and_from_dict():
     c = CausalConfig.from_dict({"preset": "mg2-universal", "steps": [1000, 750, 500, 250], "shift": 5.0})
     assert c.local_attn_frames == 6 and c.sigmas == CausalConfig().sigmas
     assert CausalConfig.from_dict(c.to_dict()) == c
-    with pytest.raises(ValueError, match="unknown CausalConfig keys"):
+    with pytest.raises(ValueError, match="chunk: unknown key"):
         CausalConfig.from_dict({"chunk": 3})
     with pytest.raises(ValueError, match="strictly decreasing"):
         CausalConfig(sigmas=(0.5, 0.9))
