@@ -37,7 +37,7 @@ from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationE
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 from pydantic.fields import FieldInfo
 
-__all__ = ["CONFIG", "ConfigError", "Field", "Frames1p4k", "Invalid", "apply_overrides", "describe", "dump", "json_schema",
+__all__ = ["CONFIG", "ConfigError", "Field", "Frames1p4k", "InputError", "Invalid", "apply_overrides", "describe", "dump", "json_schema",
            "from_preset", "load_yaml", "merge", "parse_set", "settings", "validate"]
 
 #: pydantic options of every config: unknown keys are errors, numbers must be finite.
@@ -67,7 +67,12 @@ def _from_dict(cls: type, data: Any, source: str = "<config>") -> Any:
     return validate(cls, data, source)
 
 
-class ConfigError(ValueError):
+class InputError(ValueError):
+    """Bad input found before any work started (a config, a command line, a checkpoint or data that does not fit
+    them): the command line reports it and exits with code 2, "nothing was run"."""
+
+
+class ConfigError(InputError):
     """A config with problems. ``problems``: one message per bad key, each starting with its dotted path (or
     with ``--set ITEM:`` when the command line set the key); ``source``: the file they come from. Exit code 2 at
     the command line."""
@@ -75,7 +80,7 @@ class ConfigError(ValueError):
     def __init__(self, source: str, problems: Sequence[str]):
         self.source = str(source)
         self.problems = list(problems)
-        super().__init__("\n".join(p if p.startswith("--set ") else f"{self.source}: {p}" for p in self.problems))
+        super().__init__("\n".join(p if p.startswith("--") else f"{self.source}: {p}" for p in self.problems))
 
 
 class Invalid(ValueError):
@@ -110,8 +115,8 @@ def validate(cls: type, data: Any, source: str = "<config>", *,
              overrides: Mapping[str, str] | None = None) -> Any:
     """``cls`` from a parsed YAML document; :class:`ConfigError` listing every problem.
 
-    ``overrides`` maps dotted keys set on the command line to the ``--set`` item that set them, so a problem
-    with such a key says where it came from."""
+    ``overrides`` maps dotted keys set on the command line to the flag that set them (``--set k=v``,
+    ``--workers 0``), so a problem with such a key starts with where it came from."""
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         keys = ", ".join(_fields(cls))
@@ -340,6 +345,11 @@ def _key(parts: Sequence[Any]) -> str:
     return out or "(top level)"
 
 
+def _split_key(key: str) -> list:
+    """``"a.b[2].c"`` -> ``["a", "b", 2, "c"]``."""
+    return [int(i) if i else name for name, i in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key)]
+
+
 def _raw_at(data: Any, parts: Sequence[Any]) -> Any:
     for p in parts:
         try:
@@ -451,7 +461,7 @@ def _format_errors(cls: Any, data: Any, exc: ValidationError) -> Iterator[tuple[
         etype = err["type"]
         error = (err.get("ctx") or {}).get("error")
         if isinstance(error, Invalid):
-            full = where.parts + ([p for p in error.key.split(".") if p] if error.key else [])
+            full = where.parts + _split_key(error.key)
             yield _key(full), f"{_key(full)}: {_show(error.value)} is not allowed; expected {error.expected}"
             continue
         if key in seen:
@@ -564,5 +574,5 @@ def _annotate(tp: Any, info: FieldInfo) -> Any:
 def _with_origin(key: str, message: str, overrides: Mapping[str, str]) -> str:
     for k, item in overrides.items():
         if key == k or key.startswith(k + ".") or key.startswith(k + "["):
-            return f"--set {item}: {message}"
+            return f"{item}: {message}"
     return message

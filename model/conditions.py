@@ -39,6 +39,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from capture.settings import InputError
+
 from .configs import ACTION_MODES
 
 #: The mouse value of a typical held turn in Matrix-Game 2.0 (its inference scripts' CAM_VALUE).
@@ -58,7 +60,7 @@ DEFAULT_KEYBOARD_MAPS: dict[str, dict[str, str]] = {
 }
 
 
-class ConditionError(ValueError):
+class ConditionError(InputError):
     """A dataset (or an action file) that does not fit the model's conditions; the message says what to change."""
 
 

@@ -30,6 +30,7 @@ Library entry points (the CLI calls them): :func:`train`, :func:`get_train_confi
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -65,6 +66,8 @@ from .latents import LatentDataset, encode_clips, encode_latents
 from .schedule import shift_sigma
 from .vae import WanVAE
 from .vae_train import latent_statistics, set_latent_statistics, train_vae
+
+log = logging.getLogger(__name__)
 
 # ==========================================================================================================
 # Config
@@ -354,8 +357,8 @@ def prepare_vae(cfg: TrainConfig, mcfg: ModelConfig, shards_dir: Path, out_dir: 
             set_latent_statistics(vae, mean, std)
             psnr = fit.psnr_db
             if fit.r2 < 0.5:
-                print(f"warning: the VAE warm-up explains only {fit.r2:.0%} of the clips' variance after "
-                      f"{fit.attempts} attempts; raise train.vae_train_steps or pass train.vae_checkpoint")
+                log.warning("the VAE warm-up explains only %.0f%% of the clips' variance after %d attempts: raise "
+                            "train.vae_train_steps or set train.vae_checkpoint", 100 * fit.r2, fit.attempts)
             save_module(target, vae, vae.cfg, {"trained_steps": cfg.vae_train_steps, "attempts": fit.attempts,
                                                "final_mse": fit.losses[-1], "psnr_db": psnr, "r2": fit.r2, "clips": n})
         _barrier(d)
@@ -614,7 +617,7 @@ def train(
             return save_train_checkpoint(out_dir, step, dit, ema, opt, run, dict(losses), cfg.keep_last)
         return None
 
-    val_initial = val_loss() if d.main and start_step == 0 else None
+    val_initial = val_loss() if d.main and start_step == 0 else _logged_initial_val_loss(log_path)
     if val_initial is not None:
         log({"step": 0, "val_loss": val_initial})
     dit.train()
@@ -690,6 +693,19 @@ def train(
         elapsed_s=time.perf_counter() - t_start, vae_checkpoint=vae_path, vae_psnr=vae_psnr,
         resumed_from=resumed_from, history=history,
     )
+
+
+def _logged_initial_val_loss(log_path: Path) -> float | None:
+    """The step-0 validation loss a resumed run logged when it started (None when the log has none)."""
+    try:
+        with open(log_path, encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                if row.get("step") == 0 and row.get("val_loss") is not None:
+                    return float(row["val_loss"])
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 class _nullcontext:

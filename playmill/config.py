@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Sequence
 
 import yaml
-from pydantic import AfterValidator, model_validator
+from pydantic import AfterValidator, ValidationInfo, field_validator, model_validator
 from pydantic_core import ArgsKwargs
 
 from capture.settings import (ConfigError, Field, Frames1p4k, Invalid, apply_overrides, dump, json_schema,
@@ -122,12 +122,18 @@ class CollectConfig:
     ppo_deterministic: bool = Field(False, description="controller ppo: the policy's most likely action instead of a sample")
     ppo_shield: bool = Field(True, description="controller ppo: the collision shield filters the policy's moves")
 
+    @field_validator("scenes")
+    @classmethod
+    def _sandbox_scenes(cls, scenes: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if info.data.get("source", "sandbox") == "sandbox":
+            for i, s in enumerate(scenes):
+                if s not in SANDBOX_SCENES:
+                    raise Invalid(f"[{i}]", s, "one of " + ", ".join(SANDBOX_SCENES))
+        return scenes
+
     @model_validator(mode="after")
     def _source(self) -> "CollectConfig":
         if self.source == "sandbox":
-            for i, s in enumerate(self.scenes):
-                if s not in SANDBOX_SCENES:
-                    raise Invalid(f"scenes[{i}]", s, "one of " + ", ".join(SANDBOX_SCENES))
             return self
         if not self.unrealcv.navmesh:
             raise Invalid("unrealcv.navmesh", None, "the navmesh file of the level (.obj or walkable .json)")
@@ -282,7 +288,7 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
     against ``base_dir``, those of overrides against the working directory."""
     overrides = dict(overrides or {})
     doc = apply_overrides(data, overrides) if overrides else data
-    items = override_items or {k: f"{k}={v}" for k, v in overrides.items()}
+    items = override_items or {k: f"--set {k}={v}" for k, v in overrides.items()}
     cfg = validate(PipelineConfig, doc, source, overrides=items)
     return _resolve_paths(cfg, base_dir, set(overrides))
 
@@ -292,10 +298,10 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] | Mappi
     of dotted keys). ``path`` None: ``./pipeline.yaml`` when it exists, else the built-in defaults.
     :class:`ConfigError` (exit 2 at the command line) for a missing or unreadable file or any bad key."""
     if isinstance(overrides, Mapping):
-        values, items = dict(overrides), None
+        values, items = dict(overrides), getattr(overrides, "origin", None)
     else:
         values = parse_set(overrides)
-        items = {item.partition("=")[0].strip(): item for item in overrides}
+        items = {item.partition("=")[0].strip(): f"--set {item}" for item in overrides}
     if path is None and Path("pipeline.yaml").is_file():
         path = Path("pipeline.yaml")
     if path is None:
@@ -357,7 +363,7 @@ def pipeline_schema() -> str:
     """The JSON Schema of pipeline.yaml (``playmill config schema``; committed as playmill/pipeline.schema.json
     so that editors validate and complete the file)."""
     schema = json_schema(PipelineConfig)
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "playmill pipeline.yaml", **schema}
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "playmill pipeline.yaml"}
     return json.dumps(schema, indent=1, sort_keys=False) + "\n"
 
 

@@ -1,26 +1,32 @@
 """The stage runner: each stage of pipeline.yaml as a library function the CLI and the tests call.
 
 ``run_pipeline(cfg)`` runs the configured stages in order: rl (train the PPO collection agent) -> collect ->
-curate -> train (base world model) -> distill (causal few-step student) -> generate (sample videos). Every stage
-is resumable: a rerun skips finished work. Everything a stage writes lives under ``cfg.workdir``::
+curate -> train (base world model) -> distill (causal few-step student) -> generate (sample videos), and
+returns a :class:`PipelineRun`: one :class:`StageReport` per stage (done / skipped / failed / not run, what it
+wrote, where, how long, its warnings) and the files to open. Every stage is resumable: a rerun skips finished
+work. Everything a stage writes lives under ``cfg.workdir``, with the complete resolved config beside it
+(``pipeline.resolved.yaml``) and a report in ``reports/<stage>.json``::
 
     episodes/  shards/<dataset>/  models/{rl,base,ode_pairs,student_init,student}/  generate/  reports/
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
 import logging
 import os
-import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from capture.atomic import write_json_atomic
 from capture.collect import CollectResult, EpisodeTask, collect, plan_episodes
-from playmill.config import CollectConfig, PipelineConfig, sample_param
+from capture.settings import dump
+from playmill.config import STAGES, CollectConfig, PipelineConfig, sample_param, write_resolved
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +98,17 @@ def sandbox_episode_params(cc: CollectConfig, scene: str, seed: int) -> dict[str
 def collect_plan(cfg: PipelineConfig) -> list[EpisodeTask]:
     cc = cfg.collect
     params_for = functools.partial(sandbox_episode_params, cc) if cc.source == "sandbox" else None
-    return plan_episodes(cc.source, cc.scenes, cc.episodes_per_scene, cc.frames, cfg.seed, params_for)
+    return plan_episodes(cc.source, list(cc.scenes), cc.episodes_per_scene, cc.frames, cfg.seed, params_for)
+
+
+# --- the stages ------------------------------------------------------------------------------------------
+
+
+def _record(cfg: PipelineConfig, stage: str, report: Mapping[str, Any], *outputs: Path) -> None:
+    """``reports/<stage>.json`` (with the resolved config) and ``pipeline.resolved.yaml`` beside each output."""
+    for folder in outputs:
+        write_resolved(cfg, folder)
+    write_json_atomic(cfg.reports_dir / f"{stage}.json", {"stage": stage, **report, "config": dump(cfg)})
 
 
 def run_collect(cfg: PipelineConfig, *, progress: bool = True) -> CollectResult:
@@ -100,23 +116,20 @@ def run_collect(cfg: PipelineConfig, *, progress: bool = True) -> CollectResult:
     ``<workdir>/reports/collect.json`` (written, skipped and failed episodes with reasons)."""
     cc = cfg.collect
     if cc.source == "unrealcv":
-        settings = {"width": cc.width, "height": cc.height, "fps": cc.fps, **cc.unrealcv}
-        make_world = functools.partial(make_unrealcv_world, settings=settings)
+        make_world = functools.partial(make_unrealcv_world, settings=cc.unrealcv.to_dict())
     else:
         make_world = functools.partial(make_sandbox_world, width=cc.width, height=cc.height, fps=cc.fps,
                                        fov_deg=cc.sandbox.fov_deg)
     tasks = collect_plan(cfg)
     result = collect(tasks, make_world, controller_factory(cfg), cfg.episodes_dir,
                      workers=cc.workers, progress=progress, encoder={"preset": cc.preset, "crf": cc.crf})
-    report = {
-        "stage": "collect",
+    _record(cfg, "collect", {
         "planned": len(tasks),
         "written": [p.name for p in result.written],
         "skipped_existing": result.skipped,
         "failed": [{"episode_id": e, "reason": r} for e, r in result.failed],
         "removed_temp": [str(p) for p in result.removed_temp],
-    }
-    write_json_atomic(cfg.workdir / "reports" / "collect.json", report)
+    }, cfg.episodes_dir)
     return result
 
 
@@ -129,43 +142,33 @@ def run_curate(cfg: PipelineConfig, *, progress: bool = True):
     result = curate(cfg.episodes_dir, cfg.shards_dir, sec.config, engine=sec.engine, workers=sec.workers,
                     progress=progress)
     write_report(cfg.shards_dir)
+    _record(cfg, "curate", _summary(result), cfg.shards_dir)
     return result
 
 
 def run_rl(cfg: PipelineConfig, *, progress: bool = True):
     """The rl stage: train (or resume) the PPO collection agent of the ``rl:`` section into ``<workdir>/models/rl``
-    (``policy.zip`` is what ``collect.controller: ppo`` records with), and plot its learning curves."""
-    from rl_agent import plot_learning_curves, train_ppo
+    (``policy.zip`` is what ``collect.controller: ppo`` records with), with its learning curves."""
+    from rl_agent.run import train_run
 
     out = cfg.models_dir / "rl"
-    result = train_ppo(cfg.rl.settings, out, progress=progress)
-    try:
-        plot_learning_curves(result.progress_csv, out / "learning_curves.png")
-    except ValueError as exc:  # too few rollouts to draw curves
-        log.warning("rl: no learning curves: %s", exc)
-    write_json_atomic(cfg.workdir / "reports" / "rl.json", {"stage": "rl", **result.to_dict()})
-    return result
-
-
-def train_config(cfg: PipelineConfig):
-    """The :class:`model.train.TrainConfig` of the ``train:`` section."""
-    from model.train import get_train_config
-
-    return get_train_config(cfg.train.preset, **cfg.train.settings)
+    run = train_run(cfg.rl, out, mode="resume", progress=progress)
+    if run.curves is None:
+        log.warning("rl: too few rollouts to draw learning curves: raise rl.ppo.total_timesteps")
+    _record(cfg, "rl", run.result.to_dict(), out)
+    return run.result
 
 
 def train_shards(cfg: PipelineConfig, *, progress: bool = True) -> Path:
     """The shards the train stage reads (``train.dataset``); ``auto`` curates them at the model's clip size when
     the curate stage's clips do not fit (see :class:`playmill.config.TrainSection`)."""
-    import dataclasses
-
-    tcfg = train_config(cfg)
-    if cfg.train.dataset != "auto":
-        path = cfg.workdir / "shards" / cfg.train.dataset
+    tcfg = cfg.train
+    if tcfg.dataset != "auto":
+        path = cfg.workdir / "shards" / tcfg.dataset
         if not (path / "manifest.json").is_file():
             raise FileNotFoundError(f"train.dataset: {path} has no manifest.json; curate it first or use dataset: auto")
         return path
-    clip = cfg.curate.config.clip
+    clip = cfg.curate.clip
     if clip.frames >= tcfg.num_frames and (clip.height, clip.width) == (tcfg.height, tcfg.width):
         return cfg.shards_dir
     from curation import curate
@@ -180,15 +183,16 @@ def train_shards(cfg: PipelineConfig, *, progress: bool = True) -> Path:
     return out
 
 
-def run_train(cfg: PipelineConfig, *, progress: bool = True):
-    """The train stage: the base world model (``train:`` section) on the sandbox shards -> ``<workdir>/models/base``
-    (resumed when it exists; see model/TRAINING.md)."""
+def run_train(cfg: PipelineConfig, *, shards: Path | None = None, out: Path | None = None, resume: bool = True,
+              progress: bool = True):
+    """The train stage: the base world model (``train:`` section) -> ``<workdir>/models/base`` (resumed when it
+    exists; see model/TRAINING.md). ``shards``/``out`` replace the train shards and the run folder."""
     from model.train import train
 
-    shards = train_shards(cfg, progress=progress)
-    result = train(train_config(cfg), shards, cfg.models_dir / "base", progress=progress)
-    write_json_atomic(cfg.workdir / "reports" / "train.json", {"stage": "train", "shards": str(shards),
-                                                               **_summary(result)})
+    shards = shards or train_shards(cfg, progress=progress)
+    out = out or cfg.models_dir / "base"
+    result = train(cfg.train.config, shards, out, progress=progress, resume=resume)
+    _record(cfg, "train", {"shards": str(shards), **_summary(result)}, out)
     return result
 
 
@@ -203,25 +207,26 @@ def distill_step(cfg: PipelineConfig, step: str, *, teacher: Path | None = None,
     Defaults: teacher ``models/base``, shards the train shards, ODE pairs ``models/ode_pairs``, initialised student
     ``models/student_init``, outputs ``models/{ode_pairs,student_init,student}`` for ode-pairs, init and dmd."""
     from model.distill import distill_dmd, distill_init, make_ode_pairs
-    from playmill.config import distill_configs
 
     if step not in DISTILL_STEPS:
         raise ValueError(f"unknown distill step {step!r}; expected one of {', '.join(DISTILL_STEPS)}")
-    ocfg, icfg, dcfg = distill_configs(cfg.distill)
-    models = cfg.models_dir
+    sec, models = cfg.distill, cfg.models_dir
     teacher = teacher or models / "base"
     if step in ("ode-pairs", "dmd") and shards is None:
         shards = train_shards(cfg, progress=progress)
     if step == "ode-pairs":
         out = out or models / "ode_pairs"
-        return make_ode_pairs(ocfg, teacher, shards, out, progress=progress, device=device), out
-    if step == "init":
+        res = make_ode_pairs(sec.ode_pairs, teacher, shards, out, progress=progress, device=device)
+    elif step == "init":
         out = out or models / "student_init"
-        return distill_init(icfg, pairs or models / "ode_pairs", out, teacher=teacher, progress=progress,
-                            device=device), out
-    out = out or models / "student"
-    return distill_dmd(dcfg, teacher, student_init or models / "student_init", out, shards_dir=shards,
-                       progress=progress, device=device), out
+        res = distill_init(sec.init, pairs or models / "ode_pairs", out, teacher=teacher, progress=progress,
+                           device=device)
+    else:
+        out = out or models / "student"
+        res = distill_dmd(sec.dmd, teacher, student_init or models / "student_init", out, shards_dir=shards,
+                          progress=progress, device=device)
+    write_resolved(cfg, out)
+    return res, out
 
 
 def run_distill(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -231,8 +236,7 @@ def run_distill(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]
     shards = train_shards(cfg, progress=progress)
     results = {key: distill_step(cfg, step, shards=shards, progress=progress)[0]
                for key, step in (("ode_pairs", "ode-pairs"), ("init", "init"), ("dmd", "dmd"))}
-    write_json_atomic(cfg.workdir / "reports" / "distill.json",
-                      {"stage": "distill", **{k: _summary(v) for k, v in results.items()}})
+    _record(cfg, "distill", {k: _summary(v) for k, v in results.items()})
     return results
 
 
@@ -260,11 +264,28 @@ def generate_inputs(cfg: PipelineConfig) -> tuple[Path, Path, Path]:
     out = cfg.workdir / "generate"
     out.mkdir(parents=True, exist_ok=True)
     image = out / f"{ep_dir.name}-frame0.png"
-    ep = read_episode(ep_dir)
-    first = next(iter(ep.frames()))
+    first = next(iter(read_episode(ep_dir).frames()))
     if not cv2.imwrite(str(image), cv2.cvtColor(first, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {image}")
     return ep_dir, image, ep_dir / "actions.csv"
+
+
+def _generate_one(cfg: PipelineConfig, name: str, image: Path, actions: Path, out: Path, progress: bool):
+    if name == "base":
+        import torch
+
+        from model.bundle import load_bundle
+        from model.sample import generate_base
+
+        bundle = load_bundle(cfg.models_dir / "base", "cuda" if torch.cuda.is_available() else "cpu")
+        frames = cfg.generate.frames or bundle.spec.num_frames  # default: the length it was trained on
+        return generate_base(bundle, image, actions, num_frames=frames, steps=cfg.generate.steps,
+                             out_mp4=out / "base.mp4", seed=cfg.generate.seed, progress=progress)
+    from model.stream import generate_student
+
+    return generate_student(cfg.models_dir / "student", image, actions, out / "student.mp4",
+                            num_frames=cfg.generate.student_frames, seed=cfg.generate.seed, progress=progress,
+                            keep_frames=True)
 
 
 def run_generate(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Path]:
@@ -274,38 +295,17 @@ def run_generate(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Pat
     if models is None:  # every model that has been trained in this workdir
         from model.bundle import latest_checkpoint
 
-        models = [m for m, d in (("base", "base"), ("student", "student")) if latest_checkpoint(cfg.models_dir / d)]
+        models = [m for m in ("base", "student") if latest_checkpoint(cfg.models_dir / m)]
         if not models:
             raise FileNotFoundError(f"generate: no trained model in {cfg.models_dir} (base/ or student/); run the "
                                     f"train stage (and distill for the student) first")
     ep_dir, image, actions = generate_inputs(cfg)
     out = cfg.workdir / "generate"
-    written: dict[str, Path] = {}
-    rows: dict[str, np.ndarray] = {}
-    for name in models:
-        if name == "base":
-            from model.bundle import load_bundle
-            from model.sample import generate_base
-
-            import torch
-
-            bundle = load_bundle(cfg.models_dir / "base", "cuda" if torch.cuda.is_available() else "cpu")
-            frames = cfg.generate.frames or bundle.spec.num_frames  # default: the length it was trained on
-            res = generate_base(bundle, image, actions, num_frames=frames,
-                                steps=cfg.generate.steps, out_mp4=out / "base.mp4", seed=cfg.generate.seed,
-                                progress=progress)
-        else:
-            from model.stream import generate_student
-
-            res = generate_student(cfg.models_dir / "student", image, actions, out / "student.mp4",
-                                   num_frames=cfg.generate.student_frames, seed=cfg.generate.seed, progress=progress,
-                                   keep_frames=True)
-        written[name] = out / f"{name}.mp4"
-        rows[name] = res.frames
+    rows = {name: _generate_one(cfg, name, image, actions, out, progress).frames for name in models}
+    written = {name: out / f"{name}.mp4" for name in models}
     strip = write_comparison_strip(out / "comparison.png", ep_dir, rows)
-    write_json_atomic(cfg.workdir / "reports" / "generate.json",
-                      {"stage": "generate", "episode": ep_dir.name, "image": str(image), "actions": str(actions),
-                       "videos": {k: str(v) for k, v in written.items()}, "comparison": str(strip)})
+    _record(cfg, "generate", {"episode": ep_dir.name, "image": str(image), "actions": str(actions),
+                              "videos": {k: str(v) for k, v in written.items()}, "comparison": str(strip)}, out)
     return written
 
 
@@ -319,63 +319,206 @@ def write_comparison_strip(path: Path, ep_dir: Path, rows: Mapping[str, np.ndarr
 
     n = min(len(v) for v in rows.values())
     h, w = next(iter(rows.values())).shape[1:3]
-    ep = read_episode(ep_dir)
     real = []
-    for i, fr in enumerate(ep.frames()):
+    for i, fr in enumerate(read_episode(ep_dir).frames()):
         if i >= n:
             break
         real.append(load_image(fr, h, w))  # the model's resize-crop of its conditioning frame
     picks = np.linspace(0, n - 1, min(columns, n)).round().astype(int)
     lines = []
     for label, frames in [("recording", np.stack(real)), *rows.items()]:
-        tiles = [frames[i] for i in picks]
-        row = np.concatenate(tiles, axis=1).copy()
+        row = np.concatenate([frames[i] for i in picks], axis=1).copy()
         cv2.putText(row, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
         lines.append(row)
-    img = np.concatenate(lines, axis=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
+    if not cv2.imwrite(str(tmp), cv2.cvtColor(np.concatenate(lines, axis=0), cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {path}")
     os.replace(tmp, path)
     return path
 
 
-def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None, *, progress: bool = True) -> dict[str, Any]:
-    """Run ``stages`` (default: the config's) in pipeline order; returns each stage's result."""
-    results: dict[str, Any] = {}
-    from playmill.config import STAGES
-
-    for stage in sorted(stages or cfg.stages, key=STAGES.index):
-        log.info("stage %s", stage)
-        if stage == "rl":
-            results[stage] = run_rl(cfg, progress=progress)
-        elif stage == "collect":
-            results[stage] = run_collect(cfg, progress=progress)
-        elif stage == "curate":
-            results[stage] = run_curate(cfg, progress=progress)
-        elif stage == "train":
-            results[stage] = run_train(cfg, progress=progress)
-        elif stage == "distill":
-            results[stage] = run_distill(cfg, progress=progress)
-        elif stage == "generate":
-            results[stage] = run_generate(cfg, progress=progress)
-        else:  # the config validator only lets through stages that exist
-            raise ValueError(f"unknown stage {stage!r}")
-    return results
+# --- what each stage did, in a line ------------------------------------------------------------------------
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temp file in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+@dataclass
+class StageReport:
+    """One row of the run's summary. ``status``: done | skipped (nothing left to do) | failed | not run;
+    ``wrote``: what it wrote, in words; ``where``: its output folder; ``failed_items``: ``(item, reason)`` for
+    each item that failed while the stage went on (exit code 1); ``error``: why the stage itself failed."""
+
+    stage: str
+    status: str = "not run"
+    wrote: str = ""
+    where: Path | None = None
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    failed_items: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None
+    result: Any = None
+
+
+def _describe_collect(cfg: PipelineConfig, r: CollectResult) -> tuple[str, str, Path, list]:
+    status = "skipped" if not r.written and not r.failed else "done"
+    wrote = f"{len(r.written)} episode(s), {len(r.skipped)} already there, {len(r.failed)} failed"
+    if r.removed_temp:
+        wrote += f"; removed {len(r.removed_temp)} unfinished"
+    return status, wrote, cfg.episodes_dir, [(e, reason.splitlines()[0]) for e, reason in r.failed]
+
+
+def _describe_curate(cfg: PipelineConfig, r: Any) -> tuple[str, str, Path, list]:
+    done = "up to date" if r.up_to_date else f"{r.processed} episode(s) curated, {r.reused} reused"
+    wrote = f"{r.clips} clip(s) in {len(r.shards)} shard(s) ({done}); {r.rejected} episode(s) rejected"
+    return ("skipped" if r.up_to_date else "done"), wrote, r.out_dir, []
+
+
+def _describe_rl(cfg: PipelineConfig, r: Any) -> tuple[str, str, Path, list]:
+    wrote = f"policy.zip: {r.num_timesteps} decisions ({r.trained_timesteps} now), {r.episodes} episodes"
+    return ("skipped" if r.stopped_by == "already_done" else "done"), wrote, cfg.models_dir / "rl", []
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _describe_train(cfg: PipelineConfig, r: Any) -> tuple[str, str, Path, list]:
+    wrote = (f"{r.steps} steps, loss {_fmt(r.final_loss)}, validation {_fmt(r.val_loss_initial)} -> "
+             f"{_fmt(r.val_loss_final)}")
+    return ("skipped" if r.steps == r.resumed_from else "done"), wrote, r.out_dir, []
+
+
+def _describe_distill(cfg: PipelineConfig, r: Mapping[str, Any]) -> tuple[str, str, Path, list]:
+    p, i, d = r["ode_pairs"], r["init"], r["dmd"]
+    idle = p.computed == 0 and i.steps == i.resumed_from and d.steps == d.resumed_from
+    wrote = f"{p.num_pairs} ODE pairs, {i.steps} init steps, {d.steps} DMD steps"
+    return ("skipped" if idle else "done"), wrote, d.out_dir, []
+
+
+def _describe_generate(cfg: PipelineConfig, r: Mapping[str, Path]) -> tuple[str, str, Path, list]:
+    return "done", ", ".join(p.name for p in r.values()) + ", comparison.png", cfg.workdir / "generate", []
+
+
+#: stage -> (run(cfg, progress=...), describe(cfg, result) -> (status, wrote, where, failed items))
+STAGE_FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[..., tuple]]] = {
+    "rl": (run_rl, _describe_rl),
+    "collect": (run_collect, _describe_collect),
+    "curate": (run_curate, _describe_curate),
+    "train": (run_train, _describe_train),
+    "distill": (run_distill, _describe_distill),
+    "generate": (run_generate, _describe_generate),
+}
+
+
+class _Warnings(logging.Handler):
+    """Collects the warnings logged while a stage runs (they are printed as they happen too)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@dataclass
+class PipelineRun:
+    """What :func:`run_pipeline` did: one :class:`StageReport` per stage asked for, in pipeline order, and the
+    files a person opens to look at the result."""
+
+    stages: list[StageReport]
+    open: list[Path]
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return {s.stage: s.result for s in self.stages if s.status in ("done", "skipped")}
+
+    @property
+    def exit_code(self) -> int:
+        """0 every stage done or skipped with no failed item; 1 otherwise."""
+        return 1 if any(s.status in ("failed", "not run") or s.failed_items for s in self.stages) else 0
+
+    def table(self, relative_to: Path | None = None) -> str:
+        """The summary a person acts on: one row per stage (status, time, what it wrote, where), then the
+        failures with their reasons, the warnings (each says what to change) and the files to open."""
+
+        def show(p: Path | None) -> str:
+            if p is None:
+                return ""
+            try:
+                return str(p.resolve().relative_to(relative_to.resolve())) if relative_to else str(p)
+            except ValueError:
+                return str(p)
+
+        rows = [("stage", "status", "time", "wrote", "where")]
+        for s in self.stages:
+            wrote = s.wrote if s.status in ("done", "skipped") else (s.error or "")
+            rows.append((s.stage, s.status, _duration(s.seconds) if s.status != "not run" else "",
+                         wrote if len(wrote) <= 70 else wrote[:67] + "...", show(s.where)))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        problems = [f"  {s.stage}: {s.error}" for s in self.stages if s.status == "failed"]
+        problems += [f"  {s.stage}: {item}: {why}" for s in self.stages for item, why in s.failed_items]
+        if problems:
+            lines += ["failed (fix the cause and rerun the same command: finished work is kept):", *problems]
+        warnings = [f"  {s.stage}: {w}" for s in self.stages for w in s.warnings]
+        if warnings:
+            lines += ["warnings:", *warnings]
+        if self.open:
+            lines += ["open:", *(f"  {show(p)}" for p in self.open)]
+        return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{seconds:.1f}s"
+
+
+def run_stage(cfg: PipelineConfig, stage: str, *, progress: bool = True,
+              run: Callable[..., Any] | None = None, describe: Callable[..., tuple] | None = None,
+              reraise: tuple[type[BaseException], ...] = ()) -> StageReport:
+    """Run one stage and describe it; an exception becomes ``status: failed`` with its reason (the caller
+    decides whether later stages run), except those of ``reraise`` (bad input found before any work: the
+    command line turns them into exit code 2). ``run``/``describe`` replace the stage's own (a verb's variant
+    of a stage). KeyboardInterrupt propagates."""
+    run = run or STAGE_FUNCTIONS[stage][0]
+    describe = describe or STAGE_FUNCTIONS[stage][1]
+    rep = StageReport(stage)
+    handler = _Warnings()
+    logging.getLogger().addHandler(handler)
+    t0 = time.perf_counter()
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        rep.result = run(cfg, progress=progress)
+        rep.status, rep.wrote, rep.where, rep.failed_items = describe(cfg, rep.result)
+    except reraise:
         raise
+    except Exception as exc:  # reported in the summary; the traceback is in the log at debug level
+        log.debug("stage %s failed", stage, exc_info=True)
+        rep.status, rep.error = "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        logging.getLogger().removeHandler(handler)
+        rep.seconds = time.perf_counter() - t0
+    rep.warnings = handler.messages
+    return rep
+
+
+def run_pipeline(cfg: PipelineConfig, stages: list[str] | tuple[str, ...] | None = None, *,
+                 progress: bool = True, reraise: tuple[type[BaseException], ...] = ()) -> PipelineRun:
+    """Run ``stages`` (default: the config's) in pipeline order. A stage that fails stops the ones after it
+    (they read its outputs); they are reported as not run. ``reraise``: see :func:`run_stage`."""
+    order = sorted(stages or cfg.stages, key=STAGES.index)
+    reports = []
+    for stage in order:
+        if reports and reports[-1].status in ("failed", "not run"):
+            reports.append(StageReport(stage, error=f"{reports[-1].stage} did not finish"))
+            continue
+        log.info("stage %s", stage)
+        reports.append(run_stage(cfg, stage, progress=progress, reraise=reraise))
+    return PipelineRun(reports, files_to_open(cfg, order))
+
+
+def files_to_open(cfg: PipelineConfig, stages: list[str]) -> list[Path]:
+    """The files a person looks at after these stages: the curation report, the comparison strip, the
+    evaluation report, the RL learning curves (those that exist)."""
+    candidates = {"rl": cfg.models_dir / "rl" / "learning_curves.png", "curate": cfg.shards_dir / "report.html",
+                  "generate": cfg.workdir / "generate" / "comparison.png", "eval": cfg.reports_dir / "eval.html"}
+    return [p for s, p in candidates.items() if s in stages and p.is_file()]

@@ -37,6 +37,8 @@ _LAZY = {
     "CheckpointMismatchError": "rl_agent.checkpoint", "CheckpointError": "rl_agent.checkpoint",
     "load_policy": "rl_agent.checkpoint", "read_checkpoint_meta": "rl_agent.checkpoint",
     "plot_learning_curves": "rl_agent.plots",
+    "train_run": "rl_agent.run", "TrainRun": "rl_agent.run", "evaluate_checkpoint": "rl_agent.run",
+    "EvalRun": "rl_agent.run",
 }
 
 
@@ -56,7 +58,7 @@ __all__ = [
     "CoverageGrid", "VisitHistory",
     "PlaymillEnv", "RestartOnCrash", "make_playmill_env", "make_sandbox_world", "register_envs",
     "ObservationBuilder", "ObservationError", "RewardFunction", "CollisionShield",
-    "train_ppo", "TrainResult", "evaluate", "EvalTable", "EvalRow", "PolicySpec", "plot_learning_curves",
+    "train_ppo", "TrainResult", "train_run", "TrainRun", "evaluate_checkpoint", "EvalRun", "evaluate", "EvalTable", "EvalRow", "PolicySpec", "plot_learning_curves",
     "PPOController", "make_ppo_controller", "RandomController", "make_random_controller",
     "CheckpointMismatchError", "CheckpointError", "load_policy", "read_checkpoint_meta",
 ]

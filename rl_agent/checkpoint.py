@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rl_agent.actions import COMPONENTS, ActionCodec
-from capture.settings import ConfigError
+from capture.settings import ConfigError, InputError
 from rl_agent.config import EnvConfig, RLConfig
 from rl_agent.observation import observation_space, state_dim, state_names
 
@@ -36,7 +36,7 @@ META_NAME = "playmill_rl.json"
 CHECKPOINT_SCHEMA = "playmill.rl_checkpoint/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A file that is not a readable playmill RL checkpoint."""
 
 

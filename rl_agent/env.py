@@ -39,6 +39,7 @@ from rl_agent.config import (
     SANDBOX_SCENES,
     EnvConfig,
     RewardConfig,
+    RLConfig,
     ShieldConfig,
     train_seed_pool,
 )

@@ -1,0 +1,251 @@
+"""The data verbs of ``playmill``: ``validate``, ``inspect``, ``import sekai|generic|gta|unreal`` and
+``sandbox preview|serve`` (declared with :func:`playmill.cli.add_verb`; their arguments are data, so the
+pipeline config is ``--config``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from playmill.cli import add_sugar, add_verb, existing, load
+
+
+def add_verbs(sub: Any) -> None:
+    p = add_verb(sub, "validate", help="check episodes against the playmill.episode/1 format", func=cmd_validate,
+                 config="option",
+                 description="Check episode folders (or folders of episodes): files, meta.json, every actions.csv row "
+                             "and column, the video. Prints every problem with its file, row and column; exits 1 if "
+                             "any episode is invalid. Without PATH: the config's <workdir>/episodes.",
+                 example="playmill validate runs/default/episodes")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="episode folders or folders of episodes")
+    p.add_argument("--no-video", action="store_true", help="skip the video checks (faster)")
+
+    p = add_verb(sub, "inspect", help="summarise a shards folder; --verify checks it", func=cmd_inspect,
+                 config="option",
+                 description="Print a summary of a shards folder (clips, hours per source, rejects by reason, action "
+                             "statistics) and write report.html with plots and preview strips. Without SHARDS: the "
+                             "config's <workdir>/shards/<curate.dataset>.",
+                 example="playmill inspect runs/default/shards/default --verify")
+    p.add_argument("shards", nargs="?", type=Path, help="a shards folder (with manifest.json)")
+    p.add_argument("--verify", action="store_true", help="check every shard's sha256, size, rows and schema against "
+                                                         "the manifest; exit 1 on any problem")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
+
+    imp = add_verb(sub, "import", help="bring existing recordings in as episodes", config=None,
+                   description="Convert recordings from other sources into playmill episodes (default folder: the "
+                               "config's <workdir>/episodes). Settings: the imports section of the config.",
+                   example="playmill import sekai SEKAI_DIR --set imports.sekai.workers=4")
+    isub = imp.add_subparsers(dest="import_verb", metavar="SOURCE", required=True)
+    p = add_verb(isub, "sekai", help="Sekai videos + camera extrinsics (.npz)", func=cmd_import_sekai, config="option",
+                 description="Import every *.mp4 under SRC with its <stem>.npz camera file (key 'extrinsic', OpenCV "
+                             "axes) as a 'sekai' episode: keys from camera translation, mouse from relative rotation "
+                             "(settings: imports.sekai).",
+                 example="playmill import sekai SEKAI_DIR --out runs/sekai/episodes --set imports.sekai.scale_cm=200")
+    p.add_argument("src", type=existing("folder or file"), help="folder of Sekai clips")
+    _out_arg(p)
+    p = add_verb(isub, "generic", help="one mp4 + an actions CSV with a column mapping", func=cmd_import_generic,
+                 config="option",
+                 description="Import one video and its per-frame actions CSV as a 'generic' episode. The column "
+                             "mapping is --mapping FILE (YAML) or imports.generic of the config.",
+                 example="playmill import generic clip.mp4 actions.csv --mapping map.yaml")
+    p.add_argument("mp4", type=existing("video"), help="the video")
+    p.add_argument("csv", type=existing("CSV"), help="actions CSV, one row per video frame")
+    p.add_argument("--mapping", type=existing("mapping file"),
+                   help="YAML column mapping (keys, d_pitch, d_yaw, mouse_scale_deg, position/rotation columns, ...)")
+    _out_arg(p)
+    p = add_verb(isub, "gta", help="GTA V sessions recorded by the PlaymillRecorder mod + OBS video",
+                 func=cmd_import_gta, config="option",
+                 description="Import GTA V recording sessions (behaviour.jsonl, ticks.csv and the OBS video): align "
+                             "video frames to game ticks by the sync marker (or image motion), infer W/S/A/D and "
+                             "handbrake from the vehicle dynamics, convert to the Unreal frame (settings: imports.gta; "
+                             "gta_bridge/README.md has the whole workflow).",
+                 example="playmill import gta recordings/session-01 --set imports.gta.fps=20")
+    p.add_argument("recordings", nargs="+", type=Path, help="recording session folders")
+    _out_arg(p)
+    for flag, key, what in (("--fps", "imports.gta.fps", "output frame rate"),
+                            ("--width", "imports.gta.width", "output width, px (even)"),
+                            ("--height", "imports.gta.height", "output height, px (even)"),
+                            ("--sync", "imports.gta.sync", "auto, marker or motion"),
+                            ("--min-frames", "imports.gta.min_episode_frames", "shortest episode kept, frames")):
+        add_sugar(p, flag, key, what)
+    p = add_verb(isub, "unreal", help="MP4 + CSV recordings made inside Unreal by an in-engine recorder",
+                 func=cmd_import_unreal, config="option",
+                 description="Import in-engine Unreal recordings (per-frame time, pressed keys, location in cm, rotator "
+                             "in degrees; columns in unreal_bridge/UE_EXPORT.md). Bad recordings are quarantined with "
+                             "their reasons; the others import (settings: imports.unreal).",
+                 example="playmill import unreal recordings/ --set imports.unreal.fps=30")
+    p.add_argument("src", type=existing("folder"), help="folder with <name>.mp4 + <name>.csv recordings (recursive)")
+    _out_arg(p)
+    for flag, key, what in (("--fps", "imports.unreal.fps", "episode frame rate"),
+                            ("--width", "imports.unreal.width", "output width, px (even)"),
+                            ("--height", "imports.unreal.height", "output height, px (even)")):
+        add_sugar(p, flag, key, what)
+
+    sb = add_verb(sub, "sandbox", help="the built-in sandbox world", config=None,
+                  description="The built-in sandbox world: look at a scene, or serve it over the UnrealCV protocol.",
+                  example="playmill sandbox preview --scene city --seed 3 -o city.png")
+    sbsub = sb.add_subparsers(dest="sandbox_verb", metavar="VERB", required=True)
+    for name, func, what in (("preview", cmd_sandbox_preview, "render frame 0 of a sandbox scene to a PNG"),
+                             ("serve", cmd_sandbox_serve, "serve the sandbox over the UnrealCV protocol")):
+        p = add_verb(sbsub, name, help=what, func=func, config="option",
+                     description=what[0].upper() + what[1:] + ". The options are the sandbox's "
+                                 "(unreal_bridge.unrealcv_server.ServerConfig); serve binds 127.0.0.1 unless --host "
+                                 "says otherwise.",
+                     example=("playmill sandbox preview --scene city --seed 3 --time-of-day 18 -o city.png"
+                              if name == "preview" else "playmill sandbox serve --port 9000 --scene park --seed 3"))
+        _sandbox_options(p, serve=name == "serve")
+
+
+def _out_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, help="episodes folder to write (default: the config's <workdir>/episodes)")
+
+
+def _sandbox_options(p: argparse.ArgumentParser, serve: bool) -> None:
+    p.add_argument("--scene", default="city", help="scene family: city, indoor, park")
+    p.add_argument("--seed", default="0", help="scene seed")
+    p.add_argument("--width", default="640", help="image width, px")
+    p.add_argument("--height", default="480" if serve else "352", help="image height, px")
+    p.add_argument("--fov", dest="fov_deg", default="90", help="horizontal field of view, degrees")
+    p.add_argument("--weather", default="clear", help="clear, overcast, fog or rain")
+    p.add_argument("--time-of-day", dest="time_of_day", default="12", help="hours, 0-24")
+    p.add_argument("--npc-density", dest="npc_density", default="0.5", help="NPC density multiplier, 0-2")
+    p.add_argument("--vehicle-density", dest="vehicle_density", default="0.5", help="vehicle density multiplier, 0-2")
+    if serve:
+        p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+        p.add_argument("--port", default="9000", help="TCP port (0: any free port)")
+        p.add_argument("--fps", default="25", help="simulation rate of vset /action/keyboard")
+    else:
+        p.add_argument("-o", "--output", type=Path, default=Path("preview.png"), help="PNG to write")
+
+
+def _sandbox_config(args: argparse.Namespace, serve: bool):
+    """The sandbox options as a checked :class:`ServerConfig` (errors name the option)."""
+    from unreal_bridge.unrealcv_server import ServerConfig
+
+    keys = ["scene", "seed", "width", "height", "fov_deg", "weather", "time_of_day", "npc_density", "vehicle_density"]
+    keys += ["host", "port", "fps"] if serve else []
+    return ServerConfig.from_dict({k: getattr(args, k) for k in keys}, "command line")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from capture.validate import validate_paths
+
+    paths = args.paths or [load(args).episodes_dir]
+    reports = validate_paths(paths, check_video=not args.no_video)
+    bad = 0
+    for ep, problems in reports.items():
+        if problems:
+            bad += 1
+            print(f"INVALID {ep} ({len(problems)} problem(s))")
+            for pr in problems:
+                print(f"  {pr}")
+        else:
+            print(f"ok      {ep}")
+    if not reports:
+        print("no episodes found (an episode is a folder with meta.json, actions.csv and video.mp4)", file=sys.stderr)
+        return 1
+    print(f"{len(reports) - bad} valid, {bad} invalid")
+    return 1 if bad else 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from curation import inspect_shards, verify_shards, write_report
+
+    shards = args.shards or load(args).shards_dir
+    print(inspect_shards(shards))
+    if not args.no_report:
+        print(f"report: {write_report(shards)}")
+    if args.verify:
+        problems = verify_shards(shards)
+        for pr in problems:
+            print(f"  PROBLEM {pr}")
+        print("verify: ok" if not problems else f"verify: {len(problems)} problem(s)")
+        return 1 if problems else 0
+    return 0
+
+
+def _report_import(res: Any, out: Path) -> int:
+    """The import's summary: what was written where, then each failure with its reason (exit 1 if any)."""
+    sys.stderr.flush()
+    print(f"import: {len(res.written)} episode(s) written, {len(res.skipped)} already there, {len(res.failed)} "
+          f"failed, {res.frames} frames -> {out}", flush=True)
+    for line in res.notes:
+        print(f"  {line}")
+    for name, reason in res.failed:
+        print(f"  FAILED {name}: {reason}")
+    for w in res.warnings:
+        print(f"  warning: {w}")
+    if res.rejects_path:
+        print(f"  rejects: {res.rejects_path}")
+    return 1 if res.failed else 0
+
+
+def cmd_import_sekai(args: argparse.Namespace) -> int:
+    from curation import import_sekai
+
+    cfg = load(args)
+    out = args.out or cfg.episodes_dir
+    return _report_import(import_sekai(args.src, out, cfg.imports.sekai), out)
+
+
+def cmd_import_generic(args: argparse.Namespace) -> int:
+    from capture.imports import ImportResult
+    from capture.settings import load_yaml
+    from curation.importers import GenericMapping, import_generic
+
+    cfg = load(args)
+    mapping = cfg.imports.generic
+    if args.mapping is not None:
+        mapping = GenericMapping.from_dict(load_yaml(args.mapping), str(args.mapping))
+    out = args.out or cfg.episodes_dir
+    res = ImportResult()
+    try:
+        res.written.append(import_generic(args.mp4, args.csv, out, mapping))
+    except FileExistsError as exc:
+        res.skipped.append(str(exc))
+    except ValueError as exc:  # the CSV does not fit the mapping or the video: the item failed
+        res.failed.append((args.csv.name, str(exc)))
+    return _report_import(res, out)
+
+
+def cmd_import_gta(args: argparse.Namespace) -> int:
+    from gta_bridge.importer import import_gta_sessions
+
+    cfg = load(args)
+    out = args.out or cfg.episodes_dir
+    return _report_import(import_gta_sessions(args.recordings, out, cfg.imports.gta), out)
+
+
+def cmd_import_unreal(args: argparse.Namespace) -> int:
+    from unreal_bridge.ue_import import import_unreal
+
+    cfg = load(args)
+    out = args.out or cfg.episodes_dir
+    return _report_import(import_unreal(args.src, out, cfg.imports.unreal), out)
+
+
+def cmd_sandbox_preview(args: argparse.Namespace) -> int:
+    from unreal_bridge.sandbox import render_preview
+
+    load(args)  # the config is checked like every verb's
+    o = _sandbox_config(args, serve=False)
+    out = render_preview(o.scene, o.seed, args.output, width=o.width, height=o.height, fov_deg=o.fov_deg,
+                         weather=o.weather, time_of_day=o.time_of_day, npc_density=o.npc_density,
+                         vehicle_density=o.vehicle_density)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_sandbox_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from unreal_bridge.unrealcv_server import serve
+
+    load(args)
+    o = _sandbox_config(args, serve=True)
+    logging.getLogger("unreal_bridge").setLevel(logging.INFO)
+    serve(o.host, o.port, o.scene, o.seed, o.width, o.height, o.fov_deg, o.fps, weather=o.weather,
+          time_of_day=o.time_of_day, npc_density=o.npc_density, vehicle_density=o.vehicle_density)
+    return 0
