@@ -378,6 +378,14 @@ def _tag_kind(tag: str, members: Sequence[Any]) -> tuple[str, Any]:
     return "scalar", (scalars[0] if len(scalars) == 1 else None)
 
 
+def _is_tag(el: str, member: Any) -> bool:
+    """Whether ``el`` is pydantic's branch tag of ``member`` rather than a key inside it."""
+    base, _ = _unwrap(member, ())
+    if dataclasses.is_dataclass(base):
+        return el not in _fields(base)
+    return get_origin(base) not in (dict, Mapping)
+
+
 def _kind_of_type(tp: Any) -> str:
     base, _ = _unwrap(tp, ())
     o = get_origin(base)
@@ -410,6 +418,9 @@ def _locate(cls: Any, data: Any, loc: Sequence[Any]) -> _Where:
         origin = get_origin(base)
         if origin in (Union, types.UnionType):
             members = [a for a in get_args(base) if a is not _NONE]
+            if len(members) == 1 and (not isinstance(el, str) or not _is_tag(el, members[0])):
+                tp = members[0]  # an optional value: pydantic's loc has no branch tag
+                continue
             if not isinstance(el, str):
                 return _Where(parts, tp, info, owner)
             kind, member = _tag_kind(el, members)

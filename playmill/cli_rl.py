@@ -106,7 +106,7 @@ def cmd_rl_train(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     out = args.out or cfg.models_dir / "rl"
     mode = "fresh" if args.fresh else "resume" if args.resume else "new"
-    report = run_stage(cfg, "rl", progress=not args.no_progress, reraise=(InputError, ValueError),
+    report = run_stage(cfg, "rl", progress=not args.no_progress, reraise=(InputError,),
                        run=lambda c, progress: train_run(rl, out, mode=mode, make_world=make_world,
                                                          progress=progress, plot=not args.no_plot),
                        describe=_describe_train)

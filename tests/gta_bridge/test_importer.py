@@ -10,7 +10,8 @@ import pytest
 
 from capture.episode import read_episode
 from capture.validate import validate_episode
-from gta_bridge.importer import GtaImportConfig, GtaImportResult, import_gta, main
+from gta_bridge.importer import GtaImportConfig, GtaImportResult, import_gta
+from playmill.cli import main
 from gta_bridge.recording import RecordingError
 from gta_bridge.scenario import ScenarioError
 from gta_bridge.sim import SimConfig, score_import, simulate_recording
@@ -232,13 +233,13 @@ def test_missing_files_and_bad_options(tmp_path, sim_vfr):
 
 
 def test_command_line(sim_vfr, tmp_path, capsys):
-    rc = main([str(sim_vfr.directory), "--episodes-dir", str(tmp_path / "eps"), "--fps", "20", "--min-frames", "10",
-               "--width", "64", "--height", "36"])
+    rc = main(["import", "gta", str(sim_vfr.directory), "--out", str(tmp_path / "eps"), "--fps", "20",
+               "--min-frames", "10", "--width", "64", "--height", "36"])
     out = capsys.readouterr().out
     assert rc == 0 and "episode(s)" in out and "aligned by marker" in out
     ep = read_episode(next((tmp_path / "eps").iterdir()))
     assert (ep.meta.width, ep.meta.height, ep.meta.fps) == (64, 36, 20.0)
-    assert main([str(tmp_path / "missing"), "--episodes-dir", str(tmp_path / "eps")]) == 1
+    assert main(["import", "gta", str(tmp_path / "missing"), "--out", str(tmp_path / "eps")]) == 1
 
 
 def test_a_paused_game_is_cut_out(tmp_path):

@@ -13,21 +13,23 @@ def test_import_gta_writes_valid_episodes_and_reports_a_bad_session(tmp_path, ca
     broken.mkdir()
     (broken / "behaviour.jsonl").write_text('{"type": "header", "schema_version": 99}\n')
     out = tmp_path / "episodes"
-    code = main(["import", "gta", str(rec), str(broken), "--episodes-dir", str(out), "--min-frames", "17"])
+    code = main(["import", "gta", str(rec), str(broken), "--out", str(out), "--min-frames", "17"])
     captured = capsys.readouterr()
     assert code == 1  # one session failed, the other imported
-    assert "broken" in captured.err
+    assert f"FAILED {broken}" in captured.out
     eps = list_episodes(out)
     assert eps and all(validate_episode(e) == [] for e in eps)
     assert "aligned by marker" in captured.out
-    assert main(["import", "gta", str(rec), "--episodes-dir", str(out), "--min-frames", "17"]) == 0
-    assert "already there" in capsys.readouterr().out
+    assert main(["import", "gta", str(rec), "--out", str(out), "--set", "imports.gta.min_episode_frames=17"]) == 0
+    assert f"0 episode(s) written, {len(eps)} already there" in capsys.readouterr().out
+    assert main(["import", "gta", str(rec), "--out", str(out), "--min-frames", "0"]) == 2
+    assert "--min-frames 0: imports.gta.min_episode_frames: 0 is not allowed" in capsys.readouterr().err
 
 
 def test_import_unreal_reports_a_missing_folder_clearly(tmp_path, capsys):
-    code = main(["import", "unreal", str(tmp_path / "nowhere"), "--episodes-dir", str(tmp_path / "eps")])
+    code = main(["import", "unreal", str(tmp_path / "nowhere"), "--out", str(tmp_path / "eps")])
     assert code == 2
-    assert "nowhere" in capsys.readouterr().err
+    assert "nowhere: no such folder" in capsys.readouterr().err
 
 
 def test_pipeline_collects_from_an_unrealcv_endpoint(tmp_path):
@@ -64,3 +66,9 @@ def test_unrealcv_source_needs_a_navmesh(tmp_path):
         parse_config({"collect": {"source": "unrealcv", "scenes": ["Map1"], "unrealcv": {"port": 9000}}})
     with pytest.raises(ConfigError, match="unknown key"):
         parse_config({"collect": {"source": "unrealcv", "unrealcv": {"navmesh": "a.obj", "colour": 1}}})
+    with pytest.raises(ConfigError, match=r"collect.unrealcv.width: 320 is not allowed; expected to be left out: "
+                                          r"collect.width \(640\) sets it"):
+        parse_config({"collect": {"source": "unrealcv", "unrealcv": {"navmesh": "a.obj", "width": 320}}})
+    cfg = parse_config({"collect": {"source": "unrealcv", "scenes": ["Map1"], "width": 96, "height": 64, "fps": 30,
+                                    "unrealcv": {"navmesh": "a.obj"}}})
+    assert (cfg.collect.unrealcv.width, cfg.collect.unrealcv.height, cfg.collect.unrealcv.fps) == (96, 64, 30.0)

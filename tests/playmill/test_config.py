@@ -1,13 +1,17 @@
-"""pipeline.yaml validation: every problem at once, each naming the key, the bad value and what is allowed."""
+"""pipeline.yaml: one schema composed from the packages' sections; every problem at once, naming the key, the bad
+value and what is allowed; --set overrides; the resolved config; the JSON Schema editors read."""
 
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from playmill.cli import main
-from playmill.config import Choice, ConfigError, Range, load_config, parse_config, sample_param
+from capture.settings import ConfigError
+from playmill.config import (DensityRange, HoursRange, PipelineConfig, config_yaml, load_config, parse_config,
+                             pipeline_schema, sample_param)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,8 +24,8 @@ def test_embedded_default_pipeline_is_valid_and_small():
     assert (cc.width, cc.height) == (640, 352)
     assert cc.episodes_per_scene * len(cc.scenes) == 8 and cc.frames == 300 and cc.fps == 25
     assert cfg.workdir == (ROOT / "runs" / "default").resolve()  # relative to the config file
-    assert cc.sandbox.weather == Choice(("clear", "overcast", "fog"))
-    assert cc.sandbox.time_of_day == Range(7.0, 19.0)
+    assert cc.sandbox.weather == ("clear", "overcast", "fog")
+    assert cc.sandbox.time_of_day == HoursRange(7.0, 19.0)
 
 
 def problems_of(doc):
@@ -38,17 +42,15 @@ def test_every_problem_is_reported_with_key_value_and_allowed():
                     "sandbox": {"weather": "snow", "time_of_day": {"min": 20, "max": 8}, "npc_density": 5}},
     })
     text = "\n".join(probs)
-    assert ("stages[1]: 'teleport' is not allowed; expected one of rl, collect, curate, train, distill, generate"
-            in text)
-    assert ("colect: unknown key; allowed keys here: workdir, seed, stages, collect, curate, rl, train, distill, "
-            "generate") in text
-    assert "collect.fps: -3 is not allowed; expected a number in (0, 240]" in text
-    assert "collect.width: 641 is not allowed; expected an even integer" in text
+    assert "stages[1]: 'teleport' is not allowed; expected one of rl, collect, curate, train, distill, generate" in text
+    assert "colect: unknown key; did you mean collect? (allowed here: workdir, seed, stages, collect, curate" in text
+    assert "collect.fps: -3 is not allowed; expected a number in (0, 240] (frames per second of the video)" in text
+    assert "collect.width: 641 is not allowed; expected an integer in [16, 7680], even" in text
     assert "collect.scenes[1]: 'moon' is not allowed; expected one of city, indoor, park" in text
     assert "collect.workers: 0 is not allowed; expected an integer in [1, 256]" in text
     assert "collect.sandbox.weather: 'snow' is not allowed; expected one of clear, overcast, fog" in text
-    assert "collect.sandbox.time_of_day: {'min': 20, 'max': 8} is not allowed; expected min <= max" in text
-    assert "collect.sandbox.npc_density: 5 is not allowed; expected a number in [0.0, 2.0]" in text
+    assert "collect.sandbox.time_of_day: {'min': 20.0, 'max': 8.0} is not allowed; expected min <= max" in text
+    assert "collect.sandbox.npc_density: 5 is not allowed; expected a number in [0, 2]" in text
     assert len(probs) == 9
 
 
@@ -58,9 +60,9 @@ def test_curate_section_is_validated_with_the_others():
     text = "\n".join(probs)
     assert "collect.fps: 0 is not allowed" in text
     assert "curate.engine: 'spark' is not allowed; expected one of local, ray" in text
-    assert "curate.clip.frames" in text
+    assert "curate.clip.frames: 56 is not allowed; expected 1 + 4k frames" in text
     cfg = parse_config({"stages": ["curate", "collect"], "curate": {"dataset": "mine"}}, "p.yaml", Path("/x"))
-    assert cfg.stages == ["collect", "curate"]  # pipeline order whatever the file's order
+    assert cfg.stages == ("collect", "curate")  # pipeline order whatever the file's order
     assert cfg.shards_dir == Path("/x/runs/default/shards/mine")
 
 
@@ -68,14 +70,11 @@ def test_types_are_checked():
     probs = problems_of({"seed": "abc", "collect": {"frames": 2.5, "fps": True, "scenes": 3}, "workdir": 7})
     text = "\n".join(probs)
     assert "seed: 'abc'" in text and "collect.frames: 2.5" in text and "collect.fps: True" in text
-    assert "collect.scenes: 3" in text and "workdir: 7" in text
-    assert problems_of([1, 2]) == [
-        "(top level): [1, 2] is not allowed; expected a mapping of workdir, seed, stages, collect, curate, rl, "
-        "train, distill, generate"]
+    assert "collect.scenes[0]: 3 is not allowed; expected a string" in text and "workdir: 7" in text
 
 
 def test_unreadable_and_malformed_files(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read the file"):
+    with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("collect: [unclosed\n")
@@ -89,61 +88,46 @@ def test_unreadable_and_malformed_files(tmp_path):
 
 def test_sampling_is_deterministic_and_in_range():
     rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
-    draws = [sample_param(Range(7.0, 19.0), rng_a) for _ in range(50)]
-    assert draws == [sample_param(Range(7.0, 19.0), rng_b) for _ in range(50)]
+    draws = [sample_param(HoursRange(7.0, 19.0), rng_a) for _ in range(50)]
+    assert draws == [sample_param(HoursRange(7.0, 19.0), rng_b) for _ in range(50)]
     assert all(7.0 <= d <= 19.0 for d in draws)
-    assert {sample_param(Choice(("a", "b")), rng_a) for _ in range(50)} == {"a", "b"}
+    assert all(0.5 <= sample_param(DensityRange(0.5, 1.5), rng_a) <= 1.5 for _ in range(20))
+    assert {sample_param(("a", "b"), rng_a) for _ in range(50)} == {"a", "b"}
     assert sample_param(0.5, rng_a) == 0.5
-
-
-def test_cli_reports_a_bad_config_and_runs_nothing(tmp_path, capsys):
-    cfg = tmp_path / "pipeline.yaml"
-    cfg.write_text(yaml.safe_dump({"workdir": "out", "collect": {"height": 0}}))
-    assert main(["run", str(cfg)]) == 2
-    err = capsys.readouterr().err
-    assert "collect.height: 0 is not allowed" in err and "Nothing was run" in err
-    assert not (tmp_path / "out").exists()
-
-
-def test_cli_help_lists_every_verb(capsys):
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    out = capsys.readouterr().out
-    for verb in ("run", "collect", "curate", "inspect", "import", "validate", "sandbox", "train", "encode-latents",
-                 "generate"):
-        assert verb in out
-    for argv in (["run", "--help"], ["collect", "--help"], ["validate", "--help"], ["sandbox", "preview", "--help"],
-                 ["sandbox", "serve", "--help"], ["curate", "--help"], ["inspect", "--help"],
-                 ["import", "sekai", "--help"], ["import", "generic", "--help"], ["import", "gta", "--help"],
-                 ["import", "unreal", "--help"], ["train", "--help"], ["encode-latents", "--help"],
-                 ["generate", "--help"]):
-        with pytest.raises(SystemExit) as info:
-            main(argv)
-        assert info.value.code == 0
-        assert "usage: playmill" in capsys.readouterr().out
 
 
 def test_model_sections_are_validated_with_the_others():
     probs = problems_of({
         "stages": ["generate", "train", "collect"],
-        "train": {"preset": "huge", "dataset": "a/b"},
+        "train": {"preset": "huge", "dataset": "a/b", "lr": "fast"},
         "generate": {"models": ["base", "teacher"], "frames": 18, "student_frames": 0, "steps": 0, "colour": 1},
         "rl": {"ppo": {"n_envs": 0}},
+        "distill": {"dmd": {"min_sigma": 2}},
     })
     text = "\n".join(probs)
-    assert "train.dataset: 'a/b' is not allowed; expected auto or the name of a dataset folder" in text
-    assert "train: unknown train config 'huge'; allowed: mg2-1.3b, tiny" in text
+    assert "train.dataset: 'a/b' is not allowed" in text
+    assert "train.preset: 'huge' is not allowed; expected one of tiny, mg2-1.3b" in text
+    assert "train.lr: 'fast' is not allowed; expected a number > 0 (peak learning rate)" in text
     assert "generate.models[1]: 'teacher' is not allowed; expected one of base, student" in text
     assert "generate.frames: 18 is not allowed; expected 1 + 4k frames" in text
     assert "generate.student_frames: 0 is not allowed" in text
     assert "generate.steps: 0 is not allowed" in text
     assert "generate.colour: unknown key" in text
-    assert any(p.startswith("rl.") and "n_envs" in p for p in probs), probs
-    # TrainConfig keys are checked by the model's own validation, named
-    text = "\n".join(problems_of({"train": {"max_stepz": 3}}))
-    assert "max_stepz" in text and "unknown train config keys" in text
-    text = "\n".join(problems_of({"train": {"height": 50}}))
-    assert "multiples of 16" in text
+    assert "rl.ppo.n_envs: 0 is not allowed; expected an integer in [1, 1024]" in text
+    assert "distill.dmd.min_sigma: 2 is not allowed; expected a number in [0, 1]" in text
+    assert "train.max_stepz: unknown key; did you mean max_steps?" in "\n".join(problems_of({"train": {"max_stepz": 3}}))
+    assert "train.height: 50 is not allowed; expected an integer >= 16, a multiple of 16" in "\n".join(
+        problems_of({"train": {"height": 50}}))
+
+
+def test_presets_fill_the_keys_the_file_does_not_set():
+    cfg = parse_config({"train": {"preset": "mg2-1.3b", "max_steps": 7}, "distill": {"preset": "mg2",
+                                                                                     "dmd": {"max_steps": 3}}})
+    assert cfg.train.num_frames == 57 and cfg.train.model == "mg2-1.3b-base" and cfg.train.max_steps == 7
+    assert cfg.distill.ode_pairs.num_pairs == 40_000 and cfg.distill.dmd.max_steps == 3
+    assert cfg.distill.dmd.lr_gen == 2e-6 and cfg.distill.init.max_steps == 6000
+    assert parse_config({"rl": {"preset": "smoke"}}).rl.ppo.total_timesteps == 512
+    assert cfg.train.config.num_frames == 57 and "preset" not in {f.name for f in dataclasses.fields(cfg.train.config)}
 
 
 def test_stages_run_in_pipeline_order_and_sections_parse():
@@ -152,8 +136,81 @@ def test_stages_run_in_pipeline_order_and_sections_parse():
                         "generate": {"models": ["base"], "frames": 9, "episode": "e1"},
                         "collect": {"controller": "ppo", "ppo_checkpoint": "agent/policy.zip", "ppo_shield": True}},
                        "p.yaml", Path("/cfgdir"))
-    assert cfg.stages == ["rl", "collect", "curate", "train", "generate"]
-    assert cfg.train.preset == "tiny" and cfg.train.settings == {"max_steps": 5} and cfg.train.dataset == "mine"
-    assert cfg.generate.models == ["base"] and cfg.generate.frames == 9 and cfg.generate.episode == "e1"
+    assert cfg.stages == ("rl", "collect", "curate", "train", "generate")
+    assert cfg.train.preset == "tiny" and cfg.train.max_steps == 5 and cfg.train.dataset == "mine"
+    assert cfg.generate.models == ("base",) and cfg.generate.frames == 9 and cfg.generate.episode == "e1"
     assert cfg.collect.ppo_checkpoint == Path("/cfgdir/agent/policy.zip") and cfg.collect.ppo_shield
     assert cfg.models_dir == Path("/cfgdir/runs/default/models")
+    assert "stages: ['collect', 'collect'] is not allowed; expected a list without repeats" in "\n".join(
+        problems_of({"stages": ["collect", "collect"]}))
+
+
+def test_overrides_are_typed_by_the_schema_and_paths_resolve_against_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "cfg").mkdir()
+    path = tmp_path / "cfg" / "pipeline.yaml"
+    path.write_text("workdir: out\ntrain: {max_steps: 10}\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(path, ["train.max_steps=500", "collect.scenes=[indoor]", "train.lr=1e-4",
+                             "curate.dedup={enabled: false}"])
+    assert cfg.train.max_steps == 500 and cfg.collect.scenes == ("indoor",) and cfg.train.lr == 1e-4
+    assert cfg.curate.dedup.enabled is False and cfg.workdir == tmp_path / "cfg" / "out"  # the file's: its folder
+    assert load_config(path, ["workdir=elsewhere"]).workdir == tmp_path / "elsewhere"  # the command line's: cwd
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["train.lr=fast", "collect.fsp=3", "max_steps=3"])
+    text = str(info.value)
+    assert "--set train.lr=fast: train.lr: 'fast' is not allowed; expected a number > 0" in text
+    assert "--set collect.fsp=3: collect.fsp: unknown key; did you mean fps?" in text
+    assert "--set max_steps=3: max_steps: unknown key; did you mean train.max_steps?" in text
+
+
+def test_resolved_config_has_every_key_and_loads_back_to_the_same(tmp_path):
+    cfg = load_config(ROOT / "pipeline.yaml", ["train.preset=mg2-1.3b"])
+    text = config_yaml(cfg)
+    doc = yaml.safe_load(text)
+    assert list(doc["train"])[:2] == ["preset", "dataset"] and doc["train"]["num_frames"] == 57
+    assert doc["curate"]["output"]["row_group_rows"] == 8 and doc["rl"]["ppo"]["gamma"] == 0.99  # defaults too
+    assert parse_config(doc, "resolved") == cfg
+    (tmp_path / "resolved.yaml").write_text(text)
+    assert load_config(tmp_path / "resolved.yaml") == cfg
+
+
+def test_json_schema_file_is_current_and_validates_the_embedded_pipeline():
+    import jsonschema
+
+    committed = (ROOT / "playmill" / "pipeline.schema.json").read_text()
+    assert committed == pipeline_schema(), "regenerate it: playmill config schema -o playmill/pipeline.schema.json"
+    schema = json.loads(committed)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    doc = yaml.safe_load((ROOT / "pipeline.yaml").read_text())
+    jsonschema.validate(doc, schema)  # an editor (yaml-language-server) accepts the embedded default ...
+    with pytest.raises(jsonschema.ValidationError, match="'fsp' was unexpected"):
+        jsonschema.validate({**doc, "collect": {"fsp": 3}}, schema)  # ... and flags what playmill rejects
+    assert (ROOT / "pipeline.yaml").read_text().startswith(
+        "# yaml-language-server: $schema=playmill/pipeline.schema.json\n")
+    props = schema["$defs"]["CollectConfig"]["properties"]
+    assert props["fps"]["description"] == "frames per second of the video" and props["fps"]["exclusiveMinimum"] == 0
+
+
+def test_every_key_is_declared_once_with_a_doc():
+    """Each field of every config reachable from pipeline.yaml has a type, a default and a description."""
+    from capture.settings import _all_keys, _fields
+
+    missing = []
+
+    def walk(cls, prefix=""):
+        for name, info in _fields(cls).items():
+            if not info.description:
+                missing.append(prefix + name)
+            from capture.settings import _unwrap
+            import typing
+
+            base, _ = _unwrap(info.annotation, ())
+            for m in (typing.get_args(base) if typing.get_origin(base) in (typing.Union, __import__("types").UnionType)
+                      else (base,)):
+                mb, _ = _unwrap(m, ())
+                if dataclasses.is_dataclass(mb) and hasattr(mb, "__pydantic_fields__"):
+                    walk(mb, prefix + name + ".")
+
+    walk(PipelineConfig)
+    assert not missing, missing
+    assert len(list(_all_keys(PipelineConfig))) > 300

@@ -14,7 +14,7 @@ from capture.episode import list_episodes, read_episode
 from capture.replay import replay_pose_error
 from capture.validate import validate_episode
 from playmill.cli import main
-from playmill.config import load_config
+from playmill.config import load_config, parse_config
 from playmill.stages import make_sandbox_world, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,8 +37,9 @@ def small_run(tmp_path_factory):
     cfg_path = d / "pipeline.yaml"
     cfg_path.write_text(yaml.safe_dump(SMALL))
     cfg = load_config(cfg_path)
-    results = run_pipeline(cfg, progress=False)
-    return cfg, results["collect"], results["curate"]
+    run = run_pipeline(cfg, progress=False)
+    assert run.exit_code == 0, run.table()
+    return cfg, run.results["collect"], run.results["curate"]
 
 
 def test_run_writes_valid_episodes_from_every_scene(small_run):
@@ -58,6 +59,9 @@ def test_run_writes_valid_episodes_from_every_scene(small_run):
     assert scenes == {"city", "indoor", "park"}
     report = json.loads((cfg.workdir / "reports" / "collect.json").read_text())
     assert report["planned"] == 3 and len(report["written"]) == 3
+    # the complete resolved config is kept beside the outputs, and loads back to the run's config
+    assert load_config(cfg.episodes_dir / "pipeline.resolved.yaml") == cfg
+    assert parse_config(report["config"], "report") == cfg
 
 
 def test_replaying_the_actions_reproduces_the_poses(small_run):
@@ -93,11 +97,18 @@ def test_curate_stage_writes_verified_shards_that_pandas_and_duckdb_open(small_r
     assert "verify: ok" in capsys.readouterr().out
 
 
-def test_rerun_skips_everything(small_run):
+def test_rerun_skips_everything_and_says_so_in_one_table(small_run):
     cfg, _, _ = small_run
-    results = run_pipeline(cfg, progress=False)
-    assert len(results["collect"].skipped) == 3 and not results["collect"].written
-    assert results["curate"].up_to_date
+    run = run_pipeline(cfg, progress=False)
+    assert len(run.results["collect"].skipped) == 3 and not run.results["collect"].written
+    assert run.results["curate"].up_to_date
+    assert [s.status for s in run.stages] == ["skipped", "skipped"] and run.exit_code == 0
+    table = run.table(cfg.workdir)
+    lines = table.splitlines()
+    assert lines[0].split() == ["stage", "status", "time", "wrote", "where"]
+    assert lines[1].startswith("collect") and "0 episode(s), 3 already there, 0 failed" in lines[1]
+    assert lines[1].rstrip().endswith("episodes") and lines[2].rstrip().endswith("shards/default")
+    assert "open:" in table and table.rstrip().endswith("shards/default/report.html")
 
 
 def test_cli_validate_reports_a_corrupted_episode(small_run, tmp_path, capsys):
@@ -136,19 +147,19 @@ def test_console_script_runs_a_pipeline(tmp_path):
     proc = subprocess.run(cmd + ["run", str(tmp_path / "p.yaml"), "--no-progress"], capture_output=True,
                           text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert "1 episode(s) written" in proc.stdout
+    lines = proc.stdout.strip().splitlines()  # the summary comes last, in order: the table, then what to open
+    assert lines[0].split()[:2] == ["stage", "status"] and "1 episode(s), 0 already there, 0 failed" in lines[1]
+    assert lines[2].startswith("curate") and " done " in lines[2] and lines[-2] == "open:"
+    assert lines[-1].strip().endswith("report.html")
     assert len(list_episodes(tmp_path / "run" / "episodes")) == 1
 
 
 def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monkeypatch):
     """train (dataset auto: the episodes curated again at the model's clip size) -> generate (base model, first
     frame and recorded actions of the last episode) -> mp4, comparison strip and reports; a rerun resumes."""
-    import copy
-
     import cv2
 
     from capture.video import probe_video
-    from playmill.config import GenerateSection
 
     import torch
 
@@ -156,11 +167,15 @@ def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monk
     torch.set_num_threads(1)  # small convolutions on a busy 2-core machine: one thread is several times faster
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
     cfg, _, _ = small_run
-    cfg = copy.deepcopy(cfg)
-    cfg.train.settings = dict(height=32, width=64, num_frames=9, batch_size=4, max_steps=30, vae_train_steps=5,
-                              vae_clips=4, log_every=10, val_every=15, ckpt_every=15, val_clips=2)
-    cfg.generate = GenerateSection(models=["base"], frames=9, steps=3)
-    results = run_pipeline(cfg, ["generate", "train"], progress=False)  # run in pipeline order: train first
+    train = dict(height=32, width=64, num_frames=9, batch_size=4, max_steps=30, vae_train_steps=5,
+                 vae_clips=4, log_every=10, val_every=15, ckpt_every=15, val_clips=2)
+    sets = [f"train.{k}={v}" for k, v in train.items()]
+    cfg = load_config(cfg.workdir.parent / "pipeline.yaml", sets + ["generate={models: [base], frames: 9, steps: 3}"])
+    run = run_pipeline(cfg, ["generate", "train"], progress=False)  # run in pipeline order: train first
+    assert [s.stage for s in run.stages] == ["train", "generate"] and run.exit_code == 0, run.table()
+    assert run.open == [cfg.workdir / "generate" / "comparison.png"]
+    assert (cfg.models_dir / "base" / "pipeline.resolved.yaml").is_file()
+    results = run.results
     derived = cfg.workdir / "shards" / "default-64x32x9"
     manifest = json.loads((derived / "manifest.json").read_text())
     assert (manifest["clip_frames"], manifest["height"], manifest["width"]) == (9, 32, 64)
@@ -175,9 +190,12 @@ def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monk
     assert gen["episode"] == list_episodes(cfg.episodes_dir)[-1].name and Path(gen["videos"]["base"]) == mp4
     assert json.loads((cfg.workdir / "reports" / "train.json").read_text())["shards"] == str(derived)
     # the CLI verbs reach the same library calls: train resumes the finished run (nothing new), generate writes
-    assert main(["train", "--workdir", str(cfg.workdir), "--shards", str(derived), "--preset", "tiny",
-                 *[f"--set={k}={v}" for k, v in cfg.train.settings.items()], "--no-progress"]) == 0
-    assert "30 of 30 steps" in capsys.readouterr().out
+    capsys.readouterr()
+    pipeline = str(cfg.workdir.parent / "pipeline.yaml")
+    assert main(["train", pipeline, "--shards", str(derived), "--preset", "tiny",
+                 *[f"--set={x}" for x in sets], "--set", "train.max_steps=45", "--no-progress"]) == 0
+    out = capsys.readouterr().out  # regression: resuming a finished run to more steps printed a TypeError
+    assert "train  done" in out and "45 steps" in out and "validation" in out, out
     out = cfg.workdir / "cli.mp4"
     assert main(["generate", "--model", "base", "--checkpoint", str(cfg.models_dir / "base"), "--image",
                  gen["image"], "--actions", gen["actions"], "--frames", "5", "--steps", "2", "-o", str(out),
@@ -186,21 +204,20 @@ def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monk
     # bad input: actions too short for the requested frames, a missing checkpoint -> exit 2 with the reason
     assert main(["generate", "--checkpoint", str(cfg.workdir / "nope"), "--image", gen["image"], "--actions",
                  gen["actions"], "-o", str(out), "--no-progress"]) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
+    assert "nope: no such checkpoint" in capsys.readouterr().err
     assert main(["generate", "--checkpoint", str(cfg.models_dir / "base"), "--image", gen["image"], "--actions",
                  gen["actions"], "--frames", "401", "-o", str(out), "--no-progress"]) == 2
     assert "only 60 rows" in capsys.readouterr().err
 
     # distill (ODE pairs -> student init -> DMD) on the same shards, then both models generate: the student
     # streams past the teacher's clip length
-    from playmill.config import DistillSection
-
-    cfg.distill = DistillSection(preset="tiny", ode_pairs={"num_pairs": 4, "teacher_steps": 6, "batch_size": 4},
-                                 init={"max_steps": 6, "batch_size": 2, "val_every": 3, "val_pairs": 2,
-                                       "ckpt_every": 3},
-                                 dmd={"max_steps": 2, "batch_size": 1, "log_every": 1, "ckpt_every": 2})
-    cfg.generate = GenerateSection(frames=9, steps=2, student_frames=21)
-    results = run_pipeline(cfg, ["distill", "generate"], progress=False)
+    distill = ["distill.ode_pairs={num_pairs: 4, teacher_steps: 6, batch_size: 4}",
+               "distill.init={max_steps: 6, batch_size: 2, val_every: 3, val_pairs: 2, ckpt_every: 3}",
+               "distill.dmd={max_steps: 2, batch_size: 1, log_every: 1, ckpt_every: 2}"]
+    cfg = load_config(pipeline, sets + distill + ["generate={frames: 9, steps: 2, student_frames: 21}"])
+    run = run_pipeline(cfg, ["distill", "generate"], progress=False)
+    assert run.exit_code == 0, run.table()
+    results = run.results
     d = results["distill"]
     assert d["ode_pairs"].out_dir == cfg.models_dir / "ode_pairs"
     assert (cfg.models_dir / "student" / "checkpoints" / "latest").is_file()
@@ -211,8 +228,8 @@ def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monk
     assert json.loads((cfg.workdir / "reports" / "distill.json").read_text())["stage"] == "distill"
     # the CLI step reaches the same run: DMD with the same settings resumes at its last step (nothing new)
     capsys.readouterr()
-    assert main(["distill", "dmd", "--workdir", str(cfg.workdir), "--shards", str(derived), "--preset", "tiny",
-                 *[f"--set={k}={v}" for k, v in cfg.distill.dmd.items()], "--no-progress"]) == 0
+    assert main(["distill", "dmd", pipeline, "--shards", str(derived), "--preset", "tiny",
+                 *[f"--set={x}" for x in sets + distill], "--no-progress"]) == 0
     assert "resumed_from 2" in capsys.readouterr().out
     out = cfg.workdir / "student-cli.mp4"
     assert main(["generate", "--model", "student", "--checkpoint", str(cfg.models_dir / "student"), "--image",
@@ -245,7 +262,9 @@ def test_rl_stage_then_collection_by_the_trained_policy(tmp_path):
     cfg = load_config(tmp_path / "p.yaml")
     with pytest.raises(FileNotFoundError, match="controller is ppo but there is no policy at .*playmill rl train"):
         run_collect(cfg, progress=False)
-    results = run_pipeline(cfg, progress=False)  # rl runs first: collect needs its policy
+    run = run_pipeline(cfg, progress=False)  # rl runs first: collect needs its policy
+    assert run.exit_code == 0, run.table()
+    results = run.results
     assert results["rl"].checkpoint == cfg.models_dir / "rl" / "policy.zip" and results["rl"].checkpoint.is_file()
     assert json.loads((cfg.workdir / "reports" / "rl.json").read_text())["num_timesteps"] >= 64
     assert not results["collect"].failed, results["collect"].failed

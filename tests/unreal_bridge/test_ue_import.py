@@ -13,6 +13,7 @@ from capture import read_episode
 from capture.actions import ActionSpace
 from capture.rotations import rotator_to_quat
 from capture.video import VideoWriter
+from playmill.cli import main
 from unreal_bridge.ue_import import (
     REQUIRED_COLUMNS,
     RecordingError,
@@ -20,7 +21,6 @@ from unreal_bridge.ue_import import (
     find_recordings,
     frame_actions,
     import_unreal,
-    main,
     read_export_csv,
     recording_episode_id,
 )
@@ -218,7 +218,7 @@ def test_config_cli_and_sizes(played, tmp_path):
     ep = read_episode(res.written[0], check_video=True)
     assert (ep.meta.width, ep.meta.height, ep.meta.fps) == (32, 24, FPS) and res.rejects_path is None
     _write(src, "two", obs_list, _csv_rows(obs_list, acts)[:-1])
-    assert main([str(src), "--episodes-dir", str(tmp_path / "eps")]) == 1  # one rejected
+    assert main(["import", "unreal", str(src), "--out", str(tmp_path / "eps")]) == 1  # one rejected
     assert (tmp_path / "rejects" / "unreal_export-rec.jsonl").is_file()
     assert [r.name for r in find_recordings(src)] == ["one", "two"]
     assert set(REQUIRED_COLUMNS) <= set(HEADER.split(","))
