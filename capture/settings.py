@@ -53,6 +53,7 @@ def settings(cls: type | None = None, *, frozen: bool = True):
 
     def wrap(c: type) -> type:
         out = _pydantic_dataclass(c, frozen=frozen, config=CONFIG)
+        out.__init__ = _readable_init(out, out.__init__)
         if "from_dict" not in c.__dict__:
             out.from_dict = classmethod(_from_dict)
         if "to_dict" not in c.__dict__:
@@ -60,6 +61,22 @@ def settings(cls: type | None = None, *, frozen: bool = True):
         return out
 
     return wrap if cls is None else wrap(cls)
+
+
+def _readable_init(cls: type, init: Any) -> Any:
+    """``cls(...)`` and ``dataclasses.replace`` raise :class:`ConfigError` with the usual messages, not
+    pydantic's own text."""
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as exc:
+            data = {**dict(zip(_fields(cls), args)), **kwargs}
+            problems = dict(_format_errors(cls, data, exc))
+            raise ConfigError(cls.__name__, list(problems.values())) from None
+
+    return __init__
 
 
 def _from_dict(cls: type, data: Any, source: str = "<config>") -> Any:
@@ -240,7 +257,8 @@ def describe(tp: Any, meta: Sequence[Any] = ()) -> str:
     if tp is bool:
         return "true or false"
     if tp is int:
-        return "an integer" + _range(meta)
+        even = any(isinstance(m, at.MultipleOf) and m.multiple_of == 2 for m in meta)
+        return ("an even integer" if even else "an integer") + _range(meta)
     if tp is float:
         return "a number" + _range(meta)
     if tp is str:
@@ -306,7 +324,7 @@ def _range(meta: Sequence[Any]) -> str:
     elif hi is not None:
         text = f" {'<' if hi_open else '<='} {hi}"
     if mult == 2:
-        return text + ", even"
+        return text
     return text + (f", a multiple of {mult}" if mult else "")
 
 

@@ -32,7 +32,11 @@ def add_verbs(sub: Any) -> None:
     p.add_argument("--verify", action="store_true", help="check every shard's sha256, size, rows and schema against "
                                                          "the manifest; exit 1 on any problem")
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    _add_import_verbs(sub)
+    _add_sandbox_verbs(sub)
 
+
+def _add_import_verbs(sub: Any) -> None:
     imp = add_verb(sub, "import", help="bring existing recordings in as episodes", config=None,
                    description="Convert recordings from other sources into playmill episodes (default folder: the "
                                "config's <workdir>/episodes). Settings: the imports section of the config.",
@@ -83,6 +87,8 @@ def add_verbs(sub: Any) -> None:
                             ("--height", "imports.unreal.height", "output height, px (even)")):
         add_sugar(p, flag, key, what)
 
+
+def _add_sandbox_verbs(sub: Any) -> None:
     sb = add_verb(sub, "sandbox", help="the built-in sandbox world", config=None,
                   description="The built-in sandbox world: look at a scene, or serve it over the UnrealCV protocol.",
                   example="playmill sandbox preview --scene city --seed 3 -o city.png")

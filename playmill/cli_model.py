@@ -64,7 +64,12 @@ def add_verbs(sub: Any) -> None:
     p.add_argument("--no-resume", action="store_true",
                    help="start again from step 0 even when --out holds a run (new checkpoints replace its ones)")
     add_progress(p)
+    _add_encode_latents(sub)
+    _add_generate(sub)
+    _add_distill(sub)
 
+
+def _add_encode_latents(sub: Any) -> None:
     p = add_verb(sub, "encode-latents", help="cache VAE latents and image features of a shards folder",
                  func=cmd_encode_latents, config="option",
                  description="Encode every clip of a shards folder once (VAE latents, first-frame latents, "
@@ -84,6 +89,8 @@ def add_verbs(sub: Any) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     add_progress(p)
 
+
+def _add_generate(sub: Any) -> None:
     p = add_verb(sub, "generate", help="generate a video from a first frame and actions", func=cmd_generate,
                  description="Sample a video from a trained model: --model base integrates the bidirectional base "
                              "model with generate.steps Euler steps over the whole clip; --model student streams the "
@@ -115,6 +122,8 @@ def add_verbs(sub: Any) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     add_progress(p)
 
+
+def _add_distill(sub: Any) -> None:
     d = add_verb(sub, "distill", help="distil the base model into a few-step causal student (Self-Forcing)",
                  config=None,
                  description="Matrix-Game 2.0's distillation in three resumable steps: ode-pairs (teacher trajectories "

@@ -135,7 +135,7 @@ def test_describe_says_what_is_allowed_in_words():
 
     assert describe(Annotated[int, Field(ge=2, le=8)]) == "an integer in [2, 8]"
     assert describe(Annotated[float, Field(gt=0)]) == "a number > 0"
-    assert describe(Annotated[int, Field(ge=16, multiple_of=2)]) == "an integer >= 16, even"
+    assert describe(Annotated[int, Field(ge=16, multiple_of=2)]) == "an even integer >= 16"
     assert describe(tuple[Literal["a", "b"], ...]) == "a list of values from a, b"
     assert describe(bool | None) == "true or false or null"
     assert describe(Span) == "a mapping with keys min, max"

@@ -226,9 +226,9 @@ def test_missing_files_and_bad_options(tmp_path, sim_vfr):
     (s / "video.mp4").unlink()
     with pytest.raises(RecordingError, match="no video"):
         run(s, tmp_path)
-    with pytest.raises(ValueError, match="sync 'later' must be one of"):
+    with pytest.raises(ValueError, match="sync: 'later' is not allowed; expected one of auto, marker, motion"):
         import_gta(s, tmp_path, GtaImportConfig(sync="later"))
-    with pytest.raises(ValueError, match="width 127 must be a positive even"):
+    with pytest.raises(ValueError, match="width: 127 is not allowed; expected an even integer >= 2"):
         import_gta(s, tmp_path, GtaImportConfig(width=127))
 
 

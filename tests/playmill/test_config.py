@@ -45,7 +45,7 @@ def test_every_problem_is_reported_with_key_value_and_allowed():
     assert "stages[1]: 'teleport' is not allowed; expected one of rl, collect, curate, train, distill, generate" in text
     assert "colect: unknown key; did you mean collect? (allowed here: workdir, seed, stages, collect, curate" in text
     assert "collect.fps: -3 is not allowed; expected a number in (0, 240] (frames per second of the video)" in text
-    assert "collect.width: 641 is not allowed; expected an integer in [16, 7680], even" in text
+    assert "collect.width: 641 is not allowed; expected an even integer in [16, 7680]" in text
     assert "collect.scenes[1]: 'moon' is not allowed; expected one of city, indoor, park" in text
     assert "collect.workers: 0 is not allowed; expected an integer in [1, 256]" in text
     assert "collect.sandbox.weather: 'snow' is not allowed; expected one of clear, overcast, fog" in text

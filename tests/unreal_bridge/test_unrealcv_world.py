@@ -126,7 +126,7 @@ def _free_port() -> int:
 
 def _spawn_server(port: int) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "unreal_bridge.unrealcv_server", "--port", str(port), "--scene",
+    proc = subprocess.Popen([sys.executable, "-m", "playmill", "sandbox", "serve", "--port", str(port), "--scene",
                              "park", "--seed", "1", "--width", str(W), "--height", str(H)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=str(REPO))
     return proc
