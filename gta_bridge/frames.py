@@ -83,18 +83,7 @@ def gta_quat_xyzw_to_matrix(q) -> np.ndarray:
     """Rotation matrices of GTA quaternions ``[..., (x, y, z, w)]`` (normalised first)."""
     q = _f64(q)
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    x, y, z, w = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    m = np.empty(q.shape[:-1] + (3, 3))
-    m[..., 0, 0] = 1 - 2 * (y * y + z * z)
-    m[..., 0, 1] = 2 * (x * y - w * z)
-    m[..., 0, 2] = 2 * (x * z + w * y)
-    m[..., 1, 0] = 2 * (x * y + w * z)
-    m[..., 1, 1] = 1 - 2 * (x * x + z * z)
-    m[..., 1, 2] = 2 * (y * z - w * x)
-    m[..., 2, 0] = 2 * (x * z - w * y)
-    m[..., 2, 1] = 2 * (y * z + w * x)
-    m[..., 2, 2] = 1 - 2 * (x * x + y * y)
-    return m
+    return quat_to_matrix(q[..., [3, 0, 1, 2]])  # the same algebra in (w, x, y, z) order
 
 
 def heading_forward(heading_deg) -> np.ndarray:

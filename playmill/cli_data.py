@@ -188,48 +188,54 @@ def _report_import(res: Any, out: Path) -> int:
     return 1 if res.failed else 0
 
 
+def _run_import(args: argparse.Namespace, importer: Any) -> int:
+    """Load the config, import into ``--out`` (default ``<workdir>/episodes``) with ``importer(cfg, out)``,
+    report."""
+    cfg = load(args)
+    out = args.out or cfg.episodes_dir
+    return _report_import(importer(cfg, out), out)
+
+
 def cmd_import_sekai(args: argparse.Namespace) -> int:
     from curation import import_sekai
 
-    cfg = load(args)
-    out = args.out or cfg.episodes_dir
-    return _report_import(import_sekai(args.src, out, cfg.imports.sekai), out)
+    return _run_import(args, lambda cfg, out: import_sekai(args.src, out, cfg.imports.sekai))
 
 
 def cmd_import_generic(args: argparse.Namespace) -> int:
-    from capture.imports import ImportResult
     from capture.settings import load_yaml
-    from curation.importers import GenericMapping, import_generic
+    from curation.importers import GenericMapping
 
-    cfg = load(args)
-    mapping = cfg.imports.generic
+    mapping = None
     if args.mapping is not None:
         mapping = GenericMapping.from_dict(load_yaml(args.mapping), str(args.mapping))
-    out = args.out or cfg.episodes_dir
+    return _run_import(args, lambda cfg, out: _import_generic(args.mp4, args.csv, out, mapping or cfg.imports.generic))
+
+
+def _import_generic(mp4: Path, csv: Path, out: Path, mapping: Any):
+    from capture.imports import ImportResult
+    from curation.importers import import_generic
+
     res = ImportResult()
     try:
-        res.written.append(import_generic(args.mp4, args.csv, out, mapping))
+        res.written.append(import_generic(mp4, csv, out, mapping))
     except FileExistsError as exc:
         res.skipped.append(str(exc))
     except ValueError as exc:  # the CSV does not fit the mapping or the video: the item failed
-        res.failed.append((args.csv.name, str(exc)))
-    return _report_import(res, out)
+        res.failed.append((csv.name, str(exc)))
+    return res
 
 
 def cmd_import_gta(args: argparse.Namespace) -> int:
     from gta_bridge.importer import import_gta_sessions
 
-    cfg = load(args)
-    out = args.out or cfg.episodes_dir
-    return _report_import(import_gta_sessions(args.recordings, out, cfg.imports.gta), out)
+    return _run_import(args, lambda cfg, out: import_gta_sessions(args.recordings, out, cfg.imports.gta))
 
 
 def cmd_import_unreal(args: argparse.Namespace) -> int:
     from unreal_bridge.ue_import import import_unreal
 
-    cfg = load(args)
-    out = args.out or cfg.episodes_dir
-    return _report_import(import_unreal(args.src, out, cfg.imports.unreal), out)
+    return _run_import(args, lambda cfg, out: import_unreal(args.src, out, cfg.imports.unreal))
 
 
 def cmd_sandbox_preview(args: argparse.Namespace) -> int:
