@@ -88,8 +88,9 @@ def add_verbs(sub: Any) -> None:
 
 def cmd_rl_train(args: argparse.Namespace) -> int:
     from capture.settings import InputError
-    from rl_agent.run import train_run, with_tensorboard, world_factory
+    from playmill.config import write_resolved
     from playmill.stages import run_stage
+    from rl_agent.run import train_run, with_tensorboard, world_factory
 
     extra = []
     if args.minutes is not None:
@@ -106,9 +107,12 @@ def cmd_rl_train(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     out = args.out or cfg.models_dir / "rl"
     mode = "fresh" if args.fresh else "resume" if args.resume else "new"
-    report = run_stage(cfg, "rl", progress=not args.no_progress, reraise=(InputError,),
-                       run=lambda c, progress: train_run(rl, out, mode=mode, make_world=make_world,
-                                                         progress=progress, plot=not args.no_plot),
+    def train(c: Any, progress: bool) -> Any:
+        run = train_run(rl, out, mode=mode, make_world=make_world, progress=progress, plot=not args.no_plot)
+        write_resolved(c, out)  # the complete config beside the run (its rl section is also config.json)
+        return run
+
+    report = run_stage(cfg, "rl", progress=not args.no_progress, reraise=(InputError,), run=train,
                        describe=_describe_train)
     from playmill.stages import PipelineRun
 

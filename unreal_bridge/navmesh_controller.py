@@ -354,12 +354,7 @@ class NavmeshController:
         if route is None or isinstance(route, RouteConfig):
             self.route_config = route or DEFAULT_ROUTE
         else:
-            rknown = {f.name for f in fields(RouteConfig)}
-            bad = sorted(set(route) - rknown)
-            if bad:
-                raise ValueError(f"NavmeshController: unknown route parameter(s) {bad}; known: {sorted(rknown)}")
-            merged = {**{f.name: getattr(DEFAULT_ROUTE, f.name) for f in fields(RouteConfig)}, **dict(route)}
-            self.route_config = RouteConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()})
+            self.route_config = RouteConfig.from_dict({**DEFAULT_ROUTE.to_dict(), **dict(route)}, "route")
         self._navmesh_arg = navmesh
         self.mesh: NavMesh | None = navmesh if isinstance(navmesh, NavMesh) else None
         self.stats = ControllerStats()

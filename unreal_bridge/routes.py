@@ -20,42 +20,39 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
 import numpy as np
+
+from capture.settings import Field, settings
 
 from .navmesh import NavMesh
 
 
-@dataclass(frozen=True)
+Span = tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]]
+
+
+@settings
 class RouteConfig:
-    """Knobs of ``generate_route`` (distances in cm, durations in s, angles in degrees)."""
+    """Knobs of ``generate_route`` (distances in cm, durations in s, angles in degrees; a pair is a (min, max)
+    range drawn uniformly)."""
 
-    num_waypoints: int = 6
-    candidates: int = 16
-    min_leg_cm: float = 1000.0
-    revisit_radius_cm: float = 800.0
-    revisit_memory: int = 3
-    jitter_cm: float = 60.0
-    jitter_wavelength_cm: float = 600.0
-    sample_spacing_cm: float = 150.0
-    pause_prob: float = 0.35
-    pause_s: tuple[float, float] = (0.5, 3.0)
-    look_prob: float = 0.35
-    look_span_deg: tuple[float, float] = (60.0, 270.0)
-    look_s: tuple[float, float] = (1.0, 4.0)
-    strafe_prob: float = 0.25
-    strafe_cm: tuple[float, float] = (80.0, 300.0)
-    snap_cm: float = 100.0
-
-    def __post_init__(self) -> None:
-        if self.num_waypoints < 1 or self.candidates < 1:
-            raise ValueError("num_waypoints and candidates must be >= 1")
-        for name in ("pause_prob", "look_prob", "strafe_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1]")
-        if self.jitter_cm < 0 or self.sample_spacing_cm <= 0 or self.jitter_wavelength_cm <= 0:
-            raise ValueError("jitter_cm must be >= 0, sample_spacing_cm and jitter_wavelength_cm > 0")
+    num_waypoints: int = Field(6, ge=1, description="waypoints per route")
+    candidates: int = Field(16, ge=1, description="candidate points scored for each waypoint")
+    min_leg_cm: float = Field(1000.0, ge=0, description="shortest leg between waypoints, cm")
+    revisit_radius_cm: float = Field(800.0, ge=0, description="candidates this close to recent waypoints are avoided, cm")
+    revisit_memory: int = Field(3, ge=0, description="recent waypoints remembered")
+    jitter_cm: float = Field(60.0, ge=0, description="sideways wander of the path, cm")
+    jitter_wavelength_cm: float = Field(600.0, gt=0, description="wavelength of the wander, cm")
+    sample_spacing_cm: float = Field(150.0, gt=0, description="spacing of the path samples, cm")
+    pause_prob: float = Field(0.35, ge=0, le=1, description="probability of a pause at a waypoint")
+    pause_s: Span = Field((0.5, 3.0), description="pause duration, s")
+    look_prob: float = Field(0.35, ge=0, le=1, description="probability of a look-around at a waypoint")
+    look_span_deg: Span = Field((60.0, 270.0), description="look-around span, degrees")
+    look_s: Span = Field((1.0, 4.0), description="look-around duration, s")
+    strafe_prob: float = Field(0.25, ge=0, le=1, description="probability of a strafe on a leg")
+    strafe_cm: Span = Field((80.0, 300.0), description="strafe distance, cm")
+    snap_cm: float = Field(100.0, ge=0, description="waypoints snap to the navmesh within this distance, cm")
 
 
 @dataclass(frozen=True)

@@ -524,6 +524,6 @@ def make_unrealcv_world(scene: str | None = None, params: Mapping[str, Any] | No
     """Factory for the collection loop (``make_world(scene, params)``): ``params`` are :class:`UnrealCVConfig`
     fields; ``scene`` names the level when ``params`` has no ``level``."""
     d = dict(params or {})
-    if scene and "level" not in d:
+    if scene and not d.get("level"):
         d["level"] = scene
     return UnrealCVWorld(UnrealCVConfig.from_dict(d))

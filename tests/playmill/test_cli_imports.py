@@ -55,6 +55,10 @@ def test_pipeline_collects_from_an_unrealcv_endpoint(tmp_path):
     (ep,) = res.written
     assert validate_episode(ep) == []
     assert ep.name.startswith("unrealcv-indoor_4-")
+    from capture.episode import read_episode
+
+    meta = read_episode(ep).meta  # the scene names the level the server switched to, at collect's size
+    assert meta.config["level"] == "indoor_4" and (meta.width, meta.height) == (96, 64)
 
 
 def test_unrealcv_source_needs_a_navmesh(tmp_path):

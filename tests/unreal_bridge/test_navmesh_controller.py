@@ -155,7 +155,7 @@ def test_controller_protocol_and_params():
             ctrl.act(world.reset(0))
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['speed'\]"):
         make_navmesh_controller(None, speed=3.0)
-    with pytest.raises(ValueError, match=r"unknown route parameter"):
+    with pytest.raises(ValueError, match=r"route: legs: unknown key"):
         make_navmesh_controller(None, route={"legs": 3})
     with pytest.raises(ValueError, match="max_turn_deg_s"):
         NavControllerParams(max_turn_deg_s=-1.0)
