@@ -37,8 +37,8 @@ from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationE
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 from pydantic.fields import FieldInfo
 
-__all__ = ["CONFIG", "ConfigError", "Field", "Frames1p4k", "InputError", "Invalid", "apply_overrides", "describe", "dump", "json_schema",
-           "from_preset", "load_yaml", "merge", "parse_set", "settings", "validate"]
+__all__ = ["CONFIG", "ConfigError", "Field", "Frames1p4k", "InputError", "Invalid", "apply_overrides", "describe",
+           "dump", "from_preset", "json_schema", "load_yaml", "merge", "parse_set", "settings", "validate"]
 
 #: pydantic options of every config: unknown keys are errors, numbers must be finite.
 CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
