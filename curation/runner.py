@@ -1,4 +1,4 @@
-"""``curate()``: episodes folder -> shards folder, resumable, on a local process pool or on Ray Data.
+"""``curate()``: episodes folder -> shards folder, resumable, on a local process pool or on Ray (:mod:`curation.engines`).
 
 Run layout (``out_dir``)::
 
@@ -19,11 +19,9 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import multiprocessing as mp
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -33,7 +31,7 @@ import numpy as np
 from curation.config import ENGINES, CurateConfig
 from curation.process import (
     CLIPS_FILE, EPISODE_REJECTS_FILE, WORK_DIR, DatasetParams, EpisodeOutcome, cleanup_work_temp,
-    episode_fingerprint, process_episode, read_done, work_key,
+    episode_fingerprint, read_done, work_key,
 )
 from curation.schema import MANIFEST_FILE
 from curation.shards import pack_shards, read_manifest
@@ -140,90 +138,6 @@ def _inputs_key(episodes: Sequence[Path], cfg: CurateConfig, params: DatasetPara
 
 
 # --------------------------------------------------------------------------------------------------------
-# engines
-
-
-def _run_one(ep: str, work_root: str, cfg_dict: dict, params: dict) -> dict:
-    """Worker entry point (picklable): process one episode; never raises for bad input."""
-    cfg = CurateConfig.from_dict(cfg_dict)
-    p = DatasetParams(keys=tuple(params["keys"]), fps=params["fps"], motion_target_cm=params["motion_target_cm"])
-    try:
-        return process_episode(ep, work_root, cfg, p).to_dict()
-    except Exception as e:  # an internal failure of one episode must not stop the run
-        import traceback
-
-        log.error("episode %s failed: %s\n%s", ep, e, traceback.format_exc())
-        return {"episode_id": Path(ep).name, "source": "", "scene": "", "status": "failed",
-                "error": f"{type(e).__name__}: {e}"}
-
-
-def _run_local(todo: Sequence[Path], work_root: Path, cfg: CurateConfig, params: DatasetParams, workers: int,
-               bar) -> list[dict]:
-    args = (str(work_root), cfg.to_dict(), _params_dict(params))
-    out: list[dict] = []
-    if workers <= 1 or len(todo) <= 1:
-        for ep in todo:
-            out.append(_run_one(str(ep), *args))
-            bar.update(1)
-        return out
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
-        futs = {pool.submit(_run_one, str(ep), *args): ep for ep in todo}
-        for fut in as_completed(futs):
-            try:
-                out.append(fut.result())
-            except Exception as e:  # a worker process died (killed, out of memory)
-                out.append({"episode_id": futs[fut].name, "status": "failed", "error": f"{type(e).__name__}: {e}"})
-            bar.update(1)
-    return out
-
-
-def _ray_map(row: dict, work_root: str, cfg_dict: dict, params: dict) -> dict:
-    res = _run_one(row["path"], work_root, cfg_dict, params)
-    return {"result": json.dumps(res)}
-
-
-def _run_ray(todo: Sequence[Path], work_root: Path, cfg: CurateConfig, params: DatasetParams, workers: int,
-             bar) -> list[dict]:
-    """Ray Data over episodes: ``from_items -> map(process one episode) -> collect outcomes``. Each task writes
-    its episode's work folder (on a multi-node cluster ``out_dir`` must be on a shared file system); the
-    driver then packs the shards exactly as the local engine does."""
-    try:
-        import ray
-    except ImportError as e:
-        raise RuntimeError("engine 'ray' needs Ray Data: pip install 'playmill[ray]' (ray[data])") from e
-    import warnings
-
-    started = False
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\..*")
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):  # join the cluster named by the environment
-            ray.init(log_to_driver=False, configure_logging=False)
-        else:  # a local Ray with ``workers`` CPUs
-            ray.init(num_cpus=max(1, workers), include_dashboard=False, ignore_reinit_error=True,
-                     log_to_driver=False, configure_logging=False)
-        started = True
-    try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ds = ray.data.from_items([{"path": str(p)} for p in todo], override_num_blocks=max(1, len(todo)))
-        ds = ds.map(_ray_map, fn_kwargs=dict(work_root=str(work_root), cfg_dict=cfg.to_dict(),
-                                             params=_params_dict(params)), num_cpus=1, concurrency=max(1, workers))
-        out = []
-        for row in ds.iter_rows():
-            out.append(json.loads(row["result"]))
-            bar.update(1)
-        return out
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def _params_dict(p: DatasetParams) -> dict:
-    return {"keys": list(p.keys), "fps": p.fps, "motion_target_cm": p.motion_target_cm}
-
-
-# --------------------------------------------------------------------------------------------------------
 # curate
 
 
@@ -234,13 +148,16 @@ def curate(
     engine: str = "local",
     workers: int = 1,
     progress: bool = True,
+    ray_address: str = "local",
 ) -> CurateResult:
     """Curate every episode of ``episodes_dir`` into the shards folder ``out_dir``.
 
     ``config``: a :class:`CurateConfig` or the ``curate:`` mapping of pipeline.yaml (None: defaults).
-    ``engine``: ``local`` (a process pool of ``workers`` processes; 1 = in this process) or ``ray`` (Ray Data
-    with ``workers`` CPUs; starts a local Ray unless one is initialised). ``progress``: a progress bar over
-    episodes. Bad episodes (unreadable or truncated video, failed validation, NaN poses) are rejected into
+    ``engine``: ``local`` (a process pool of ``workers`` processes; 1 = in this process) or ``ray`` (``workers``
+    Ray actors on the cluster ``ray_address``: ``local`` starts a private Ray unless one is initialised; see
+    :func:`capture.ray_engine.ray_session`). Both run the same stage objects and write the same shards.
+    ``progress``: a progress bar over episodes. Ctrl-C / SIGTERM stop the workers and raise
+    :class:`capture.lifecycle.Interrupted` saying what was kept. Bad episodes (unreadable or truncated video, failed validation, NaN poses) are rejected into
     rejects.parquet with their reasons and the run goes on; sources are only read. Resumable (see module doc).
     """
     from tqdm.auto import tqdm
@@ -292,10 +209,26 @@ def curate(
             if p.is_dir() and p.name not in known:
                 shutil.rmtree(p, ignore_errors=True)
         bar = tqdm(total=len(todo), unit="episode", desc="curate", disable=not progress or not todo)
+
+        def on_done(o: dict) -> None:
+            outcomes[o["episode_id"]] = o
+            bar.update(1)
+
+        from curation.engines import EpisodeWorker, run_local, run_ray
+
+        worker = EpisodeWorker.for_run(cfg, params, work_root)
         try:
-            runner = _run_ray if engine == "ray" else _run_local
-            for o in runner(todo, work_root, cfg, params, workers, bar):
-                outcomes[o["episode_id"]] = o
+            if engine == "ray":
+                run_ray(todo, worker, workers, on_done, ray_address)
+            else:
+                run_local(todo, worker, workers, on_done)
+        except KeyboardInterrupt as exc:
+            from capture.lifecycle import interrupted
+
+            done = sum(1 for o in outcomes.values() if not o.get("reused") and o.get("status") != "failed")
+            raise interrupted(exc, f"curate interrupted: {done} episode(s) curated in this run and "
+                                   f"{len(episodes) - len(todo)} from earlier runs are kept in {work_root}; no "
+                                   f"manifest was written. Rerun the same command to finish.") from None
         finally:
             bar.close()
         failed = [o for o in outcomes.values() if o.get("status") == "failed"]

@@ -1,43 +1,47 @@
-"""Curation stages as small pure functions over (frames, per-frame actions).
+"""The curation stages: one class per stage (:class:`curation.stage.Stage`), with the pure functions it uses.
 
-Each stage takes frames (a sequence of ``uint8[H, W, 3]`` RGB arrays, or None where a stage needs none), a
-:class:`FrameActions` and its config, and returns a :class:`StageResult`: the frames and actions it kept and
-its reasons (:class:`DropSpan`, what it dropped and why, in source frame numbers). The streaming episode
-processor (:mod:`curation.process`) uses the same building blocks online, one frame at a time, so that a long
-video is never held in memory; the in-memory stage functions here are the reference it is tested against.
+Pipeline order (:data:`PIPELINE`): velocity validation -> redundant frames -> resampling -> resize/crop ->
+clip windows -> pose check. Each stage reads its section of :class:`~curation.config.CurateConfig` and works on
+the stream of one episode (frames, segment ends, clips and drop records; see :mod:`curation.stage`); the
+engines run the same stage objects (:mod:`curation.engines`). The maths lives in small pure functions next to
+the stage that uses it, each tested on its own.
 
 Folding (no input is lost): when frames are dropped for being redundant or skipped by resampling, the
 actions of each dropped frame go to the next kept frame: keys are OR-ed, mouse deltas (degrees) summed,
-collision OR-ed, and the pose, speed and time are the kept frame's own (they are states, not inputs).
-Actions after the last kept frame of a segment have no frame to go to and are reported as dropped.
+collision OR-ed, and the pose, speed and time are the kept frame's own (they are states, not inputs). A
+stage that drops a frame hands the frame's ``fold_from`` on to the next frame it keeps; the clip stage folds
+each clip frame's span ``fold_from..index`` with :func:`fold_spans`. Actions after the last kept frame of a
+segment have no frame to go to and are reported as dropped.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from curation.config import ClipConfig, DedupConfig, ResampleConfig, VelocityConfig
+from curation.config import CurateConfig, DedupConfig, VelocityConfig
+from curation.stage import (
+    Clip, DatasetParams, DropSpan, EpisodeContext, Frame, FrameStage, Item, Reject, SegmentEnd, Stage,
+)
 
 if TYPE_CHECKING:
     from capture.episode import Episode
 
+__all__ = [
+    "PIPELINE", "build_stages", "VelocityFilter", "RedundantFrames", "Resample", "ResizeCrop", "ClipWindows",
+    "PoseCheck", "FrameActions", "DropSpan", "DatasetParams", "runs", "fold_spans", "dedup_signature",
+    "block_differences", "frames_differ", "RedundantFrameFilter", "velocity_mask", "resample_select",
+    "OnlineResampler", "median_displacement", "motion_step", "resize_center_crop", "clip_starts",
+    "nonfinite_pose_frames",
+]
+
 
 # --------------------------------------------------------------------------------------------------------
 # records
-
-
-@dataclass(frozen=True)
-class DropSpan:
-    """Source frames ``start_frame..end_frame`` (inclusive) dropped by ``stage`` for ``reason``."""
-
-    start_frame: int
-    end_frame: int
-    stage: str
-    reason: str
 
 
 @dataclass
@@ -109,15 +113,6 @@ class FrameActions:
         )
 
 
-@dataclass
-class StageResult:
-    """What a stage kept (``frames``, ``actions``, one row per kept frame) and why it dropped the rest."""
-
-    frames: list[np.ndarray] | None
-    actions: FrameActions
-    reasons: list[DropSpan] = field(default_factory=list)
-
-
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Inclusive ``(start, end)`` index pairs of the runs of True in a boolean array."""
     m = np.asarray(mask, dtype=bool)
@@ -158,21 +153,6 @@ def fold_spans(actions: FrameActions, starts: np.ndarray, ends: np.ndarray) -> F
     out.keyboard = np.maximum.reduceat(kb, idx, axis=0)[0::2]
     out.collision = np.maximum.reduceat(col, idx)[0::2].astype(bool)
     return out
-
-
-def fold_into_kept(actions: FrameActions, keep: np.ndarray) -> tuple[FrameActions, list[tuple[int, int]]]:
-    """Fold every dropped row (``keep`` False) into the next kept row.
-
-    Returns the folded actions (one row per kept row) and the ``(start, end)`` row spans after the last kept
-    row, whose actions had no frame to go to.
-    """
-    keep = np.asarray(keep, dtype=bool)
-    kept = np.flatnonzero(keep)
-    if len(kept) == 0:
-        return actions.take(kept), ([(0, len(keep) - 1)] if len(keep) else [])
-    starts = np.concatenate([[0], kept[:-1] + 1])
-    lost = [(int(kept[-1]) + 1, len(keep) - 1)] if kept[-1] < len(keep) - 1 else []
-    return fold_spans(actions, starts, kept), lost
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -261,29 +241,54 @@ class RedundantFrameFilter:
         return False
 
 
-def redundant_frame_mask(frames: Iterable[np.ndarray], cfg: DedupConfig, t: Sequence[float] | None = None) -> np.ndarray:
-    """``keep`` bool[N]: False for each frame redundant with the last kept one."""
-    filt = RedundantFrameFilter(cfg)
-    out = []
-    for i, f in enumerate(frames):
-        out.append(filt.keep(f, float(t[i]) if t is not None else 0.0))
-    return np.asarray(out, dtype=bool)
+class RedundantFrames(FrameStage):
+    """Stage ``dedup`` (config ``dedup``): drop each frame nearly identical to the last kept frame of its segment
+    (:class:`RedundantFrameFilter`); a run of dropped frames is one drop record and folds into the next kept
+    frame."""
 
+    name = "dedup"
 
-def drop_redundant_frames(frames: Sequence[np.ndarray], actions: FrameActions, cfg: DedupConfig) -> StageResult:
-    """The redundant-frame stage: drop frames nearly identical to the last kept frame and fold their
-    actions into the next kept frame (keys OR-ed, mouse summed, pose of the kept frame)."""
-    if not cfg.enabled:
-        return StageResult(list(frames), actions, [])
-    keep = redundant_frame_mask(frames, cfg, actions.t)
-    folded, lost = fold_into_kept(actions, keep)
-    reasons = []
-    for s, e in runs(~keep):
-        into = f"folded into frame {int(actions.frame[e + 1])}" if e + 1 < len(keep) else "after the last kept frame"
-        reasons.append(DropSpan(int(actions.frame[s]), int(actions.frame[e]), "dedup",
-                                f"{e - s + 1} redundant frame(s) (nearly identical to frame "
-                                f"{int(actions.frame[s - 1]) if s > 0 else -1}); actions {into}"))
-    return StageResult([f for f, k in zip(frames, keep) if k], folded, reasons)
+    @classmethod
+    def enabled(cls, cfg: CurateConfig) -> bool:
+        return cfg.dedup.enabled
+
+    def start(self, ep: EpisodeContext) -> None:
+        super().start(ep)
+        self.filter = RedundantFrameFilter(self.cfg.dedup)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.filter.reset()
+        self._run: tuple[int, int] | None = None  # source frames of the current run of drops
+        self._fold: int | None = None  # fold_from of the first dropped frame, for the next kept one
+        self._last_kept: int | None = None
+
+    def frames(self, frames: list[Frame]) -> list[Item]:
+        out: list[Item] = []
+        for f in frames:
+            if not self.filter.keep(f.image, f.t):
+                self._run = (f.index, f.index) if self._run is None else (self._run[0], f.index)
+                self._fold = f.fold_from if self._fold is None else self._fold
+                continue
+            out += self._close_run()
+            if self._fold is not None:
+                f.fold_from, self._fold = self._fold, None
+            self._last_kept = f.index
+            out.append(f)
+        return out
+
+    def _close_run(self) -> list[Item]:
+        if self._run is None:
+            return []
+        s, e = self._run
+        self._run = None
+        return [DropSpan(s, e, self.name, f"{e - s + 1} redundant frame(s), nearly identical to frame "
+                                          f"{self._last_kept}; actions folded into the next kept frame")]
+
+    def segment_end(self, seg: SegmentEnd) -> list[Item]:
+        out = self._close_run()
+        self._reset()
+        return out
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -321,15 +326,43 @@ def velocity_mask(speed: np.ndarray, mouse: np.ndarray, fps: float, cfg: Velocit
     return valid, reasons
 
 
-def validate_velocity(frames: Sequence[np.ndarray] | None, actions: FrameActions, fps: float,
-                      cfg: VelocityConfig) -> StageResult:
-    """The velocity stage: drop the frames of over-long still / backwards runs (no folding: those spans
-    are cut out and split the sequence into segments). Reasons are in source frame numbers."""
-    valid, reasons = velocity_mask(actions.speed, actions.mouse, fps, cfg)
-    reasons = [DropSpan(int(actions.frame[r.start_frame]), int(actions.frame[r.end_frame]), r.stage, r.reason)
-               for r in reasons]
-    kept = np.flatnonzero(valid)
-    return StageResult(None if frames is None else [frames[i] for i in kept], actions.take(kept), reasons)
+class VelocityFilter(Stage):
+    """Stage ``velocity`` (config ``velocity``): cut out over-long standing-still and backwards runs
+    (:func:`velocity_mask`, decided from the actions in :meth:`start`); the frames that pass form segments,
+    each closed by a :class:`~curation.stage.SegmentEnd`. Always in the pipeline: it is what splits an episode
+    into segments (with ``velocity.enabled: false`` the whole episode is one segment)."""
+
+    name = "velocity"
+
+    def start(self, ep: EpisodeContext) -> None:
+        super().start(ep)
+        valid, reasons = velocity_mask(ep.actions.speed, ep.actions.mouse, ep.fps, self.cfg.velocity)
+        ep.valid = valid
+        if not valid.any():
+            raise Reject(self.name, "no frame passes velocity validation: " + "; ".join(r.reason for r in reasons[:3]))
+        self._pending: list[Item] = list(reasons)  # rows of actions.csv are source frames
+        self._seg_start: int | None = None
+
+    def process(self, items: list[Item]) -> list[Item]:
+        out, self._pending = self._pending, []
+        valid = self.ep.valid
+        for it in items:
+            if not isinstance(it, Frame):
+                out.append(it)
+            elif valid[it.index]:
+                self._seg_start = it.index if self._seg_start is None else self._seg_start
+                out.append(it)
+            elif self._seg_start is not None:
+                out.append(SegmentEnd(self._seg_start, it.index - 1))
+                self._seg_start = None
+        return out
+
+    def finish(self) -> list[Item]:
+        out, self._pending = self._pending, []
+        if self._seg_start is not None:
+            out.append(SegmentEnd(self._seg_start, len(self.ep) - 1))
+            self._seg_start = None
+        return out
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -422,27 +455,69 @@ def motion_step(pose: np.ndarray, target_cm: float, max_step: float, valid: np.n
     return float(min(max(target_cm / med, 1.0), max_step))
 
 
-def resample(frames: Sequence[np.ndarray] | None, actions: FrameActions, src_fps: float, cfg: ResampleConfig,
-             step_frames: float | None = None) -> StageResult:
-    """The resampling stage on one segment: keep the frames nearest to a ``1/fps`` grid (or a grid of
-    ``step_frames`` source frames, for motion matching) and fold the skipped frames' actions into the next
-    kept frame. ``src_fps``: the source frame rate, frames/s."""
-    if cfg.mode == "none" and step_frames is None:
-        return StageResult(None if frames is None else list(frames), actions, [])
-    step_s = (step_frames / src_fps) if step_frames is not None else 1.0 / cfg.fps
-    sel = resample_select(actions.t, step_s, 1.0 / src_fps)
-    folded, lost = fold_into_kept(actions, sel)
-    reasons = []
-    skipped = int((~sel).sum())
-    if skipped:
-        reasons.append(DropSpan(int(actions.frame[0]), int(actions.frame[-1]), "resample",
-                                f"resampled to a {step_s * 1000:.3f} ms step: {skipped} of {len(sel)} frames "
-                                "skipped, their actions folded into the next kept frame"))
-    for s, e in lost:
-        reasons.append(DropSpan(int(actions.frame[s]), int(actions.frame[e]), "resample",
-                                "skipped frames after the last kept frame (actions dropped)"))
-    kept = np.flatnonzero(sel)
-    return StageResult(None if frames is None else [frames[i] for i in kept], folded, reasons)
+class Resample(FrameStage):
+    """Stage ``resample`` (config ``resample``): keep, per segment, the frames nearest to a ``1/fps`` grid
+    (:class:`OnlineResampler`; for ``motion_sources`` a grid of :func:`motion_step` source frames) and fold the
+    skipped ones into the next kept frame. Rejects an episode whose frame rate cannot give the dataset's. Runs
+    after :class:`VelocityFilter` (the motion step is measured on velocity-valid frames)."""
+
+    name = "resample"
+
+    def start(self, ep: EpisodeContext) -> None:
+        super().start(ep)
+        rc, fps, src_fps = self.cfg.resample, ep.params.fps, ep.fps
+        motion = ep.meta.source in rc.motion_sources
+        if rc.mode == "none" and not motion and abs(src_fps - fps) > 0.01:
+            raise Reject(self.name, f"episode fps {src_fps:g} differs from the dataset fps {fps:g} and "
+                                    "resample.mode is none")
+        if rc.mode == "fps" and not motion and src_fps < fps - 0.01:
+            raise Reject(self.name, f"episode fps {src_fps:g} is below the dataset fps {fps:g} "
+                                    "(frames are never invented)")
+        self.step_s: float | None = None
+        if motion:
+            target = rc.motion_target_cm or ep.params.motion_target_cm
+            if target is None:
+                raise Reject(self.name, "motion-matched resampling needs resample.motion_target_cm or episodes "
+                                        "of another source to measure it from")
+            step = motion_step(ep.actions.pose, target, rc.max_motion_step, ep.valid)
+            ep.notes["motion_step"] = step
+            self.step_s = step / src_fps
+        elif rc.mode == "fps":
+            self.step_s = 1.0 / fps
+        self.resampler = OnlineResampler(self.step_s, 1.0 / src_fps) if self.step_s is not None else None
+        self._cand: Frame | None = None
+        self._skipped = 0
+
+    def frames(self, frames: list[Frame]) -> list[Item]:
+        if self.resampler is None:
+            return list(frames)
+        out: list[Item] = []
+        for f in frames:
+            selected = self.resampler.push(f.t)  # the decision for the previous frame
+            if self._cand is not None:
+                if selected:
+                    out.append(self._cand)
+                else:
+                    self._skipped += 1
+                    f.fold_from = self._cand.fold_from
+            self._cand = f
+        return out
+
+    def segment_end(self, seg: SegmentEnd) -> list[Item]:
+        if self.resampler is None:
+            return []
+        out: list[Item] = []
+        if self._cand is not None:
+            if self.resampler.finish():
+                out.append(self._cand)
+            else:
+                self._skipped += 1
+        if self._skipped:
+            out.append(DropSpan(seg.start, seg.end, self.name, f"resampled to {1.0 / self.step_s:.4g} frames/s of "
+                                f"source time: {self._skipped} frame(s) skipped, actions folded into kept frames"))
+        self.resampler.reset()
+        self._cand, self._skipped = None, 0
+        return out
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -466,11 +541,6 @@ def resize_center_crop(frame: np.ndarray, height: int, width: int) -> np.ndarray
     return np.ascontiguousarray(frame[y:y + height, x:x + width])
 
 
-def crop_frames(frames: Sequence[np.ndarray], actions: FrameActions, cfg: ClipConfig) -> StageResult:
-    """The resize/crop stage (actions unchanged)."""
-    return StageResult([resize_center_crop(f, cfg.height, cfg.width) for f in frames], actions, [])
-
-
 def clip_starts(n: int, frames: int, stride: int) -> list[int]:
     """Start indices of the ``frames``-long windows, every ``stride``, that fit in ``n`` frames."""
     if frames % 4 != 1:
@@ -478,30 +548,162 @@ def clip_starts(n: int, frames: int, stride: int) -> list[int]:
     return list(range(0, n - frames + 1, stride)) if n >= frames else []
 
 
-def cut_clips(frames: Sequence[np.ndarray], actions: FrameActions, cfg: ClipConfig) -> tuple[list[StageResult], list[DropSpan]]:
-    """Cut one segment into ``cfg.frames``-frame windows; frames covered by no window are reported."""
-    n = len(actions)
-    starts = clip_starts(n, cfg.frames, cfg.stride)
-    clips = [StageResult(list(frames[s:s + cfg.frames]), actions.take(np.arange(s, s + cfg.frames)), [])
-             for s in starts]
-    reasons = uncovered_spans(actions.frame, starts, cfg.frames)
-    return clips, reasons
-
-
-def uncovered_spans(frame_numbers: np.ndarray, starts: Sequence[int], length: int) -> list[DropSpan]:
-    """Reasons for the frames of a segment (source numbers ``frame_numbers``) that no clip window covers."""
-    n = len(frame_numbers)
-    covered = np.zeros(n, dtype=bool)
-    for s in starts:
-        covered[s:s + length] = True
-    out = []
-    for s, e in runs(~covered):
-        why = (f"segment of {n} frames is shorter than one {length}-frame clip" if not starts
-               else f"{e - s + 1} frame(s) left over after the last {length}-frame clip of the segment")
-        out.append(DropSpan(int(frame_numbers[s]), int(frame_numbers[e]), "clip", why))
-    return out
-
-
 def nonfinite_pose_frames(pose: np.ndarray) -> np.ndarray:
     """Row indices whose pose has a NaN or infinite value."""
     return np.flatnonzero(~np.isfinite(np.asarray(pose, dtype=np.float64)).all(axis=1))
+
+
+class ResizeCrop(FrameStage):
+    """Stage ``crop`` (config ``clip.height``, ``clip.width``): :func:`resize_center_crop` every frame."""
+
+    name = "crop"
+
+    def frames(self, frames: list[Frame]) -> list[Item]:
+        h, w = self.cfg.clip.height, self.cfg.clip.width
+        for f in frames:
+            f.image = resize_center_crop(f.image, h, w)
+        return list(frames)
+
+
+class _Window:
+    """An open clip window: receives cropped frames and encodes them as they come (h264: its own ffmpeg
+    process writing ``clip-<p0>.mp4`` in ``tmp``; jpeg: a list of JPEG bytes)."""
+
+    def __init__(self, p0: int, tmp: Path, cfg: CurateConfig, fps: float) -> None:
+        self.p0, self.n, self.cfg = p0, 0, cfg
+        self.jpegs: list[bytes] = []
+        self.path = tmp / f"clip-{p0:08d}.mp4"
+        self.writer = None
+        if cfg.output.frame_codec == "h264":
+            from capture.video import VideoWriter
+
+            self.writer = VideoWriter(self.path, cfg.clip.width, cfg.clip.height, fps, crf=cfg.output.crf,
+                                      preset=cfg.output.preset, threads=1)
+
+    def add(self, image: np.ndarray) -> None:
+        if self.writer is not None:
+            self.writer.write(image)
+        else:
+            import cv2
+
+            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                                   [int(cv2.IMWRITE_JPEG_QUALITY), int(self.cfg.output.jpeg_quality)])
+            if not ok:
+                raise RuntimeError("JPEG encoding failed")
+            self.jpegs.append(buf.tobytes())
+        self.n += 1
+
+    def finish(self) -> bytes | list[bytes]:
+        if self.writer is None:
+            return self.jpegs
+        self.writer.close()
+        data = self.path.read_bytes()
+        self.path.unlink()
+        return data
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+
+class ClipWindows(FrameStage):
+    """Stage ``clip`` (config ``clip.frames``, ``clip.stride``, ``output``): ``frames``-frame windows every
+    ``stride`` frames of a segment, each encoding as its frames arrive (at most ``ceil(frames / stride)`` open
+    at once, so memory does not grow with the video), emitted as :class:`~curation.stage.Clip` with their
+    actions folded (:func:`fold_spans` over each frame's ``fold_from..index``). At a segment's end, open
+    windows are discarded and the source frames no clip covers are reported."""
+
+    name = "clip"
+
+    def start(self, ep: EpisodeContext) -> None:
+        super().start(ep)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._index: list[int] = []  # source frame of each curated frame of the segment
+        self._fold: list[int] = []  # its fold_from
+        self._windows: list[_Window] = []
+
+    def frames(self, frames: list[Frame]) -> list[Item]:
+        length, stride = self.cfg.clip.frames, self.cfg.clip.stride
+        out: list[Item] = []
+        for f in frames:
+            p = len(self._index)
+            self._index.append(f.index)
+            self._fold.append(f.fold_from)
+            if p % stride == 0:
+                self._windows.append(_Window(p, self.ep.tmp, self.cfg, self.ep.params.fps))
+            still_open = []
+            for win in self._windows:
+                win.add(f.image)
+                if win.n == length:
+                    out.append(self._finish(win))
+                else:
+                    still_open.append(win)
+            self._windows = still_open
+        return out
+
+    def _finish(self, win: _Window) -> Item:
+        p0, length = win.p0, self.cfg.clip.frames
+        ends = np.asarray(self._index[p0:p0 + length], dtype=np.int64)
+        starts = np.asarray(self._fold[p0:p0 + length], dtype=np.int64)
+        first, last = int(starts[0]), int(ends[-1])
+        try:
+            media = win.finish()
+        except Exception as e:  # an encoder failure loses this clip only
+            return DropSpan(first, last, "encode", f"clip encoding failed: {e}", kind="clip")
+        return Clip(int(ends[0]), first, last, fold_spans(self.ep.actions, starts, ends), media)
+
+    def segment_end(self, seg: SegmentEnd) -> list[Item]:
+        self.abort()
+        length, stride = self.cfg.clip.frames, self.cfg.clip.stride
+        starts = clip_starts(len(self._index), length, stride)
+        covered = np.zeros(seg.end - seg.start + 1, dtype=bool)
+        for p0 in starts:
+            covered[self._fold[p0] - seg.start: self._index[p0 + length - 1] - seg.start + 1] = True
+        last_covered = int(np.flatnonzero(covered)[-1]) if covered.any() else -1
+        out: list[Item] = []
+        for s, e in runs(~covered):
+            if not starts:
+                why = f"segment of {len(self._index)} curated frames is shorter than one {length}-frame clip"
+            elif e > last_covered:
+                why = f"frames after the last {length}-frame clip of the segment"
+            else:
+                why = f"frames between {length}-frame clip windows (clip.stride {stride} > clip.frames)"
+            out.append(DropSpan(seg.start + s, seg.start + e, self.name, why))
+        self._reset()
+        return out
+
+    def abort(self) -> None:
+        for win in getattr(self, "_windows", []):
+            win.abort()
+        self._windows = []
+
+
+class PoseCheck(Stage):
+    """Stage ``pose``: reject each clip that has a non-finite pose (a clip record, ``kind: clip``)."""
+
+    name = "pose"
+
+    def process(self, items: list[Item]) -> list[Item]:
+        out: list[Item] = []
+        for it in items:
+            if isinstance(it, Clip):
+                bad = nonfinite_pose_frames(it.actions.pose)
+                if len(bad):
+                    it = DropSpan(it.first, it.last, self.name, f"clip has non-finite poses at source frames "
+                                                                f"{it.actions.frame[bad][:10].tolist()}", kind="clip")
+            out.append(it)
+        return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# the pipeline
+
+#: The stage classes in pipeline order; :func:`build_stages` keeps those enabled by the config.
+PIPELINE: tuple[type[Stage], ...] = (VelocityFilter, RedundantFrames, Resample, ResizeCrop, ClipWindows, PoseCheck)
+
+
+def build_stages(cfg: CurateConfig, pipeline: Sequence[type[Stage]] = PIPELINE) -> list[Stage]:
+    """The stage objects of ``cfg``: one per enabled class of ``pipeline``, in order (not yet set up)."""
+    return [cls(cfg) for cls in pipeline if cls.enabled(cfg)]
