@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 from curation.config import CurateConfig
 from curation.process import process_episode
 from curation.stage import DatasetParams, Stage, max_resources
-from curation.stages import build_stages
+from curation.stages import PIPELINE, build_stages
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,10 @@ class EpisodeWorker:
         self.stages, self.work_root, self.cfg, self.params = stages, str(work_root), cfg, params
 
     @classmethod
-    def for_run(cls, cfg: CurateConfig, params: DatasetParams, work_root: Path) -> "EpisodeWorker":
-        return cls(build_stages(cfg), str(work_root), cfg, params)
+    def for_run(cls, cfg: CurateConfig, params: DatasetParams, work_root: Path,
+                pipeline: Sequence[type[Stage]] | None = None) -> "EpisodeWorker":
+        """The worker of a run: the stages of ``pipeline`` (default :data:`~curation.stages.PIPELINE`) for ``cfg``."""
+        return cls(build_stages(cfg, PIPELINE if pipeline is None else pipeline), str(work_root), cfg, params)
 
     def setup(self) -> None:
         for st in self.stages:

@@ -22,7 +22,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -80,9 +80,12 @@ def episode_fingerprint(ep_dir: Path) -> str:
     return h.hexdigest()
 
 
-def work_key(cfg: CurateConfig, params: DatasetParams) -> str:
-    """sha256 of what, besides the episode, decides its output: the config fingerprint and dataset params."""
-    return hashlib.sha256((cfg.fingerprint() + json.dumps(asdict(params), sort_keys=True)).encode()).hexdigest()
+def work_key(cfg: CurateConfig, params: DatasetParams, stages: Sequence[Stage] = ()) -> str:
+    """sha256 of what, besides the episode, decides its output: the config fingerprint, the dataset params and
+    the stage classes that ran (another pipeline redoes the work)."""
+    names = [f"{type(s).__module__}.{type(s).__qualname__}" for s in stages]
+    return hashlib.sha256((cfg.fingerprint() + json.dumps(asdict(params), sort_keys=True)
+                           + json.dumps(names)).encode()).hexdigest()
 
 
 def read_done(work_root: Path, episode_id: str) -> dict | None:
@@ -190,7 +193,7 @@ def process_episode(ep_dir: str | os.PathLike, work_root: str | os.PathLike, cfg
         outcome.seconds = time.perf_counter() - t_start
         final = work_root / eid
         outcome.work_dir = str(final)
-        done = {**outcome.to_dict(), "work_key": work_key(cfg, params)}
+        done = {**outcome.to_dict(), "work_key": work_key(cfg, params, stages)}
         (tmp / DONE_FILE).write_text(json.dumps(done, indent=1))
         if final.exists():
             shutil.rmtree(final)

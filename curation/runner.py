@@ -127,10 +127,10 @@ def resolve_params(episodes: Sequence[Path], cfg: CurateConfig) -> DatasetParams
     return DatasetParams(keys=tuple(keys), fps=float(cfg.resample.fps), motion_target_cm=target)
 
 
-def _inputs_key(episodes: Sequence[Path], cfg: CurateConfig, params: DatasetParams) -> str:
+def _inputs_key(episodes: Sequence[Path], cfg: CurateConfig, params: DatasetParams, wk: str) -> str:
     import hashlib
 
-    h = hashlib.sha256(work_key(cfg, params).encode())
+    h = hashlib.sha256(wk.encode())
     h.update(json.dumps(cfg.to_dict()["output"], sort_keys=True).encode())
     for ep in episodes:
         h.update(f"{ep.name}:{episode_fingerprint(ep)};".encode())
@@ -149,6 +149,7 @@ def curate(
     workers: int = 1,
     progress: bool = True,
     ray_address: str = "local",
+    pipeline: Sequence[type] | None = None,
 ) -> CurateResult:
     """Curate every episode of ``episodes_dir`` into the shards folder ``out_dir``.
 
@@ -156,6 +157,7 @@ def curate(
     ``engine``: ``local`` (a process pool of ``workers`` processes; 1 = in this process) or ``ray`` (``workers``
     Ray actors on the cluster ``ray_address``: ``local`` starts a private Ray unless one is initialised; see
     :func:`capture.ray_engine.ray_session`). Both run the same stage objects and write the same shards.
+    ``pipeline``: the stage classes to run, in order (default :data:`curation.stages.PIPELINE`).
     ``progress``: a progress bar over episodes. Ctrl-C / SIGTERM stop the workers and raise
     :class:`capture.lifecycle.Interrupted` saying what was kept. Bad episodes (unreadable or truncated video, failed validation, NaN poses) are rejected into
     rejects.parquet with their reasons and the run goes on; sources are only read. Resumable (see module doc).
@@ -177,7 +179,12 @@ def curate(
         episodes = episode_folders(episodes_dir)
         params = resolve_params(episodes, cfg)
         result = CurateResult(out_dir=out_dir, manifest_path=out_dir / MANIFEST_FILE, episodes=len(episodes))
-        inputs = _inputs_key(episodes, cfg, params)
+        work_root = out_dir / WORK_DIR
+        from curation.engines import EpisodeWorker, run_local, run_ray
+
+        worker = EpisodeWorker.for_run(cfg, params, work_root, pipeline)
+        wk = work_key(cfg, params, worker.stages)
+        inputs = _inputs_key(episodes, cfg, params, wk)
         try:
             m = read_manifest(out_dir)
             if m.get("inputs_sha256") == inputs and all((out_dir / s["file"]).is_file() for s in m["shards"]):
@@ -192,10 +199,8 @@ def curate(
         except Exception:
             pass
 
-        work_root = out_dir / WORK_DIR
         work_root.mkdir(exist_ok=True)
         cleanup_work_temp(work_root)
-        wk = work_key(cfg, params)
         todo, outcomes = [], {}
         for ep in episodes:
             done = read_done(work_root, ep.name)
@@ -214,9 +219,6 @@ def curate(
             outcomes[o["episode_id"]] = o
             bar.update(1)
 
-        from curation.engines import EpisodeWorker, run_local, run_ray
-
-        worker = EpisodeWorker.for_run(cfg, params, work_root)
         try:
             if engine == "ray":
                 run_ray(todo, worker, workers, on_done, ray_address)

@@ -268,18 +268,29 @@ def test_rerun_is_a_no_op_and_new_episodes_are_added(episodes_copy, tmp_path):
     assert verify_shards(out) == []
 
 
-def test_local_and_ray_engines_write_the_same_clips(fake_episodes, tmp_path):
-    import ray  # noqa: F401  (in the test extras: the engines must be compared in CI)
-    local = curate(fake_episodes, tmp_path / "local", small_config(), engine="local", workers=2, progress=False)
-    viaray = curate(fake_episodes, tmp_path / "ray", small_config(), engine="ray", workers=2, progress=False)
-    assert local.clips == viaray.clips == 24
-    a, b = all_rows(tmp_path / "local"), all_rows(tmp_path / "ray")
-    assert a["clip_id"].tolist() == b["clip_id"].tolist()
-    for col in ("keyboard", "mouse", "pose", "speed", "collision"):
-        assert all(np.array_equal(np.stack(x), np.stack(y)) for x, y in zip(a[col], b[col])), col
-    assert a["video"].tolist() == b["video"].tolist()  # x264 on one thread is deterministic
-    ma, mb = read_manifest(tmp_path / "local"), read_manifest(tmp_path / "ray")
-    assert [s["sha256"] for s in ma["shards"]] == [s["sha256"] for s in mb["shards"]]
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_each_engine_runs_the_stage_objects_built_by_the_driver(fake_episodes, tmp_path, monkeypatch, engine):
+    """Adding a stage is a class: a custom pipeline runs on both engines, each worker sets up a copy of the very
+    objects the driver built (once per worker, not per episode), and the stage's records reach the shards."""
+    from curation.stages import PIPELINE
+    from tests.curation.stagelib import FrameCounter
+
+    record = tmp_path / "record"
+    record.mkdir()
+    monkeypatch.setenv("PLAYMILL_TEST_RECORD", str(record))
+    out = tmp_path / engine
+    res = curate(fake_episodes, out, small_config(), engine=engine, workers=2, progress=False,
+                 pipeline=[FrameCounter, *PIPELINE])
+    assert res.clips == 24 and verify_shards(out) == []
+    setups = sorted(p.name for p in record.iterdir())
+    tokens = {name.rsplit("-", 1)[1] for name in setups}
+    assert len(tokens) == 1 and 1 <= len(setups) <= 2  # one object, set up once in each of <= 2 workers
+    rej = pd.read_parquet(out / "rejects.parquet")
+    counted = rej[rej["stage"] == "counter"]
+    assert len(counted) == 4 and (counted["reason"] == f"60 frames seen by {tokens.pop()}").all()
+    # another pipeline is another run: the work of the default one is not reused
+    again = curate(fake_episodes, out, small_config(), engine=engine, workers=2, progress=False)
+    assert again.processed == 4 and "counter" not in set(pd.read_parquet(out / "rejects.parquet")["stage"])
 
 
 def test_report_has_plots_and_preview_strips(fake_episodes, tmp_path):

@@ -1,15 +1,20 @@
-"""The curation stages as pure functions: folding, redundant frames, velocity, resampling, crop, clipping."""
+"""The curation stages: their pure functions (folding, redundant frames, velocity, resampling, crop, clip
+windows) and the stage classes over a stream of frames, batch-size independent."""
+
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.config import ClipConfig, CurateConfig, DedupConfig, ResampleConfig, VelocityConfig
+from curation.config import CurateConfig, DedupConfig, VelocityConfig
+from curation.stage import Clip, DatasetParams, DropSpan, EpisodeContext, Frame, Reject, SegmentEnd, run_stream
 from curation.stages import (
-    FrameActions, OnlineResampler, clip_starts, cut_clips, drop_redundant_frames, fold_into_kept, fold_spans,
-    motion_step, redundant_frame_mask, resample, resample_select, resize_center_crop, runs, validate_velocity,
-    velocity_mask,
+    ClipWindows, FrameActions, OnlineResampler, PoseCheck, RedundantFrameFilter, RedundantFrames, Resample,
+    ResizeCrop, VelocityFilter, build_stages, clip_starts, fold_spans, motion_step, resample_select,
+    resize_center_crop, runs, velocity_mask,
 )
 from tests.curation.helpers import pan_frames
 
@@ -39,14 +44,37 @@ def test_fold_spans_ors_keys_sums_mouse_and_keeps_the_kept_frames_state():
         fold_spans(a, np.array([0, 2]), np.array([2, 4]))  # overlapping
 
 
-def test_fold_into_kept_loses_nothing_before_the_last_kept_frame():
-    a = actions(12)
-    keep = np.array([1, 0, 0, 1, 1, 0, 1, 0, 0, 0, 1, 0], bool)
-    out, lost = fold_into_kept(a, keep)
-    assert out.frame.tolist() == [0, 3, 4, 6, 10]
-    assert out.mouse.sum(axis=0).tolist() == a.mouse[:11].sum(axis=0).tolist()
-    assert (out.keyboard.sum(axis=0) > 0).tolist() == (a.keyboard[:11].sum(axis=0) > 0).tolist()
-    assert lost == [(11, 11)]
+KEYS4 = ("w", "s", "a", "d")
+
+
+def context(a, fps=25.0, source="sandbox", tmp=Path("."), motion_target_cm=None, dataset_fps=25.0):
+    """An EpisodeContext over the actions ``a`` (the stages read meta.fps and meta.source only)."""
+    return EpisodeContext("ep", SimpleNamespace(fps=fps, source=source, scene="t"), a,
+                          DatasetParams(KEYS4, dataset_fps, motion_target_cm), tmp)
+
+
+def stream(stages, ctx, frames=None, batch=4):
+    """Run ``stages`` over the episode ``ctx`` (``frames``: images, default 4x4 black) in batches of ``batch``
+    frames; returns every item that leaves the last stage, in order."""
+    n = len(ctx.actions)
+    frames = frames if frames is not None else [np.zeros((4, 4, 3), np.uint8)] * n
+    for stg in stages:
+        stg.setup()
+        stg.start(ctx)
+    items = [Frame(i, float(ctx.actions.t[i]), frames[i], i) for i in range(n)]
+    out = []
+    run_stream(stages, [items[s:s + batch] for s in range(0, n, batch)], out.extend)
+    return out
+
+
+def kept(items):
+    """The frames of a stream, their ``fold_from`` and their source index."""
+    fr = [it for it in items if isinstance(it, Frame)]
+    return fr, np.array([f.fold_from for f in fr], dtype=np.int64), np.array([f.index for f in fr], dtype=np.int64)
+
+
+def cfg_with(**sections):
+    return CurateConfig.from_dict(sections)
 
 
 def dup_sequence():
@@ -70,36 +98,43 @@ def dup_sequence():
     return frames, np.array(keep)
 
 
+def keep_mask(frames, cfg, t=None):
+    filt = RedundantFrameFilter(cfg)
+    return np.array([filt.keep(f, 0.0 if t is None else float(t[i])) for i, f in enumerate(frames)])
+
+
 def test_redundant_frames_catches_exact_and_near_duplicates_and_keeps_slow_motion():
     frames, truth = dup_sequence()
-    mask = redundant_frame_mask(frames, DedupConfig())
-    assert mask.tolist() == truth.tolist()
+    assert keep_mask(frames, DedupConfig()).tolist() == truth.tolist()
     # the grey-only variant is an option too, and sees the same here
-    assert redundant_frame_mask(frames, DedupConfig(planes="gray")).tolist() == truth.tolist()
+    assert keep_mask(frames, DedupConfig(planes="gray")).tolist() == truth.tolist()
 
 
 def test_redundant_frames_stage_folds_actions_into_the_next_kept_frame():
     frames, truth = dup_sequence()
     a = actions(len(frames))
-    res = drop_redundant_frames(frames, a, DedupConfig())
-    assert len(res.frames) == truth.sum() == len(res.actions)
-    kept = np.flatnonzero(truth)
-    assert res.actions.frame.tolist() == kept.tolist()
+    cfg = cfg_with(velocity={"enabled": False})
+    out = stream([VelocityFilter(cfg), RedundantFrames(cfg)], context(a), frames)
+    _, starts, ends = kept(out)
+    keep = np.flatnonzero(truth)
+    assert ends.tolist() == keep.tolist()
+    res = fold_spans(a, starts, ends)
     # no input lost: total mouse motion equal, every key press still present
-    assert res.actions.mouse.sum(axis=0).tolist() == a.mouse.sum(axis=0).tolist()
-    j = kept.tolist().index(6)  # frame 5 (exact duplicate) folds into frame 6
-    assert res.actions.keyboard[j].tolist() == (a.keyboard[5] | a.keyboard[6]).tolist()
-    assert res.actions.mouse[j].tolist() == (a.mouse[5] + a.mouse[6]).tolist()
-    assert res.actions.pose[j].tolist() == a.pose[6].tolist()
-    assert [(r.start_frame, r.end_frame) for r in res.reasons] == [(s, e) for s, e in runs(~truth)]
-    assert all(r.stage == "dedup" and "redundant" in r.reason for r in res.reasons)
+    assert res.mouse.sum(axis=0).tolist() == a.mouse.sum(axis=0).tolist()
+    j = keep.tolist().index(6)  # frame 5 (exact duplicate) folds into frame 6
+    assert res.keyboard[j].tolist() == (a.keyboard[5] | a.keyboard[6]).tolist()
+    assert res.mouse[j].tolist() == (a.mouse[5] + a.mouse[6]).tolist()
+    assert res.pose[j].tolist() == a.pose[6].tolist()
+    spans = [it for it in out if isinstance(it, DropSpan)]
+    assert [(r.start_frame, r.end_frame) for r in spans] == runs(~truth)
+    assert all(r.stage == "dedup" and "redundant" in r.reason for r in spans)
+    assert isinstance(out[-1], SegmentEnd) and (out[-1].start, out[-1].end) == (0, len(frames) - 1)
+    assert not RedundantFrames.enabled(cfg_with(dedup={"enabled": False}))
 
 
 def test_redundant_frames_max_drop_keeps_a_frame_in_long_freezes():
     f = pan_frames(1)[0]
-    frames = [f] * 30
-    t = np.arange(30) / 10.0
-    mask = redundant_frame_mask(frames, DedupConfig(max_drop_s=1.0), t)
+    mask = keep_mask([f] * 30, DedupConfig(max_drop_s=1.0), np.arange(30) / 10.0)
     assert np.flatnonzero(mask).tolist() == [0, 11, 22]
 
 
@@ -120,23 +155,49 @@ def test_velocity_drops_long_still_and_backward_runs_only():
     assert runs(~velocity_mask(speed, mouse, fps, cfg)[0]) == [(150, 189)]
     off = VelocityConfig(min_speed_cm_s=5.0, max_still_s=1.0, max_backward_s=1.0, turning_is_motion=False)
     assert runs(~velocity_mask(speed, mouse, fps, off)[0]) == [(50, 109), (150, 189)]
-    res = validate_velocity(None, actions(200), fps, VelocityConfig(enabled=False))
-    assert len(res.actions) == 200
+
+
+def test_velocity_stage_cuts_segments_and_reports_first():
+    a = actions(200)
+    a.speed[:] = 100.0
+    a.speed[50:110] = 0.0
+    a.mouse[50:110] = 0.0
+    cfg = cfg_with(velocity={"max_still_s": 1.0})
+    out = stream([VelocityFilter(cfg)], context(a))
+    assert isinstance(out[0], DropSpan) and (out[0].start_frame, out[0].end_frame, out[0].stage) == (50, 109, "velocity")
+    assert [(it.start, it.end) for it in out if isinstance(it, SegmentEnd)] == [(0, 49), (110, 199)]
+    assert [f.index for f in out if isinstance(f, Frame)] == list(range(50)) + list(range(110, 200))
+    off = stream([VelocityFilter(cfg_with(velocity={"enabled": False}))], context(a))
+    assert [(it.start, it.end) for it in off if isinstance(it, SegmentEnd)] == [(0, 199)]
+    a.speed[:] = 0.0
+    a.mouse[:] = 0.0
+    with pytest.raises(Reject, match="no frame passes velocity validation"):
+        VelocityFilter(cfg).start(context(a))
 
 
 @pytest.mark.parametrize("src_fps,expected", [(30.0, 25), (60.0, 25), (25.0, 25), (50.0, 25)])
 def test_resampling_to_25_fps_keeps_total_mouse_motion_and_every_key(src_fps, expected):
     n = int(src_fps)  # one second
     a = actions(n, fps=src_fps, seed=5)
-    res = resample(None, a, src_fps, ResampleConfig(mode="fps", fps=25.0))
-    assert len(res.actions) == expected
-    last = int(res.actions.frame[-1])
-    assert res.actions.mouse.sum(axis=0).tolist() == a.mouse[:last + 1].sum(axis=0).tolist()
-    pressed = a.keyboard[:last + 1].max(axis=0)
-    assert res.actions.keyboard.max(axis=0).tolist() == pressed.tolist()
+    cfg = cfg_with(velocity={"enabled": False}, resample={"mode": "fps", "fps": 25.0})
+    out = stream([VelocityFilter(cfg), Resample(cfg)], context(a, fps=src_fps))
+    res = fold_spans(a, *kept(out)[1:])
+    assert len(res) == expected
+    last = int(res.frame[-1])
+    assert res.mouse.sum(axis=0).tolist() == a.mouse[:last + 1].sum(axis=0).tolist()
+    assert res.keyboard.max(axis=0).tolist() == a.keyboard[:last + 1].max(axis=0).tolist()
     # kept frames are the nearest to a 25 fps grid
     grid = np.arange(expected) / 25.0
-    assert np.abs(res.actions.t - grid).max() <= 0.5 / src_fps + 1e-12
+    assert np.abs(res.t - grid).max() <= 0.5 / src_fps + 1e-12
+    spans = [(r.stage, r.start_frame, r.end_frame) for r in out if isinstance(r, DropSpan)]
+    assert spans == ([("resample", 0, n - 1)] if n != expected else [])
+
+
+def test_resampling_rejects_episodes_slower_than_the_dataset():
+    with pytest.raises(Reject, match="below the dataset fps"):
+        Resample(cfg_with(resample={"mode": "fps", "fps": 25.0})).start(context(actions(20, fps=15.0), fps=15.0))
+    with pytest.raises(Reject, match="resample.mode is none"):
+        Resample(cfg_with(resample={"mode": "none"})).start(context(actions(20, fps=30.0), fps=30.0))
 
 
 def test_resampling_bridges_gaps_left_by_dropped_duplicates():
@@ -168,10 +229,14 @@ def test_motion_step_matches_the_target_median_displacement():
     a = actions(n)
     a.pose = pose.copy()
     a.pose[:, 0] = np.arange(n) * 2.0
-    res = resample(None, a, 25.0, ResampleConfig(), step_frames=3.0)
-    d = np.linalg.norm(np.diff(res.actions.pose[:, :3], axis=0), axis=1)
+    cfg = cfg_with(velocity={"enabled": False}, resample={"motion_sources": ["sekai"], "max_motion_step": 8.0})
+    ctx = context(a, source="sekai", motion_target_cm=6.0)
+    out = stream([VelocityFilter(cfg), Resample(cfg)], ctx)
+    assert ctx.notes["motion_step"] == pytest.approx(3.0)
+    res = fold_spans(a, *kept(out)[1:])
+    d = np.linalg.norm(np.diff(res.pose[:, :3], axis=0), axis=1)
     assert np.median(d) == pytest.approx(6.0)
-    assert res.actions.mouse.sum(axis=0).tolist() == a.mouse[:int(res.actions.frame[-1]) + 1].sum(axis=0).tolist()
+    assert res.mouse.sum(axis=0).tolist() == a.mouse[:int(res.frame[-1]) + 1].sum(axis=0).tolist()
 
 
 def test_resize_center_crop_keeps_the_aspect_and_takes_the_centre():
@@ -197,11 +262,64 @@ def test_clip_windows_follow_the_4k_plus_1_rule():
     assert clip_starts(8, 9, 9) == []
     with pytest.raises(ValueError):
         clip_starts(100, 8, 8)
+
+
+def test_clip_windows_fold_their_frames_and_report_what_no_clip_covers(tmp_path):
     a = actions(25)
-    frames = [np.zeros((4, 4, 3), np.uint8)] * 25
-    clips, reasons = cut_clips(frames, a, ClipConfig(frames=9, stride=9, height=4, width=4))
-    assert [c.actions.frame[0] for c in clips] == [0, 9] and all(len(c.frames) == 9 for c in clips)
-    assert [(r.start_frame, r.end_frame, r.stage) for r in reasons] == [(18, 24, "clip")]
+    frames = [np.full((8, 8, 3), 10 * i, np.uint8) for i in range(25)]
+    cfg = cfg_with(velocity={"enabled": False}, clip={"frames": 9, "stride": 9, "height": 4, "width": 4},
+                   output={"frame_codec": "jpeg"})
+    out = stream([VelocityFilter(cfg), ResizeCrop(cfg), ClipWindows(cfg)], context(a, tmp=tmp_path), frames)
+    clips = [it for it in out if isinstance(it, Clip)]
+    assert [c.start_frame for c in clips] == [0, 9] and all(len(c.media) == 9 for c in clips)
+    assert clips[1].actions.frame.tolist() == list(range(9, 18)) and (clips[1].first, clips[1].last) == (9, 17)
+    assert [(r.start_frame, r.end_frame, r.stage) for r in out if isinstance(r, DropSpan)] == [(18, 24, "clip")]
+    # overlapping windows (stride 4) share frames; h264 clips are mp4 files, encoded in the episode's tmp folder
+    cfg = cfg_with(velocity={"enabled": False}, clip={"frames": 9, "stride": 4, "height": 8, "width": 8})
+    out = stream([VelocityFilter(cfg), ClipWindows(cfg)], context(a, tmp=tmp_path), frames)
+    clips = [it for it in out if isinstance(it, Clip)]
+    assert [c.start_frame for c in clips] == [0, 4, 8, 12, 16]
+    assert all(c.media[4:8] == b"ftyp" for c in clips) and not list(tmp_path.iterdir())
+
+
+def test_pose_check_turns_a_clip_with_a_nan_pose_into_a_clip_reject():
+    a = actions(9)
+    a.pose[3, 0] = np.nan
+    ok = Clip(0, 0, 8, actions(9), b"x")
+    out = PoseCheck(CurateConfig()).process([ok, SegmentEnd(0, 17), Clip(9, 9, 17, a, b"y")])
+    assert out[0] is ok and isinstance(out[1], SegmentEnd)
+    assert (out[2].kind, out[2].stage, out[2].start_frame, out[2].end_frame) == ("clip", "pose", 9, 17)
+    assert "[3]" in out[2].reason
+
+
+def signature(out):
+    return [(type(it).__name__, getattr(it, "index", None), getattr(it, "fold_from", None),
+             getattr(it, "start_frame", None), getattr(it, "reason", None), getattr(it, "start", None),
+             None if not isinstance(it, Clip) else (it.media, it.actions.mouse.tolist())) for it in out]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.sampled_from(["move", "move", "dup", "still"]), min_size=20, max_size=60),
+       st.integers(1, 17), st.sampled_from([25.0, 30.0]))
+def test_the_output_stream_does_not_depend_on_the_batch_size(kinds, batch, fps):
+    """How an engine batches an episode's frames does not change what the stages emit: the default pipeline
+    gives the same items (frames, clips, drop records, in the same order) for any batch size."""
+    n = len(kinds)
+    real = pan_frames(n, seed=7, speed_px=1.0)
+    frames, speed = [], np.full(n, 100.0)
+    for i, k in enumerate(kinds):
+        frames.append(frames[-1] if k == "dup" and frames else real[i])
+        speed[i] = 0.0 if k == "still" else 100.0
+    a = actions(n, fps=fps)
+    a.speed = speed
+    a.mouse[speed == 0] = 0.0
+    cfg = cfg_with(velocity={"max_still_s": 0.1}, clip={"frames": 5, "stride": 3, "height": 16, "width": 32},
+                   output={"frame_codec": "jpeg"})
+    try:
+        ref = signature(stream(build_stages(cfg), context(a, fps=fps), frames, batch=n))
+    except Reject:  # every frame standing still
+        return
+    assert signature(stream(build_stages(cfg), context(a, fps=fps), frames, batch=batch)) == ref
 
 
 def test_config_reports_every_bad_key_with_allowed_values():
