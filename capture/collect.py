@@ -1,26 +1,34 @@
-"""The collection loop: controller -> world -> episode writer, over worker processes.
+"""The collection loop: controller -> world -> episode writer, over streams run by a local pool or Ray.
 
 A collection run is a list of :class:`EpisodeTask` (one per episode, with a deterministic id and seed) and
 two factories: ``make_world(scene, params)`` builds a :class:`~capture.world.World` and
 ``make_controller(world)`` a :class:`~capture.world.Controller`. Both factories must be picklable (module-level
 functions or ``functools.partial`` of them) because each worker process builds its own worlds.
 
-Resumability: an episode id depends only on (source, scene, seed, index), an episode becomes visible only
-when complete (the writer renames a temp folder into place), and :func:`collect` skips ids that already
-exist and removes temp folders left by a killed run. So rerunning a killed collection finishes the missing
-episodes and never duplicates or half-writes one.
+Streams: a run records at most one episode at a time per stream. By default there are ``workers`` streams
+of ``make_world``; ``streams`` gives one world factory per stream instead (UnrealCV: each endpoint, as many
+times as it has concurrent streams). Engines: ``local`` (this process, or a spawn pool whose workers die with
+this process) or ``ray`` (one Ray task per episode, on any node; a task whose worker or node dies is run
+again, up to ``max_attempts``).
+
+Resumability and no duplicates: an episode id depends only on (source, scene, seed, index), an episode
+becomes visible only when complete (the writer renames a temp folder into place, never over an existing
+episode), and :func:`collect` skips ids that already exist and removes temp folders left by dead writers. So
+rerunning a killed collection, or rerunning the episode of a dead worker, finishes the missing episodes and
+never duplicates or half-writes one: an attempt that finds its episode already written reports ``exists``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing as mp
 import os
+import pickle
 import queue
 import threading
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -55,12 +63,14 @@ class EpisodeTask:
 @dataclass
 class CollectResult:
     """What a collection run did: episode folders written, ids skipped because they existed, and failures
-    as ``(episode_id, reason)``; ``removed_temp`` lists temp folders of killed runs that were cleaned."""
+    as ``(episode_id, reason)``; ``removed_temp`` lists temp folders of dead writers that were cleaned;
+    ``rerun`` the episodes run again because their worker died."""
 
     written: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     removed_temp: list[Path] = field(default_factory=list)
+    rerun: list[tuple[str, str]] = field(default_factory=list)  # (episode_id, why): its worker died, run again
 
     @property
     def frames_written(self) -> int:
@@ -130,32 +140,51 @@ def record_episode(world: World, controller: Controller, episodes_dir: Path, tas
         return writer.commit()
 
 
-# --- worker processes -------------------------------------------------------------------------------
+# --- in a worker ----------------------------------------------------------------------------------------
 
-_worker_state: dict[str, Any] = {}
+#: Per-process state of a worker: its world cache (one live world) and the progress queue.
+_worker_state: dict[str, Any] = {"worlds": {}, "progress_q": None}
 
-
-def _worker_init(make_world: WorldFactory, make_controller: ControllerFactory, progress_q: Any,
-                 encoder: Mapping[str, Any] | None = None) -> None:
-    _worker_state.update(make_world=make_world, make_controller=make_controller, progress_q=progress_q,
-                         worlds={}, encoder=dict(encoder or {}))
+Outcome = tuple[str, "str | None", "str | None"]  # (episode_id, episode folder or None, error or None)
 
 
-def _worker_world(scene: str, params: tuple) -> World:
+def _pool_init(progress_q: Any) -> None:
+    _worker_state["progress_q"] = progress_q
+
+
+def _world_for(make_world: WorldFactory, scene: str, params: tuple) -> World:
+    """The world of ``(make_world, scene, params)``, reusing this process's live one when it matches."""
     worlds: dict = _worker_state["worlds"]
-    key = (scene, params)
+    try:  # factories that pickle alike build alike worlds (each stream's factory is a fresh copy in a worker)
+        fkey: Any = pickle.dumps(make_world)
+    except Exception:  # an in-process factory need not pickle
+        fkey = id(make_world)
+    key = (fkey, scene, params)
     if key not in worlds:
-        for w in worlds.values():  # one live renderer per process keeps memory flat
-            w.close()
-        worlds.clear()
-        worlds[key] = _worker_state["make_world"](scene, dict(params))
+        close_worlds()  # one live renderer per process keeps memory flat
+        worlds[key] = make_world(scene, dict(params))
     return worlds[key]
 
 
-def _run_task(task: EpisodeTask, episodes_dir: str) -> tuple[str, str | None, str | None]:
-    """Returns (episode_id, written path or None, error or None). Never raises: a failed episode is reported."""
+def close_worlds() -> None:
+    """Close this process's cached worlds (a world that failed mid-episode may be in a bad state)."""
+    worlds: dict = _worker_state["worlds"]
+    for w in worlds.values():
+        try:
+            w.close()
+        except Exception:
+            pass
+    worlds.clear()
+
+
+def record_task(task: EpisodeTask, episodes_dir: str, make_world: WorldFactory, make_controller: ControllerFactory,
+                encoder: Mapping[str, Any] | None = None) -> Outcome:
+    """Record ``task`` in this process; never raises. Returns ``(episode_id, path, None)`` when written or
+    already there (another attempt or run finished it first: episodes are never replaced), else
+    ``(episode_id, None, reason)``."""
     q = _worker_state.get("progress_q")
     pending = [0]
+    target = Path(episodes_dir) / task.episode_id
 
     def on_frame(n: int) -> None:
         pending[0] += n
@@ -164,22 +193,28 @@ def _run_task(task: EpisodeTask, episodes_dir: str) -> tuple[str, str | None, st
             pending[0] = 0
 
     try:
-        world = _worker_world(task.scene, task.params)
-        controller = _worker_state["make_controller"](world)
-        path = record_episode(world, controller, Path(episodes_dir), task, on_frame, _worker_state.get("encoder"))
+        if (target / "meta.json").is_file():
+            return task.episode_id, str(target), None
+        world = _world_for(make_world, task.scene, task.params)
+        path = record_episode(world, make_controller(world), Path(episodes_dir), task, on_frame, encoder)
         return task.episode_id, str(path), None
+    except FileExistsError:
+        if (target / "meta.json").is_file():  # a concurrent attempt committed it first
+            return task.episode_id, str(target), None
+        return task.episode_id, None, f"FileExistsError: {target} exists but is not a complete episode"
     except Exception as exc:  # the run goes on; the reason is reported
-        worlds = _worker_state.get("worlds", {})
-        for w in worlds.values():  # a world that failed mid-episode may be in a bad state: rebuild it
-            try:
-                w.close()
-            except Exception:
-                pass
-        worlds.clear()
+        close_worlds()
+        if (target / "meta.json").is_file():  # another attempt finished it meanwhile (and removed our temp folder)
+            return task.episode_id, str(target), None
         return task.episode_id, None, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"
     finally:
         if q is not None and pending[0]:
             q.put(pending[0])
+
+
+# --- the driver ---------------------------------------------------------------------------------------
+
+ENGINES = ("local", "ray")
 
 
 def collect(
@@ -191,15 +226,29 @@ def collect(
     workers: int = 1,
     progress: bool = True,
     encoder: Mapping[str, Any] | None = None,
+    engine: str = "local",
+    streams: Sequence[WorldFactory] | None = None,
+    ray_address: str = "local",
+    max_attempts: int = 3,
 ) -> CollectResult:
-    """Record every task whose episode does not exist yet, with ``workers`` processes (1 = in-process).
-    ``encoder``: H.264 options of the episode writer (``crf``, ``preset``).
+    """Record every task whose episode does not exist yet. ``encoder``: H.264 options of the episode writer
+    (``crf``, ``preset``).
+
+    ``workers`` streams of ``make_world`` record at once, or one stream per factory of ``streams``. ``engine``:
+    ``local`` (1 stream: in this process; more: a spawn pool whose workers die with this process) or ``ray``
+    (episodes as Ray tasks on the cluster ``ray_address``, see :func:`capture.ray_engine.ray_session`;
+    ``episodes_dir`` must then be on a file system every node mounts at the same path). An episode whose Ray
+    worker or node dies is run again (up to ``max_attempts`` times, listed in :attr:`CollectResult.rerun`).
 
     Shows a frame progress bar when ``progress``. Failures (a world that crashes, a bad frame) are reported in
-    :attr:`CollectResult.failed` with their reason and the run continues with the other episodes.
+    :attr:`CollectResult.failed` with their reason and the run continues with the other episodes. Ctrl-C /
+    SIGTERM stop the workers, discard the unfinished episodes and raise :class:`capture.lifecycle.Interrupted`
+    saying what was kept.
     """
     from tqdm.auto import tqdm
 
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
     episodes_dir = Path(episodes_dir)
     episodes_dir.mkdir(parents=True, exist_ok=True)
     result = CollectResult(removed_temp=cleanup_stale_temp(episodes_dir))
@@ -209,10 +258,11 @@ def collect(
             result.skipped.append(task.episode_id)
         else:
             todo.append(task)
-    total = sum(t.num_frames for t in todo)
-    bar = tqdm(total=total, unit="frame", desc="collect", disable=not progress or not todo, smoothing=0.1)
+    factories = list(streams) if streams else [make_world] * max(1, int(workers))
+    bar = tqdm(total=sum(t.num_frames for t in todo), unit="frame", desc="collect", disable=not progress or not todo,
+               smoothing=0.1)
 
-    def record(outcome: tuple[str, str | None, str | None]) -> None:
+    def record(outcome: Outcome) -> None:
         eid, path, err = outcome
         if path is not None:
             result.written.append(Path(path))
@@ -221,36 +271,110 @@ def collect(
             result.failed.append((eid, err or "unknown error"))
 
     try:
-        if workers <= 1:
-            _worker_init(make_world, make_controller, None, encoder)
-            for task in todo:
-                _worker_state["progress_q"] = _BarQueue(bar)
-                record(_run_task(task, str(episodes_dir)))
-            for w in _worker_state.get("worlds", {}).values():
-                w.close()
-            _worker_state.clear()
-        else:
-            ctx = mp.get_context("spawn")  # renderers are not fork-safe
-            progress_q = ctx.Manager().Queue()
-            stop = threading.Event()
-            pump = threading.Thread(target=_pump_progress, args=(progress_q, bar, stop), daemon=True)
-            pump.start()
+        if engine == "ray":
+            from capture.ray_engine import collect_on_ray
+
+            collect_on_ray(todo, factories, make_controller, episodes_dir, encoder, result, record, bar,
+                           ray_address, max_attempts)
+        elif len(factories) <= 1 or len(todo) <= 1:
+            _worker_state["progress_q"] = _BarQueue(bar)
             try:
-                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                         initargs=(make_world, make_controller, progress_q, encoder)) as pool:
-                    futures = [pool.submit(_run_task, t, str(episodes_dir)) for t in todo]
-                    for fut in as_completed(futures):
-                        try:
-                            record(fut.result())
-                        except Exception as exc:  # a worker process died (killed, out of memory)
-                            result.failed.append(("<worker>", f"{type(exc).__name__}: {exc}"))
+                for task in todo:
+                    record(record_task(task, str(episodes_dir), factories[0], make_controller, encoder))
             finally:
-                stop.set()
-                pump.join(timeout=5)
+                _worker_state["progress_q"] = None
+                close_worlds()
+        else:
+            _collect_pool(todo, factories, make_controller, episodes_dir, encoder, record, bar)
+    except KeyboardInterrupt as exc:
+        from capture.lifecycle import interrupted
+
+        result.removed_temp += cleanup_stale_temp(episodes_dir)
+        raise interrupted(exc, f"collect interrupted: {len(result.written)} episode(s) recorded in this run and "
+                               f"{len(result.skipped)} from earlier runs are kept in {episodes_dir}; unfinished "
+                               "episodes were discarded. Rerun the same command to record the rest.") from None
     finally:
         bar.close()
+    result.removed_temp += cleanup_stale_temp(episodes_dir)  # writers that died during the run
     result.written.sort()
     return result
+
+
+def run_streams(todo: Sequence[EpisodeTask], n_streams: int, submit: Callable[[EpisodeTask, int], Future],
+                record: Callable[[Outcome], None], *, worker_died: Callable[[BaseException], bool] = lambda e: False,
+                max_attempts: int = 1, on_rerun: Callable[[str, str], None] | None = None,
+                cancel: Callable[[Future], None] | None = None) -> None:
+    """Keep one episode in flight on each of ``n_streams`` streams (``submit(task, stream) -> Future``) until
+    ``todo`` is done, handing each outcome to ``record``. A future that fails because its worker died
+    (``worker_died(exc)``) is submitted again (reported to ``on_rerun``) until it has run ``max_attempts``
+    times; any other failure is recorded as the episode's failure. Left by an exception (Ctrl-C included),
+    the futures still in flight are cancelled (``cancel(future)`` stops their work)."""
+    pending, attempts = deque(todo), {t.episode_id: 0 for t in todo}
+    free, inflight = list(range(n_streams)), {}
+    try:
+        _run_streams(pending, attempts, free, inflight, submit, record, worker_died, max_attempts, on_rerun)
+    except BaseException:
+        for fut in inflight:
+            fut.cancel()
+            if cancel is not None:
+                cancel(fut)
+        raise
+
+
+def _run_streams(pending, attempts, free, inflight, submit, record, worker_died, max_attempts, on_rerun) -> None:
+    while pending or inflight:
+        while pending and free:
+            stream, task = free.pop(0), pending.popleft()
+            attempts[task.episode_id] += 1
+            inflight[submit(task, stream)] = (task, stream)
+        done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+        for fut in done:
+            task, stream = inflight.pop(fut)
+            free.append(stream)
+            try:
+                record(fut.result())
+            except Exception as exc:
+                why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                if worker_died(exc) and attempts[task.episode_id] < max_attempts:
+                    log.warning("episode %s: its worker died (%s); running it again", task.episode_id, why)
+                    if on_rerun is not None:
+                        on_rerun(task.episode_id, why)
+                    pending.appendleft(task)
+                else:
+                    record((task.episode_id, None, f"worker process failed: {why}"))
+
+
+def _collect_pool(todo, factories, make_controller, episodes_dir: Path, encoder, record, bar) -> None:
+    """Local engine, several streams: a spawn pool (workers die with this process), one stream per worker."""
+    import multiprocessing as mp
+    from multiprocessing.managers import SyncManager
+
+    from capture.lifecycle import child_of_this_process, running_pool
+
+    manager = SyncManager(ctx=mp.get_context("spawn"))  # a queue proxy: a killed worker cannot jam it
+    manager.start(child_of_this_process())
+    stop = threading.Event()
+    try:
+        progress_q = manager.Queue()
+        pump = threading.Thread(target=_pump_progress, args=(progress_q, bar, stop), daemon=True)
+        pump.start()
+        try:
+            with running_pool(len(factories), _pool_init, (progress_q,)) as pool:
+                def submit(task: EpisodeTask, stream: int) -> Future:
+                    try:
+                        return pool.submit(record_task, task, str(episodes_dir), factories[stream], make_controller,
+                                           encoder)
+                    except RuntimeError as exc:  # BrokenProcessPool: a worker died, the pool is gone
+                        fut: Future = Future()
+                        fut.set_exception(exc)
+                        return fut
+
+                run_streams(todo, len(factories), submit, record)
+        finally:
+            stop.set()
+            pump.join(timeout=5)
+    finally:
+        manager.shutdown()
 
 
 class _BarQueue:

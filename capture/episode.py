@@ -343,10 +343,12 @@ def _idle_seconds(folder: Path) -> float | None:
 def cleanup_stale_temp(episodes_dir: str | os.PathLike, *, max_age_s: float | None = None) -> list[Path]:
     """Remove temporary folders left by killed writers in ``episodes_dir``; returns (and logs) what it removed.
 
-    A temp folder is stale when its writer process (host and pid recorded by the writer) is no longer running
-    on this host; folders of live writers, including this process's, are never touched. A folder written from
-    another host (a shared file system) cannot be checked: it is kept unless ``max_age_s`` is given and
-    nothing in it was modified for that many seconds.
+    A temp folder is stale when its episode is already complete (its writer can never commit it: episodes are
+    never replaced; e.g. a rerun finished the episode of a worker that died), or when its writer process (host
+    and pid recorded by the writer) is no longer running on this host; folders of live writers of unfinished
+    episodes, including this process's, are never touched. A folder written from another host (a shared file
+    system) cannot be checked: it is kept unless ``max_age_s`` is given and nothing in it was modified for that
+    many seconds.
     """
     root = Path(episodes_dir)
     removed: list[Path] = []
@@ -355,6 +357,12 @@ def cleanup_stale_temp(episodes_dir: str | os.PathLike, *, max_age_s: float | No
     host = socket.gethostname()
     for p in sorted(root.iterdir()):
         if not p.name.startswith(TEMP_PREFIX) or not p.is_dir():
+            continue
+        eid = p.name[len(TEMP_PREFIX):].rsplit("-", 2)[0]
+        if eid and (root / eid / META_FILE).is_file():
+            if _rmtree(p):
+                log.info("removed temporary folder %s: episode %s is complete", p, eid)
+                removed.append(p)
             continue
         owner_host, pid = host, -1
         try:

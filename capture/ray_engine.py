@@ -23,6 +23,8 @@ from typing import Any, Iterator
 log = logging.getLogger(__name__)
 
 LOCAL = "local"
+#: Where ``collect`` and ``curate`` run: ``local`` (a process pool on this machine) or ``ray`` (on ``ray.address``).
+ENGINES: tuple[str, ...] = ("local", "ray")
 
 
 def import_ray() -> Any:
@@ -61,3 +63,48 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None) -> Iterator[A
         yield ray
     finally:
         ray.shutdown()
+
+
+# --------------------------------------------------------------------------------------------------------
+# collection
+
+
+def _is_worker_death(exc: BaseException) -> bool:
+    """True for Ray's system failures (the worker process or its node died, the object was lost), which a
+    rerun elsewhere can cure; False for an exception raised by the task itself."""
+    from ray.exceptions import RayError, RayTaskError
+
+    return isinstance(exc, RayError) and not isinstance(exc, RayTaskError)
+
+
+def collect_on_ray(todo, factories, make_controller, episodes_dir, encoder, result, record, bar, address: str,
+                   max_attempts: int) -> None:
+    """Record ``todo`` as Ray tasks, at most one in flight per stream (``factories[i]`` builds the world of
+    stream ``i``), writing into ``episodes_dir`` (shared by every node). A task whose worker or node dies is
+    submitted again (``result.rerun``); the episode writer never replaces an episode, so an attempt that died
+    after committing leaves exactly one copy, and the rerun reports it as written."""
+    from capture.collect import record_task, run_streams
+
+    with ray_session(address, num_cpus=len(factories)) as ray:
+        remote = ray.remote(num_cpus=1, max_retries=0)(record_task)
+        frames = {t.episode_id: t.num_frames for t in todo}
+        refs: dict = {}
+
+        def submit(task, stream):
+            ref = remote.remote(task, str(episodes_dir), factories[stream], make_controller, encoder)
+            fut = ref.future()
+            refs[fut] = ref
+            return fut
+
+        def cancel(fut) -> None:  # an interrupted run stops its tasks on every node
+            try:
+                ray.cancel(refs[fut], force=True)
+            except Exception:
+                pass
+
+        def on_done(outcome) -> None:
+            record(outcome)
+            bar.update(frames.get(outcome[0], 0))
+
+        run_streams(todo, len(factories), submit, on_done, worker_died=_is_worker_death, max_attempts=max_attempts,
+                    on_rerun=lambda eid, why: result.rerun.append((eid, why)), cancel=cancel)

@@ -15,13 +15,13 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
+from capture.ray_engine import ENGINES
 from capture.settings import Field, Frames1p4k, Invalid, settings
 from capture.video import X264_PRESETS, X264Preset
 
 FRAME_CODECS: tuple[str, ...] = ("h264", "jpeg")
 RESAMPLE_MODES: tuple[str, ...] = ("none", "fps")
 DEDUP_PLANES: tuple[str, ...] = ("gray", "yuv")
-ENGINES: tuple[str, ...] = ("local", "ray")
 
 __all__ = ["ClipConfig", "CurateConfig", "CurateSection", "DedupConfig", "ENGINES", "FRAME_CODECS", "OutputConfig",
            "RESAMPLE_MODES", "ResampleConfig", "VelocityConfig", "X264_PRESETS"]
@@ -155,8 +155,8 @@ class CurateSection(CurateConfig):
     """The ``curate:`` section of pipeline.yaml: the curation config (:class:`CurateConfig`, flat) plus how to
     run it and where the shards go."""
 
-    engine: Literal[ENGINES] = Field("local", description="local (process pool) or ray (Ray Data, pip install playmill[ray])")
-    workers: int = Field(2, ge=1, description="worker processes (or Ray CPUs)")
+    engine: Literal[ENGINES] = Field("local", description="local (a process pool) or ray (Ray actors on ray.address, pip install playmill[ray])")
+    workers: int = Field(2, ge=1, description="worker processes (or Ray actors)")
     dataset: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                          description="the shards folder under <workdir>/shards/ (letters, digits, _ . -)")
 

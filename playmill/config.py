@@ -27,6 +27,7 @@ import yaml
 from pydantic import AfterValidator, ValidationInfo, field_validator, model_validator
 from pydantic_core import ArgsKwargs
 
+from capture.ray_engine import ENGINES, check_address
 from capture.settings import (ConfigError, Field, Frames1p4k, Invalid, apply_overrides, dump, json_schema,
                               load_yaml, merge, parse_set, settings, validate)
 from capture.video import X264Preset
@@ -41,9 +42,9 @@ from rl_agent.config import RLConfig
 from unreal_bridge.ue_import import UEImportConfig
 from unreal_bridge.unrealcv_world import UnrealCVConfig
 
-__all__ = ["STAGES", "CollectConfig", "ConfigError", "DistillSection", "GenerateConfig", "ImportsSection",
-           "PipelineConfig", "SandboxConfig", "TrainSection", "config_yaml", "load_config", "parse_config", "pipeline_schema",
-           "sample_param", "write_resolved"]
+__all__ = ["STAGES", "CollectConfig", "ConfigError", "DistillSection", "Endpoint", "GenerateConfig",
+           "ImportsSection", "PipelineConfig", "RayConfig", "SandboxConfig", "TrainSection", "config_yaml", "load_config",
+           "parse_config", "pipeline_schema", "sample_param", "write_resolved"]
 
 STAGES = ("rl", "collect", "curate", "train", "distill", "generate")  # the order they run in
 SOURCES = ("sandbox", "unrealcv")
@@ -100,11 +101,24 @@ class SandboxConfig:
 
 
 @settings
+class Endpoint:
+    """An UnrealCV server of ``collect.endpoints`` and ``streams``, the episodes recorded on it at once (each its
+    own connection; Matrix-Game 2.0 ran two per GPU)."""
+
+    host: str = Field("127.0.0.1", min_length=1, description="UnrealCV server address")
+    port: int = Field(9000, ge=1, le=65535, description="UnrealCV server port")
+    streams: int = Field(1, ge=1, le=64, description="episodes recorded on it at once")
+
+
+@settings
 class CollectConfig:
     """The ``collect:`` section: episodes recorded into ``<workdir>/episodes`` (ids are deterministic, so a rerun
     skips finished episodes and completes the rest)."""
 
     source: Literal[SOURCES] = Field("sandbox", description="sandbox (built in) or unrealcv (a running UnrealCV server)")
+    engine: Literal[ENGINES] = Field("local", description="local (a process pool of workers) or ray (stream actors on ray.address; README \"Ray cluster\")")
+    endpoints: tuple[Endpoint, ...] = Field(
+        (), description="source unrealcv: the servers to record on, each with its streams (empty: unrealcv.host:port, workers streams)")
     scenes: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
         ("city", "park"), min_length=1, description="sandbox: city, indoor, park; unrealcv: level names")
     episodes_per_scene: int = Field(4, ge=1, description="episodes recorded per scene")
@@ -112,7 +126,7 @@ class CollectConfig:
     fps: float = Field(25.0, gt=0, le=240, description="frames per second of the video")
     width: int = Field(640, ge=16, le=7680, multiple_of=2, description="video width, px (H.264 yuv420p needs even sizes)")
     height: int = Field(352, ge=16, le=4320, multiple_of=2, description="video height, px")
-    workers: int = Field(2, ge=1, le=256, description="parallel collection processes")
+    workers: int = Field(2, ge=1, le=256, description="parallel collection processes (engine ray: streams at once, without endpoints)")
     controller: Literal[CONTROLLERS] = Field("navmesh", description="navmesh: seeded tours like a player; wander: a free explorer; ppo: the rl stage's policy")
     preset: X264Preset = Field("ultrafast", description="x264 preset of the raw episodes (curation re-encodes the clips)")
     crf: int = Field(18, ge=0, le=51, description="x264 quality: lower is better, 18 is visually lossless")
@@ -121,6 +135,13 @@ class CollectConfig:
     ppo_checkpoint: Path | None = Field(None, description="controller ppo: the policy .zip (null: <workdir>/models/rl/policy.zip)")
     ppo_deterministic: bool = Field(False, description="controller ppo: the policy's most likely action instead of a sample")
     ppo_shield: bool = Field(True, description="controller ppo: the collision shield filters the policy's moves")
+
+    @field_validator("endpoints", mode="before")
+    @classmethod
+    def _unrealcv_endpoints(cls, endpoints: Any, info: ValidationInfo) -> Any:
+        if endpoints and info.data.get("source", "sandbox") != "unrealcv":
+            raise Invalid("", endpoints, "no endpoints: they are for collect.source unrealcv")
+        return endpoints
 
     @field_validator("scenes")
     @classmethod
@@ -145,6 +166,23 @@ class CollectConfig:
             same[key] = getattr(self, key)
         object.__setattr__(self, "unrealcv", dataclasses.replace(self.unrealcv, **same))
         return self
+
+
+@settings
+class RayConfig:
+    """The ``ray:`` section: the Ray that ``collect.engine: ray`` and ``curate.engine: ray`` run on
+    (:func:`capture.ray_engine.ray_session`; README "Ray cluster")."""
+
+    address: str = Field("local", description="local (a private Ray on this machine), auto (the cluster this machine "
+                                                "joined with `ray start`), <head-ip>:6379 or ray://<head-ip>:10001")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, address: str) -> str:
+        problem = check_address(address)
+        if problem:
+            raise Invalid("", address, problem)
+        return address.strip()
 
 
 @settings
@@ -256,6 +294,7 @@ class PipelineConfig:
     distill: DistillSection = Field(default_factory=DistillSection, description="Self-Forcing -> <workdir>/models/student")
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="videos from the trained models -> <workdir>/generate")
     imports: ImportsSection = Field(default_factory=ImportsSection, description="settings of playmill import ...")
+    ray: RayConfig = Field(default_factory=RayConfig, description="the Ray of collect.engine: ray and curate.engine: ray")
 
     @property
     def episodes_dir(self) -> Path:

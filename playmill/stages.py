@@ -115,19 +115,26 @@ def run_collect(cfg: PipelineConfig, *, progress: bool = True) -> CollectResult:
     """The collect stage: record the planned episodes into ``<workdir>/episodes`` and write
     ``<workdir>/reports/collect.json`` (written, skipped and failed episodes with reasons)."""
     cc = cfg.collect
+    streams = None
     if cc.source == "unrealcv":
-        make_world = functools.partial(make_unrealcv_world, settings=cc.unrealcv.to_dict())
+        settings = cc.unrealcv.to_dict()
+        make_world = functools.partial(make_unrealcv_world, settings=settings)
+        streams = [functools.partial(make_unrealcv_world, settings={**settings, "host": e.host, "port": e.port})
+                   for e in cc.endpoints for _ in range(e.streams)] or None
     else:
         make_world = functools.partial(make_sandbox_world, width=cc.width, height=cc.height, fps=cc.fps,
                                        fov_deg=cc.sandbox.fov_deg)
     tasks = collect_plan(cfg)
     result = collect(tasks, make_world, controller_factory(cfg), cfg.episodes_dir,
-                     workers=cc.workers, progress=progress, encoder={"preset": cc.preset, "crf": cc.crf})
+                     workers=cc.workers, progress=progress, encoder={"preset": cc.preset, "crf": cc.crf},
+                     engine=cc.engine, streams=streams, ray_address=cfg.ray.address)
     _record(cfg, "collect", {
+        "engine": cc.engine,
         "planned": len(tasks),
         "written": [p.name for p in result.written],
         "skipped_existing": result.skipped,
         "failed": [{"episode_id": e, "reason": r} for e, r in result.failed],
+        "rerun": [{"episode_id": e, "reason": r} for e, r in result.rerun],
         "removed_temp": [str(p) for p in result.removed_temp],
     }, cfg.episodes_dir)
     return result
@@ -140,7 +147,7 @@ def run_curate(cfg: PipelineConfig, *, progress: bool = True):
 
     sec = cfg.curate
     result = curate(cfg.episodes_dir, cfg.shards_dir, sec.config, engine=sec.engine, workers=sec.workers,
-                    progress=progress)
+                    progress=progress, ray_address=cfg.ray.address)
     write_report(cfg.shards_dir)
     _record(cfg, "curate", _summary(result), cfg.shards_dir)
     return result
@@ -179,7 +186,7 @@ def train_shards(cfg: PipelineConfig, *, progress: bool = True) -> Path:
     out = cfg.workdir / "shards" / name
     log.info("train: curating the episodes at the model's clip size into %s", out)
     curate(cfg.episodes_dir, out, dataclasses.replace(cfg.curate.config, clip=fitted), engine=cfg.curate.engine,
-           workers=cfg.curate.workers, progress=progress)
+           workers=cfg.curate.workers, progress=progress, ray_address=cfg.ray.address)
     return out
 
 

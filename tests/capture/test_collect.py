@@ -1,4 +1,5 @@
-"""The collection loop: deterministic ids, resume after a kill, failures reported, workers give equal output."""
+"""The collection loop: deterministic ids, resume after a kill, failures reported, workers and engines give equal
+output, a dead Ray worker's episode is rerun, overlapping writers leave one copy."""
 
 import functools
 import os
@@ -12,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from capture.collect import collect, derive_seed, plan_episodes
-from capture.episode import list_episodes, read_episode
+from capture.collect import collect, derive_seed, plan_episodes, record_episode, record_task
+from capture.episode import cleanup_stale_temp, list_episodes, read_episode
 from capture.rotations import quat_to_rotator
 from capture.validate import validate_episode
-from tests.capture.fakeworld import make_fake_world, make_scripted_controller
+from tests.capture.fakeworld import FakeWorld, make_fake_world, make_scripted_controller
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,3 +106,66 @@ def test_killed_run_leaves_nothing_partial_and_a_rerun_completes(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(t.episode_id for t in tasks)
     lengths = [len(pd.read_csv(p / "actions.csv")) for p in list_episodes(out)]
     assert lengths == [400] * 4
+
+
+class _RacedWorld(FakeWorld):
+    """A world whose episode is finished by another writer while it records it (a rerun that overlaps)."""
+
+    def __init__(self, episodes_dir, task):
+        super().__init__("fake", {})
+        self.episodes_dir, self.task = episodes_dir, task
+
+    def step(self, action):
+        if self.i == 5:
+            record_episode(FakeWorld("fake", {}), make_scripted_controller(None), self.episodes_dir, self.task)
+        return super().step(action)
+
+
+def test_an_attempt_whose_episode_another_writer_finished_reports_it_written_once(tmp_path):
+    task = plan_episodes("sandbox", ["fake"], 1, 20)[0]
+    eid, path, err = record_task(task, str(tmp_path), lambda scene, params: _RacedWorld(tmp_path, task),
+                                 make_scripted_controller)
+    assert (eid, err) == (task.episode_id, None) and Path(path) == tmp_path / task.episode_id
+    assert [p.name for p in tmp_path.iterdir()] == [task.episode_id]  # one copy, no temp folder left
+    assert validate_episode(tmp_path / task.episode_id) == []
+    # a temp folder of a writer that can never commit (its episode is complete) is stale whoever owns it
+    stale = tmp_path / f".tmp-{task.episode_id}-{os.getpid()}-abcd1234"
+    stale.mkdir()
+    assert cleanup_stale_temp(tmp_path) == [stale]
+    assert record_task(task, str(tmp_path), make_fake_world, make_scripted_controller)[1] == path  # already there
+
+
+def test_a_killed_ray_worker_has_its_episode_rerun_and_nothing_is_duplicated(tmp_path):
+    """Kill -9 the Ray worker recording an episode: the episode is run again on another worker, every episode
+    ends up exactly once, byte for byte what the local engine writes, and no temp folder is left."""
+    import threading
+
+    tasks = plan_episodes("sandbox", ["fake", "other"], 2, 150)
+    slow = functools.partial(make_fake_world, step_sleep_s=0.01)  # ~1.5 s an episode
+    out = tmp_path / "ray"
+    killed: list[tuple[str, int]] = []
+
+    def kill_one_writer() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            for p in out.glob(".tmp-*") if out.is_dir() else []:
+                eid, pid = p.name[len(".tmp-"):].rsplit("-", 2)[:2]
+                if (p / "video.mp4").exists():  # the writer is recording (not just starting)
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append((eid, int(pid)))
+                    return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one_writer, daemon=True)
+    killer.start()
+    res = collect(tasks, slow, make_scripted_controller, out, workers=2, engine="ray", progress=False)
+    killer.join()
+    assert killed, "no Ray worker was seen recording"
+    eid = killed[0][0]
+    assert [e for e, _ in res.rerun] == [eid] and not res.failed
+    assert sorted(p.name for p in out.iterdir()) == sorted(t.episode_id for t in tasks)  # once each, no temp
+    local = collect(tasks, make_fake_world, make_scripted_controller, tmp_path / "local", workers=1, progress=False)
+    for p in local.written:
+        for name in ("video.mp4", "actions.csv"):
+            assert (p / name).read_bytes() == (out / p.name / name).read_bytes(), (p.name, name)
+        assert validate_episode(out / p.name, check_video=True) == []
