@@ -51,6 +51,28 @@ def interrupted(exc: BaseException, kept: str) -> Interrupted:
     return Interrupted(kept, signal_name(exc))
 
 
+@contextmanager
+def reports_interrupt(kept: Callable[[], str]) -> Iterator[None]:
+    """Turn a KeyboardInterrupt (Ctrl-C, or SIGTERM under :func:`sigterm_interrupts`) raised in the block into
+    :class:`Interrupted` whose message is ``kept()`` (called after the block's own clean-up ran); an
+    :class:`Interrupted` that already says what was kept passes unchanged."""
+    try:
+        yield
+    except Interrupted as exc:
+        if exc.kept:
+            raise
+        raise Interrupted(kept(), exc.signal_name) from None
+    except KeyboardInterrupt as exc:
+        raise interrupted(exc, kept()) from None
+
+
+def checkpoints_kept(run: str, latest: Any, folder: Any, resume: str) -> str:
+    """What an interrupted training ``run`` kept: its newest checkpoint ``latest`` (None: none yet in ``folder``)
+    and ``resume``, how to continue."""
+    where = f"the newest checkpoint, {latest}, is kept" if latest is not None else f"no checkpoint was written yet in {folder}"
+    return f"{run} interrupted: {where}. {resume}"
+
+
 def _raise_on_sigterm(signum: int, frame: Any) -> None:
     raise Interrupted("", "SIGTERM")
 

@@ -225,7 +225,7 @@ class VideoWriter:
         self._stderr: IO[bytes] = tempfile.TemporaryFile()
         try:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                          stderr=self._stderr)
+                                          stderr=self._stderr, start_new_session=True)  # see iter_frames
         except OSError as e:
             self._stderr.close()
             raise VideoError(f"cannot start ffmpeg to write {self.path}: {e}") from e
@@ -610,8 +610,10 @@ def iter_frames(
         .global_args("-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info")
         .compile(cmd=exe)
     )
+    # own session: Ctrl-C in a terminal goes to playmill, which stops ffmpeg itself (it exits on a closed pipe
+    # when its parent dies)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            bufsize=0)
+                            bufsize=0, start_new_session=True)
     assert proc.stdout is not None and proc.stderr is not None
     reader = _StderrReader(proc.stderr)
     reader.start()

@@ -270,10 +270,9 @@ def import_sekai(src: str | os.PathLike, episodes_dir: str | os.PathLike,
             for i, v in enumerate(videos)]
     result = ImportResult()
     if cfg.workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        from capture.lifecycle import running_pool
 
-        with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
+        with running_pool(cfg.workers) as pool:  # workers die with this process
             outs = list(pool.map(_import_one_sekai, *zip(*jobs)))
     else:
         outs = [_import_one_sekai(*j) for j in jobs]

@@ -586,8 +586,11 @@ def train(
         model = DDP(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
 
     sampler = ClipBatches(groups, cfg.batch_size, cfg.seed, d.rank, d.world, start=start_step * cfg.grad_accum)
+    from capture.lifecycle import child_of_this_process
+
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=_collate,
-                        pin_memory=d.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+                        pin_memory=d.device.type == "cuda", persistent_workers=cfg.num_workers > 0,
+                        worker_init_fn=child_of_this_process() if cfg.num_workers > 0 else None)
     batches = iter(loader)
 
     # fixed validation batch: the first clips, fixed noise and evenly spaced noise levels

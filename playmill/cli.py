@@ -168,8 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from capture.lifecycle import Interrupted, sigterm_interrupts
+
     try:
-        return int(args.func(args) or 0)
+        with sigterm_interrupts():
+            return int(args.func(args) or 0)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         print("Nothing was run. Fix the key(s) above; `playmill config show` prints every key with its value.",
@@ -178,8 +181,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:  # a usage error, a bad checkpoint, data that does not fit: found before any work
         print(f"playmill {args.verb}: {exc}\nNothing was run.", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"playmill {args.verb}: stopped by {exc.signal_name}. "
+              + (exc.kept or "Finished work is kept; rerun the same command to resume."), file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume (finished work is kept)", file=sys.stderr)
+        print(f"playmill {args.verb}: stopped by SIGINT. Finished work is kept; rerun the same command to resume.",
+              file=sys.stderr)
         return 130
     except Exception as exc:  # the work ran and failed: say why, without a traceback (-v shows it)
         logging.getLogger("playmill").debug("failed", exc_info=True)

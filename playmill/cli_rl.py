@@ -166,8 +166,11 @@ def cmd_rl_eval(args: argparse.Namespace) -> int:
     if args.plot and progress_csv_of(ckpt) is None:
         raise UsageError(f"--plot: no logs/progress.csv next to {ckpt}; the learning curves come from the training "
                          "run's folder")
-    ev = evaluate_checkpoint(ckpt, cfg.rl, own_env=own_env, out_dir=args.out_dir, plot=args.plot,
-                             progress=not args.no_progress)
+    from capture.lifecycle import reports_interrupt
+
+    with reports_interrupt(lambda: "rl eval interrupted: nothing was written; rerun the same command."):
+        ev = evaluate_checkpoint(ckpt, cfg.rl, own_env=own_env, out_dir=args.out_dir, plot=args.plot,
+                                 progress=not args.no_progress)
     print(f"rl eval: {ev.checkpoint} ({ev.num_timesteps} decisions trained); {', '.join(ev.policies)} on "
           f"{len(ev.scenes)} scene(s) x {len(ev.seeds)} held-out seed(s), {cfg.rl.eval.steps} frames each")
     print(ev.table.format())

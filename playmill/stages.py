@@ -153,6 +153,14 @@ def run_curate(cfg: PipelineConfig, *, progress: bool = True):
     return result
 
 
+def base_checkpoints_kept(out: Path) -> str:
+    """What an interrupted train stage kept (its newest checkpoint) and how to continue."""
+    from capture.lifecycle import checkpoints_kept
+    from model.bundle import latest_checkpoint
+
+    return checkpoints_kept("train", latest_checkpoint(out), out, "Rerun the same command to resume from it.")
+
+
 def run_rl(cfg: PipelineConfig, *, progress: bool = True):
     """The rl stage: train (or resume) the PPO collection agent of the ``rl:`` section into ``<workdir>/models/rl``
     (``policy.zip`` is what ``collect.controller: ppo`` records with), with its learning curves."""
@@ -196,9 +204,12 @@ def run_train(cfg: PipelineConfig, *, shards: Path | None = None, out: Path | No
     exists; see model/TRAINING.md). ``shards``/``out`` replace the train shards and the run folder."""
     from model.train import train
 
+    from capture.lifecycle import reports_interrupt
+
     shards = shards or train_shards(cfg, progress=progress)
     out = out or cfg.models_dir / "base"
-    result = train(cfg.train.config, shards, out, progress=progress, resume=resume)
+    with reports_interrupt(lambda: base_checkpoints_kept(out)):
+        result = train(cfg.train.config, shards, out, progress=progress, resume=resume)
     _record(cfg, "train", {"shards": str(shards), **_summary(result)}, out)
     return result
 

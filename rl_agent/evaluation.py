@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -188,9 +187,9 @@ def evaluate(policies: Mapping[str, PolicySpec | str] | Sequence[str], scene_see
                 results.append(run_episode(*job))
                 bar.update(1)
         else:
-            import multiprocessing as mp
+            from capture.lifecycle import running_pool
 
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            with running_pool(workers) as pool:  # workers die with this process
                 for res in pool.map(_run_job, jobs):
                     results.append(res)
                     bar.update(1)

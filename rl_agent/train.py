@@ -136,7 +136,13 @@ def train_ppo(config: RLConfig | Mapping[str, Any] | None, out_dir: str | os.Pat
     if cfg.ppo.torch_threads:
         torch.set_num_threads(cfg.ppo.torch_threads)
     fns = [functools.partial(make_vec_env_fn, cfg, rank, make_world) for rank in range(cfg.ppo.n_envs)]
-    venv = SubprocVecEnv(fns, start_method="spawn") if cfg.ppo.vec_env == "subproc" else DummyVecEnv(fns)
+    if cfg.ppo.vec_env == "subproc":
+        from capture.lifecycle import child_of_this_process
+
+        # each env worker dies with this process (kill -9 included) and leaves Ctrl-C to it
+        venv = SubprocVecEnv([child_of_this_process(fn) for fn in fns], start_method="spawn")
+    else:
+        venv = DummyVecEnv(fns)
     t0 = time.monotonic()
     try:
         o = cfg.ppo
@@ -151,7 +157,15 @@ def train_ppo(config: RLConfig | Mapping[str, Any] | None, out_dir: str | os.Pat
         model.set_logger(configure(str(log_dir / "sb3" / f"run-{segment}"), list(o.log_formats)))
         cb = _PlaymillCallback(cfg, ckpt_dir, progress_csv, episodes_csv, progress=progress, start_steps=done_steps, t0=t0)
         remaining = o.total_timesteps - done_steps
-        model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=resume_from is None, progress_bar=False)
+        from capture.lifecycle import checkpoints_kept, reports_interrupt
+
+        def kept() -> str:
+            return checkpoints_kept("rl train", latest_checkpoint(ckpt_dir), ckpt_dir, "Rerun with --resume "
+                                    "(playmill rl train) or the same command (playmill run) to continue from it.")
+
+        with reports_interrupt(kept):
+            model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=resume_from is None,
+                        progress_bar=False)
         trained = model.num_timesteps - done_steps
         last = save_checkpoint(model, ckpt_dir / f"ckpt_{model.num_timesteps:012d}.zip", cfg)
         _prune(ckpt_dir, cfg.ppo.keep_checkpoints)
