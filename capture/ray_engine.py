@@ -57,7 +57,14 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None) -> Iterator[A
         kw.update(num_cpus=max(1, int(num_cpus or os.cpu_count() or 1)), include_dashboard=False)
         ray.init(**kw)
     else:
-        ray.init(address=address, **kw)
+        try:
+            ray.init(address=address, **kw)
+        except ConnectionError as e:
+            raise RuntimeError(
+                f"cannot join the Ray cluster at ray.address {address!r}: {e}. Check that the cluster is up (`ray "
+                "status` on a node), that the address is its head, and, when the cluster uses RAY_AUTH_MODE=token, "
+                "that this machine sets RAY_AUTH_MODE=token and has the cluster's token (~/.ray/auth_token, "
+                "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH); see the README, \"Ray cluster\"") from None
         log.info("joined the Ray cluster at %s: %s", address, ray.cluster_resources())
     try:
         yield ray

@@ -83,3 +83,18 @@ def test_engine_keys_are_validated():
     for part in ("collect.endpoints[0].port: 0 is not allowed; expected an integer in [1, 65535]",
                  "collect.endpoints[1].streams: 0 is not allowed", "collect.endpoints[2]: 'x' is not allowed"):
         assert part in msg
+
+
+def test_a_cluster_that_refuses_us_gets_a_clear_error(monkeypatch):
+    import ray
+
+    from capture.ray_engine import ray_session
+
+    def refuse(*a, **k):
+        raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.9:6379")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(RuntimeError, match=r"cannot join the Ray cluster at ray.address '10.0.0.9:6379'.*"
+                                           r"RAY_AUTH_MODE=token.*auth_token"):
+        with ray_session("10.0.0.9:6379"):
+            pass
