@@ -302,13 +302,12 @@ def collect(
 
 def run_streams(todo: Sequence[EpisodeTask], n_streams: int, submit: Callable[[EpisodeTask, int], Future],
                 record: Callable[[Outcome], None], *, worker_died: Callable[[BaseException], bool] = lambda e: False,
-                max_attempts: int = 1, on_rerun: Callable[[str, str], None] | None = None,
-                cancel: Callable[[Future], None] | None = None) -> None:
+                max_attempts: int = 1, on_rerun: Callable[[str, str], None] | None = None) -> None:
     """Keep one episode in flight on each of ``n_streams`` streams (``submit(task, stream) -> Future``) until
     ``todo`` is done, handing each outcome to ``record``. A future that fails because its worker died
     (``worker_died(exc)``) is submitted again (reported to ``on_rerun``) until it has run ``max_attempts``
     times; any other failure is recorded as the episode's failure. Left by an exception (Ctrl-C included),
-    the futures still in flight are cancelled (``cancel(future)`` stops their work)."""
+    the futures not started are cancelled (the caller stops the workers)."""
     pending, attempts = deque(todo), {t.episode_id: 0 for t in todo}
     free, inflight = list(range(n_streams)), {}
     try:
@@ -316,8 +315,6 @@ def run_streams(todo: Sequence[EpisodeTask], n_streams: int, submit: Callable[[E
     except BaseException:
         for fut in inflight:
             fut.cancel()
-            if cancel is not None:
-                cancel(fut)
         raise
 
 

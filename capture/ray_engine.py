@@ -84,34 +84,53 @@ def _is_worker_death(exc: BaseException) -> bool:
     return isinstance(exc, RayError) and not isinstance(exc, RayTaskError)
 
 
+class _Stream:
+    """One collection stream on Ray: an actor (one CPU) that keeps its world between episodes, like a pool
+    worker; each episode is one actor task."""
+
+    def __init__(self, make_world, make_controller, encoder) -> None:
+        self.make_world, self.make_controller, self.encoder = make_world, make_controller, encoder
+
+    def record(self, task, episodes_dir: str):
+        from capture.collect import record_task
+
+        return record_task(task, episodes_dir, self.make_world, self.make_controller, self.encoder)
+
+    def close(self) -> None:
+        from capture.collect import close_worlds
+
+        close_worlds()
+
+
 def collect_on_ray(todo, factories, make_controller, episodes_dir, encoder, result, record, bar, address: str,
                    max_attempts: int) -> None:
-    """Record ``todo`` as Ray tasks, at most one in flight per stream (``factories[i]`` builds the world of
-    stream ``i``), writing into ``episodes_dir`` (shared by every node). A task whose worker or node dies is
-    submitted again (``result.rerun``); the episode writer never replaces an episode, so an attempt that died
-    after committing leaves exactly one copy, and the rerun reports it as written."""
-    from capture.collect import record_task, run_streams
+    """Record ``todo`` as Ray actor tasks, one stream actor per world factory (``factories[i]`` builds the
+    worlds of stream ``i``: an UnrealCV endpoint, or the sandbox), at most one episode in flight per stream,
+    writing into ``episodes_dir`` (shared by every node). An episode whose actor (its worker process) or node
+    dies is submitted again (``result.rerun``) to the restarted actor; the episode writer never replaces an
+    episode, so an attempt that died after committing leaves exactly one copy, and the rerun reports it as
+    written. The actors are killed at the end: their worlds (and UnrealCV connections) go with them."""
+    from capture.collect import run_streams
 
     with ray_session(address, num_cpus=len(factories)) as ray:
-        remote = ray.remote(num_cpus=1, max_retries=0)(record_task)
+        actor = ray.remote(num_cpus=1, max_restarts=max(0, max_attempts - 1), max_task_retries=0)(_Stream)
+        streams = [actor.remote(f, make_controller, encoder) for f in factories]
         frames = {t.episode_id: t.num_frames for t in todo}
-        refs: dict = {}
 
         def submit(task, stream):
-            ref = remote.remote(task, str(episodes_dir), factories[stream], make_controller, encoder)
-            fut = ref.future()
-            refs[fut] = ref
-            return fut
-
-        def cancel(fut) -> None:  # an interrupted run stops its tasks on every node
-            try:
-                ray.cancel(refs[fut], force=True)
-            except Exception:
-                pass
+            return streams[stream].record.remote(task, str(episodes_dir)).future()
 
         def on_done(outcome) -> None:
             record(outcome)
             bar.update(frames.get(outcome[0], 0))
 
-        run_streams(todo, len(factories), submit, on_done, worker_died=_is_worker_death, max_attempts=max_attempts,
-                    on_rerun=lambda eid, why: result.rerun.append((eid, why)), cancel=cancel)
+        try:
+            run_streams(todo, len(factories), submit, on_done, worker_died=_is_worker_death,
+                        max_attempts=max_attempts, on_rerun=lambda eid, why: result.rerun.append((eid, why)))
+            try:
+                ray.get([s.close.remote() for s in streams], timeout=60)
+            except Exception:  # a stream that cannot close cleanly is killed below anyway
+                pass
+        finally:
+            for s in streams:  # interrupted or done: stop every stream, on every node
+                ray.kill(s)

@@ -135,7 +135,7 @@ def test_an_attempt_whose_episode_another_writer_finished_reports_it_written_onc
     assert record_task(task, str(tmp_path), make_fake_world, make_scripted_controller)[1] == path  # already there
 
 
-def test_a_killed_ray_worker_has_its_episode_rerun_and_nothing_is_duplicated(tmp_path):
+def test_a_killed_ray_worker_has_its_episode_rerun_and_nothing_is_duplicated(tmp_path, ray_local):
     """Kill -9 the Ray worker recording an episode: the episode is run again on another worker, every episode
     ends up exactly once, byte for byte what the local engine writes, and no temp folder is left."""
     import threading

@@ -269,12 +269,14 @@ def test_rerun_is_a_no_op_and_new_episodes_are_added(episodes_copy, tmp_path):
 
 
 @pytest.mark.parametrize("engine", ["local", "ray"])
-def test_each_engine_runs_the_stage_objects_built_by_the_driver(fake_episodes, tmp_path, monkeypatch, engine):
+def test_each_engine_runs_the_stage_objects_built_by_the_driver(fake_episodes, tmp_path, monkeypatch, engine, request):
     """Adding a stage is a class: a custom pipeline runs on both engines, each worker sets up a copy of the very
     objects the driver built (once per worker, not per episode), and the stage's records reach the shards."""
     from curation.stages import PIPELINE
     from tests.curation.stagelib import FrameCounter
 
+    if engine == "ray":
+        request.getfixturevalue("ray_local")
     record = tmp_path / "record"
     record.mkdir()
     monkeypatch.setenv("PLAYMILL_TEST_RECORD", str(record))

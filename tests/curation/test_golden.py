@@ -31,15 +31,9 @@ def test_local_engine_writes_the_golden_shards(golden_inputs):
     _check(curate_all(golden_inputs, golden_inputs.parent, engine="local", workers=2), "local")
 
 
-def test_ray_engine_writes_the_golden_shards_byte_for_byte_as_local(golden_inputs):
-    import ray
-
+def test_ray_engine_writes_the_golden_shards_byte_for_byte_as_local(golden_inputs, ray_local):
     local = curate_all(golden_inputs, golden_inputs.parent, engine="local", workers=1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        viaray = curate_all(golden_inputs, golden_inputs.parent, engine="ray", workers=2)
-    finally:
-        ray.shutdown()
+    viaray = curate_all(golden_inputs, golden_inputs.parent, engine="ray", workers=2)
     _check(viaray, "ray")
     root = golden_inputs.parent
     for cfg in local:  # every Parquet file, rejects.parquet included, is the same file

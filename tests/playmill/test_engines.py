@@ -23,7 +23,7 @@ def _meta_without_time(ep):
     return m
 
 
-def test_ray_engine_records_the_sandbox_episodes_of_the_local_engine_byte_for_byte(tmp_path):
+def test_ray_engine_records_the_sandbox_episodes_of_the_local_engine_byte_for_byte(tmp_path, ray_local):
     sandbox = {"scenes": ["city", "park"], "episodes_per_scene": 1, "frames": 20, "width": 64, "height": 48,
                "sandbox": {"weather": ["clear", "fog"], "npc_density": 1.0}}
     local = run_collect(_config(tmp_path, "local", {**sandbox, "workers": 1}), progress=False)
@@ -40,7 +40,7 @@ def test_ray_engine_records_the_sandbox_episodes_of_the_local_engine_byte_for_by
     assert report["engine"] == "ray" and len(report["written"]) == 2 and report["rerun"] == []
 
 
-def test_unrealcv_endpoints_each_record_their_streams_on_ray(tmp_path):
+def test_unrealcv_endpoints_each_record_their_streams_on_ray(tmp_path, ray_local):
     from unreal_bridge import SandboxWorld
     from unreal_bridge.unrealcv_server import ServerConfig, UnrealCVServer
 
@@ -94,6 +94,7 @@ def test_a_cluster_that_refuses_us_gets_a_clear_error(monkeypatch):
         raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.9:6379")
 
     monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
     with pytest.raises(RuntimeError, match=r"cannot join the Ray cluster at ray.address '10.0.0.9:6379'.*"
                                            r"RAY_AUTH_MODE=token.*auth_token"):
         with ray_session("10.0.0.9:6379"):
