@@ -8,8 +8,8 @@ functions or ``functools.partial`` of them) because each worker process builds i
 Streams: a run records at most one episode at a time per stream. By default there are ``workers`` streams
 of ``make_world``; ``streams`` gives one world factory per stream instead (UnrealCV: each endpoint, as many
 times as it has concurrent streams). Engines: ``local`` (this process, or a spawn pool whose workers die with
-this process) or ``ray`` (one Ray task per episode, on any node; a task whose worker or node dies is run
-again, up to ``max_attempts``).
+this process) or ``ray`` (one Ray actor per stream, one actor task per episode, on any node; an episode whose
+worker or node dies is run again, up to ``max_attempts``).
 
 Resumability and no duplicates: an episode id depends only on (source, scene, seed, index), an episode
 becomes visible only when complete (the writer renames a temp folder into place, never over an existing
