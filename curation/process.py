@@ -249,7 +249,7 @@ def _curate(ep_dir: Path, tmp: Path, cfg: CurateConfig, params: DatasetParams, s
     meta, actions, video = load_episode(ep_dir, cfg, params.keys)
     out.source, out.scene = meta.source, meta.scene
     out.frames_in, out.input_s = len(actions), len(actions) / meta.fps
-    ep = EpisodeContext(eid, meta, actions, params, tmp)
+    ep = EpisodeContext(eid, meta, actions, params, tmp, video)
     writer = None
 
     def sink(items: list[Item]) -> None:

@@ -118,7 +118,8 @@ class Reject(Exception):
 class EpisodeContext:
     """One episode as the stages see it: its id, ``meta`` (:class:`capture.episode.EpisodeMeta`), ``actions``
     (:class:`~curation.stages.FrameActions`, one row per source frame), the dataset ``params``, ``tmp`` (a
-    scratch folder inside the episode's work folder: encoders write there) and what earlier stages decided
+    scratch folder inside the episode's work folder: encoders write there), ``video`` (the source video, for a
+    stage that analyses it whole in :meth:`Stage.start`) and what earlier stages decided
     in :meth:`Stage.start`: ``valid`` (frames that pass velocity validation) and ``notes`` (values reported in
     the episode's outcome, e.g. ``motion_step``)."""
 
@@ -127,6 +128,7 @@ class EpisodeContext:
     actions: "FrameActions"
     params: DatasetParams
     tmp: Path
+    video: Path | None = None
     valid: np.ndarray | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
