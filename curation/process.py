@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from curation.config import CurateConfig
 from curation.schema import REJECTS_SCHEMA, clip_schema, clip_table, rejects_table
