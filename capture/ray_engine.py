@@ -55,7 +55,7 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None) -> Iterator[A
     kw: dict[str, Any] = dict(log_to_driver=False, configure_logging=False)
     if address == LOCAL:
         kw.update(num_cpus=max(1, int(num_cpus or os.cpu_count() or 1)), include_dashboard=False)
-        ray.init(**kw)
+        ray.init(address="local", **kw)  # a new Ray, even when RAY_ADDRESS names a cluster
     else:
         try:
             ray.init(address=address, **kw)
