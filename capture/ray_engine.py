@@ -1,4 +1,5 @@
-"""Ray for playmill's engines: joining or starting a cluster (:func:`ray_session`).
+"""Ray for playmill's engines: joining or starting a cluster (:func:`ray_session`) and collection on Ray
+(:func:`collect_on_ray`; curation's Ray engine is in :mod:`curation.engines`).
 
 ``address`` (pipeline.yaml ``ray.address``):
 
