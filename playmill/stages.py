@@ -379,6 +379,8 @@ class StageReport:
 def _describe_collect(cfg: PipelineConfig, r: CollectResult) -> tuple[str, str, Path, list]:
     status = "skipped" if not r.written and not r.failed else "done"
     wrote = f"{len(r.written)} episode(s), {len(r.skipped)} already there, {len(r.failed)} failed"
+    if r.rerun:
+        wrote += f"; {len(r.rerun)} run again (worker died)"
     if r.removed_temp:
         wrote += f"; removed {len(r.removed_temp)} unfinished"
     return status, wrote, cfg.episodes_dir, [(e, reason.splitlines()[0]) for e, reason in r.failed]
