@@ -158,20 +158,27 @@ def bench_collect(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         viaray = run("ray", workers=2, engine="ray")
     finally:
         ray.shutdown()
-    same = all((tmp / "w1" / t.episode_id / "video.mp4").read_bytes() == (tmp / "ray" / t.episode_id / "video.mp4").read_bytes()
-               for t in tasks)
+    def same(name: str) -> bool:
+        return all((tmp / "w1" / t.episode_id / name).read_bytes() == (tmp / "ray" / t.episode_id / name).read_bytes()
+                   for t in tasks)
+
+    same_actions = same("actions.csv")
+    same_videos = sum((tmp / "w1" / t.episode_id / "video.mp4").read_bytes()
+                      == (tmp / "ray" / t.episode_id / "video.mp4").read_bytes() for t in tasks)
     print(f"collect: sandbox city + park, {len(tasks)} episodes x {frames} frames at {w}x{h}, x264 ultrafast")
     row("1 worker", f"{one:8.1f} frames/s", f"keeps {cores_busy['w1']:.2f} cores busy (render + x264): "
                                             f"at most {ceiling:.2f}x on {cores} cores")
     row("2 workers (local pool)", f"{two:8.1f} frames/s", f"{two / one:.2f}x one worker (target >= 1.7x on 2 idle cores); "
                                                           f"{cores_busy['w2']:.2f} cores busy")
-    row("2 streams on Ray", f"{viaray:8.1f} frames/s", f"{viaray / one:.2f}x one worker; same episodes as local: {same}")
+    row("2 streams on Ray", f"{viaray:8.1f} frames/s", f"{viaray / one:.2f}x one worker; same actions as local: {same_actions}, "
+                                                      f"same video bytes: {same_videos}/{len(tasks)}")
     row("ray start (once per run)", f"{startup:8.1f} s")
     return {"episodes": len(tasks), "frames": len(tasks) * frames, "size": [w, h], "fps_1worker": round(one, 1),
             "fps_2workers": round(two, 1), "speedup_2_vs_1": round(two / one, 2),
             "cores_busy_1worker": round(cores_busy["w1"], 2), "cores_busy_2workers": round(cores_busy["w2"], 2),
             "speedup_ceiling": round(ceiling, 2), "cores": cores, "ray_fps_2streams": round(viaray, 1),
-            "ray_vs_1worker": round(viaray / one, 2), "ray_startup_s": round(startup, 1), "same_episodes": same,
+            "ray_vs_1worker": round(viaray / one, 2), "ray_startup_s": round(startup, 1), "same_actions": same_actions,
+            "same_videos": same_videos,
             "load_before": load0, "load_after_local": load1, "load_after": load()}
 
 
