@@ -7,7 +7,7 @@ first argument of the verbs that run a stage, ``--config`` for the verbs whose a
 ``--episodes``, ...) are the same overrides under another name.
 
 Exit codes: 0 done; 1 the work ran and something failed (each failed item is reported); 2 usage or config
-error (nothing was run).
+error (nothing was run); 130 / 143 stopped by Ctrl-C / SIGTERM (it says what it kept).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ examples:
   playmill validate runs/default/episodes
 
 exit codes: 0 done; 1 the work ran and something failed (each failed item is reported); 2 usage or config error
-(nothing was run). `playmill VERB --help` explains a verb, with an example.
+(nothing was run); 130 / 143 stopped by Ctrl-C / SIGTERM (finished work is kept; rerun to resume).
+`playmill VERB --help` explains a verb, with an example.
 """
 
 

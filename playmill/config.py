@@ -116,9 +116,6 @@ class CollectConfig:
     skips finished episodes and completes the rest)."""
 
     source: Literal[SOURCES] = Field("sandbox", description="sandbox (built in) or unrealcv (a running UnrealCV server)")
-    engine: Literal[ENGINES] = Field("local", description="local (a process pool of workers) or ray (stream actors on ray.address; README \"Ray cluster\")")
-    endpoints: tuple[Endpoint, ...] = Field(
-        (), description="source unrealcv: the servers to record on, each with its streams (empty: unrealcv.host:port, workers streams)")
     scenes: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
         ("city", "park"), min_length=1, description="sandbox: city, indoor, park; unrealcv: level names")
     episodes_per_scene: int = Field(4, ge=1, description="episodes recorded per scene")
@@ -127,6 +124,9 @@ class CollectConfig:
     width: int = Field(640, ge=16, le=7680, multiple_of=2, description="video width, px (H.264 yuv420p needs even sizes)")
     height: int = Field(352, ge=16, le=4320, multiple_of=2, description="video height, px")
     workers: int = Field(2, ge=1, le=256, description="parallel collection processes (engine ray: streams at once, without endpoints)")
+    engine: Literal[ENGINES] = Field("local", description="local (a process pool of workers) or ray (stream actors on ray.address; README \"Ray cluster\")")
+    endpoints: tuple[Endpoint, ...] = Field(
+        (), description="source unrealcv: the servers to record on, each with its streams (empty: unrealcv.host:port, workers streams)")
     controller: Literal[CONTROLLERS] = Field("navmesh", description="navmesh: seeded tours like a player; wander: a free explorer; ppo: the rl stage's policy")
     preset: X264Preset = Field("ultrafast", description="x264 preset of the raw episodes (curation re-encodes the clips)")
     crf: int = Field(18, ge=0, le=51, description="x264 quality: lower is better, 18 is visually lossless")

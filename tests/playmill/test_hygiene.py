@@ -62,7 +62,7 @@ def test_collect_workers_die_with_their_parent_and_a_rerun_completes(tmp_path, h
     rerun = subprocess.run([sys.executable, "-m", "playmill", "collect", "p.yaml", "--no-progress"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert f"{2 - done} episode(s) written, {done} already present, 0 failed" in rerun.stdout
+    assert f"{2 - done} episode(s), {done} already there, 0 failed" in rerun.stdout
     assert len(list_episodes(eps)) == 2 and not list(eps.glob(".tmp-*"))
     assert all(validate_episode(p) == [] for p in list_episodes(eps))
 
@@ -107,8 +107,9 @@ def tiny_training_inputs(tmp_path_factory):
 def test_train_dataloader_workers_die_with_their_parent(tmp_path, tiny_training_inputs):
     shards, vae = tiny_training_inputs
     args = ["train", "--shards", str(shards), "--out", str(tmp_path / "base"), "--no-progress",
-            "--set", "num_workers=2", "--set", f"vae_checkpoint={vae}", "--set", "max_steps=100000",
-            "--set", "batch_size=2", "--set", "val_clips=1", "--set", "val_every=100000", "--set", "ckpt_every=1"]
+            "--set", "train.num_workers=2", "--set", f"train.vae_checkpoint={vae}", "--set", "train.max_steps=100000",
+            "--set", "train.batch_size=2", "--set", "train.val_clips=1", "--set", "train.val_every=100000",
+            "--set", "train.ckpt_every=1"]
     latest = tmp_path / "base" / "checkpoints" / "latest"
     proc = _start(args, tmp_path)
     wait_for(latest.is_file, 180, "a checkpoint (the DataLoader workers are running)", proc)
