@@ -2,10 +2,14 @@
 
 The fixture was first written by the code on main before the stage refactor (issue 18, commit fe3a92d: the
 per-episode closure state machine of ``curation/process.py``), so ``test_golden_shards`` proves that the stage
-classes write the same shards, byte for byte, on both engines. The input exercises every stage: a 30 fps
-episode with a frozen stretch and duplicated frames (dedup, resampling to 25 fps), a long standing-still
-span (velocity), non-finite poses (pose), a truncated video and a folder that is no episode (rejected
-whole), an episode shorter than one clip, overlapping windows, JPEG frames and motion-matched Sekai footage.
+classes write the same shards, byte for byte, on both engines. When issue 18 landed on issue 14's main
+(a52f017), the fixture was rewritten by that main's own pre-refactor curation: issue 14's vectorised
+``capture.rotations.rotator_to_quat`` moves a few quaternions of the ``dups`` input episode by one ulp (the
+``pose`` column of one to three of its clips per config), and the stage classes reproduce the new digests byte
+for byte too. The input exercises every stage: a 30 fps episode with a frozen stretch and duplicated frames
+(dedup, resampling to 25 fps), a long standing-still span (velocity), non-finite poses (pose), a truncated video
+and a folder that is no episode (rejected whole), an episode shorter than one clip, overlapping windows, JPEG
+frames and motion-matched Sekai footage.
 
 ``python -m tests.curation.golden --write`` rewrites the fixture with the current code (only after a change
 that is meant to change the shards, or a new x264/ffmpeg build: the fixture records the versions).
