@@ -33,7 +33,7 @@ import model  # noqa: E402
 from model.conditions import build_condition_spec  # noqa: E402
 from model.dit import i2v_condition  # noqa: E402
 from model.latents import encode_clips  # noqa: E402
-from model.train import Inputs, flow_matching_loss, get_train_config, step_generator  # noqa: E402
+from model.train import Inputs, flow_matching_loss, get_train_config, sample_generators  # noqa: E402
 
 KEYS = ("w", "s", "a", "d", "space", "shift", "ctrl", "lmb", "rmb")
 
@@ -83,7 +83,7 @@ def timed_steps(cfg, mcfg, device, *, pixels: bool, ckpt: bool, steps: int, warm
         mouse = spec.mouse(batch["mouse"])
         inp = Inputs(x0, i2v_condition(cond_lat, r), tokens, spec.keyboard(batch["keyboard"]).to(device),
                      None if mouse is None else mouse.to(device), [])
-        loss = flow_matching_loss(dit, inp, cfg.timestep_shift, step_generator(0, 0, i), amp)
+        loss = flow_matching_loss(dit, inp, cfg.timestep_shift, sample_generators(0, i, range(cfg.batch_size)), amp)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()

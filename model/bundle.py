@@ -41,6 +41,7 @@ from .conditions import ConditionSpec
 from .configs import ActionConfig, DiTConfig, ImageEncoderConfig, ModelConfig, VAEConfig
 from .dit import WorldModelDiT
 from .image_encoder import ImageEncoder, load_image_encoder_weights
+from .parallel import full_state, is_sharded, shard_like
 from .vae import WanVAE
 
 CHECKPOINTS = "checkpoints"
@@ -181,7 +182,8 @@ def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Te
 
 
 def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
-    """Inverse of :func:`optimizer_to_tensors` into ``opt`` (which must have the same parameter layout)."""
+    """Inverse of :func:`optimizer_to_tensors` into ``opt`` (which must have the same parameter layout; the
+    parameters may be FSDP shards: each rank keeps its shard of the moments)."""
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
         _, idx, name = key.split(".", 2)
@@ -193,6 +195,12 @@ def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: Mapping[str, tor
     for g in groups:
         if "betas" in g:
             g["betas"] = tuple(g["betas"])
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for idx, st in state.items():  # moments of a sharded (FSDP) parameter: this rank's shard
+        if idx < len(params) and is_sharded(params[idx]):
+            for name, v in st.items():
+                if isinstance(v, torch.Tensor) and tuple(v.shape) == tuple(params[idx].shape):
+                    st[name] = shard_like(v, params[idx])
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
@@ -205,20 +213,36 @@ def save_train_checkpoint(
     run: Mapping[str, Any],
     state: Mapping[str, Any],
     keep_last: int = 0,
-) -> Path:
+    *,
+    write: bool = True,
+    extra: Mapping[str, tuple[Mapping[str, torch.Tensor], Mapping[str, Any]]] | None = None,
+) -> Path | None:
     """Write ``checkpoints/step-NNNNNN/`` (weights, EMA, optimizer, state.json), then point ``latest`` at it.
 
     ``run``: the run description stored in every file's metadata. ``keep_last`` > 0 deletes older checkpoints
-    beyond the newest ``keep_last`` (never the one just written).
+    beyond the newest ``keep_last`` (never the one just written). ``extra``: more files of the checkpoint,
+    ``{file name: (tensors, metadata)}`` (written before ``latest`` moves).
+
+    Sharded (FSDP) tensors are gathered to full ones first: under torchrun every rank calls this (the gathers are
+    collectives) and only the rank with ``write`` writes; it returns the folder there, None elsewhere. The files
+    are the same whatever the number of processes, so a run resumes on any number.
     """
+    weights = full_state(dit.state_dict(), write)
+    ema_full = full_state(ema, write)
+    tensors, opt_meta = optimizer_to_tensors(opt)
+    opt_full = full_state(tensors, write)
+    more = {name: (full_state(t, write), m) for name, (t, m) in (extra or {}).items()}
+    if not write:
+        return None
     root = out_dir / CHECKPOINTS
     d = root / checkpoint_name(step)
     d.mkdir(parents=True, exist_ok=True)
     meta = {**run, "step": step}
-    save_safetensors(d / "dit.safetensors", dit.state_dict(), meta)
-    save_safetensors(d / "dit_ema.safetensors", ema, {**meta, "ema": True})
-    tensors, opt_meta = optimizer_to_tensors(opt)
-    save_safetensors(d / "optimizer.safetensors", tensors, {**meta, **opt_meta})
+    for name, (t, m) in more.items():
+        save_safetensors(d / name, t, m)
+    save_safetensors(d / "dit.safetensors", weights, meta)
+    save_safetensors(d / "dit_ema.safetensors", ema_full, {**meta, "ema": True})
+    save_safetensors(d / "optimizer.safetensors", opt_full, {**meta, **opt_meta})
     write_json_atomic(d / "state.json", {**state, "step": step, "run": run})
     tmp = root / f".{LATEST}.tmp"
     tmp.write_text(d.name, encoding="utf-8")
@@ -235,14 +259,15 @@ def save_train_checkpoint(
 def load_train_checkpoint(
     ckpt: Path, dit: nn.Module, ema: dict[str, torch.Tensor], opt: torch.optim.Optimizer
 ) -> dict[str, Any]:
-    """Load weights, EMA and optimizer state of a checkpoint folder (strict) and return its state.json."""
+    """Load weights, EMA and optimizer state of a checkpoint folder (strict) and return its state.json.
+    Into a sharded (FSDP) model, EMA and optimizer, every rank takes its shard of the full tensors."""
     load_state_dict_strict(dit, read_tensors(ckpt / "dit.safetensors"), source=str(ckpt / "dit.safetensors"))
     ema_sd = read_tensors(ckpt / "dit_ema.safetensors")
     if set(ema_sd) != set(ema):
         missing, unexpected = sorted(set(ema) - set(ema_sd)), sorted(set(ema_sd) - set(ema))
         raise ValueError(f"{ckpt / 'dit_ema.safetensors'}: EMA keys differ (missing {missing}, unexpected {unexpected})")
     for k, v in ema_sd.items():
-        ema[k].copy_(v)
+        ema[k].copy_(shard_like(v, ema[k]))
     optimizer_from_tensors(opt, read_tensors(ckpt / "optimizer.safetensors"), read_meta(ckpt / "optimizer.safetensors"))
     return json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
 

@@ -36,7 +36,7 @@ to ``exit_step``; with ``grad=True`` only the exit-step forward keeps the autogr
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, Mapping
+from typing import Annotated, Any, Callable, Mapping, Sequence
 
 import torch
 from pydantic import AfterValidator, model_validator
@@ -419,7 +419,14 @@ class KVCache:
 # streaming engine
 
 
-def _randn(shape: tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+def _randn(shape: tuple[int, ...], generator: torch.Generator | Sequence[torch.Generator] | None,
+           like: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise of ``shape`` from ``generator``, or (a sequence) row i of the batch from generator i
+    (per-sample noise: the same draws however the batch is split over processes)."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.stack([_randn(tuple(shape[1:]), g, like) for g in generator])
     dev = generator.device if generator is not None else like.device
     return torch.randn(shape, generator=generator, device=dev, dtype=torch.float32).to(like.device)
 
@@ -589,7 +596,7 @@ class CausalStreamer:
         *,
         cond: torch.Tensor | None = None,
         action_row_offset: int = 0,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
     ) -> None:
         """Rewrite the cache with the clean block: one forward at level ``cfg.context_noise`` on
         (1 - s_c) x0 + s_c eps, keeping its k/v (no autograd)."""
@@ -610,7 +617,7 @@ class CausalStreamer:
         cond: torch.Tensor | None = None,
         action_row_offset: int = 0,
         exit_step: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         grad: bool = False,
         commit: bool = True,
     ) -> torch.Tensor:
@@ -646,7 +653,7 @@ def rollout(
     cfg: CausalConfig,
     *,
     exit_step: int | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     grad: bool = False,
     autocast_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
@@ -661,6 +668,7 @@ def rollout(
         noise: [B, 16, F, h, w] initial noise. image_tokens [B, Lc, D]; cond [B, 20, F, h, w];
             keyboard / mouse per raw frame [B, 1 + 4 (F - 1), K] (mouse None for templerun).
         exit_step: index into ``cfg.sigmas`` at which every block stops (None = the last step).
+        generator: the RNG of the re-noising between steps, or one generator per sample (a list).
         grad: keep the autograd graph of the exit-step forward of every block (earlier steps and the cache
             rewrite run without it); False runs everything without autograd.
 

@@ -15,6 +15,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from .parallel import is_sharded, shard_like
+
 MG2_DISTILLED_PREFIX = "model."
 
 
@@ -101,12 +103,19 @@ def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Ten
     """Load exactly: every key present, none extra, every shape equal; else :class:`CheckpointMismatchError`.
 
     Tensors are cast to each parameter's dtype unless the module lives on the meta device, in which case the
-    checkpoint tensors are assigned as they are.
+    checkpoint tensors are assigned as they are. A module sharded with FSDP (DTensor parameters; shapes compared
+    are the full ones) takes this rank's shard of each full tensor.
     """
     missing, unexpected, mismatched = compare_state_dict(module, state_dict)
     if missing or unexpected or mismatched:
         raise CheckpointMismatchError(missing, unexpected, mismatched, source)
-    on_meta = any(t.is_meta for t in module.state_dict().values())
+    current = module.state_dict()
+    if any(is_sharded(t) for t in current.values()):  # FSDP: every rank cuts its shard from the full tensors
+        with torch.no_grad():
+            for k, t in current.items():
+                t.copy_(shard_like(state_dict[k], t))
+        return
+    on_meta = any(t.is_meta for t in current.values())
     module.load_state_dict(dict(state_dict), strict=True, assign=on_meta)
 
 

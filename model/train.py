@@ -16,9 +16,11 @@ The algorithm (one optimizer step, ``grad_accum`` micro-batches of ``batch_size`
 
 Sampling integrates dx/ds = DiT(x, s) from s = 1 (noise) to s = 0 with Euler steps (:mod:`model.sample`).
 
-Around it: bf16 autocast on CUDA, gradient checkpointing, torchrun DDP (initialised from the environment
-when WORLD_SIZE > 1), data through the curation shard reader (or a latent cache, :mod:`model.latents`),
-deterministic batch order and noise (so a resumed run equals an uninterrupted one), checkpoints every
+Around it: bf16 autocast on CUDA, gradient checkpointing, torchrun with DDP or FSDP2 (``parallel``;
+initialised from the environment when WORLD_SIZE > 1, :mod:`model.parallel`), data through the curation shard
+reader (or a latent cache, :mod:`model.latents`), batch order and noise that depend neither on the number of
+processes nor on interruptions (so N processes train what one does, and a resumed run equals an uninterrupted
+one, on any number of processes), checkpoints every
 ``ckpt_every`` steps in safetensors (:mod:`model.bundle`), a stop with the step and clip ids on a non-finite
 loss, and a JSONL log. For ``tiny`` runs without a VAE checkpoint, a VAE is first fitted to the clips
 (:mod:`model.vae_train`).
@@ -36,7 +38,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Literal, Mapping, Sequence
+from typing import Annotated, Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -63,6 +65,19 @@ from .configs import ACTION_MODES, ModelConfig, get_config, list_configs
 from .dit import WorldModelDiT, i2v_condition
 from .image_encoder import ImageEncoder
 from .latents import LatentDataset, encode_clips, encode_latents
+from .parallel import (
+    Dist,
+    ParallelMode,
+    all_max,
+    all_mean,
+    barrier,
+    check_global_batch,
+    clip_grad_norm,
+    gradient_sync,
+    setup_distributed,
+    shutdown_distributed,
+    wrap,
+)
 from .schedule import shift_sigma
 from .vae import WanVAE
 from .vae_train import latent_statistics, set_latent_statistics, train_vae
@@ -82,6 +97,11 @@ class TrainConfig:
     ``vae_checkpoint`` a small model fits a VAE first (``vae_*``) and uses a frozen, seeded random image encoder.
     Optimisation: AdamW, linear warm-up then constant or cosine to 10 %, gradient accumulation and clipping, EMA.
     ``timestep_shift``: the shift of the training (and sampling) noise levels (:mod:`model.schedule`).
+
+    Several processes (torchrun, :mod:`model.parallel`): ``parallel`` ddp (replicated model, averaged gradients)
+    or fsdp (FSDP2: weights, gradients, optimizer state and EMA sharded over the ranks; with bf16 the weights are
+    gathered in bf16 and gradients reduced in fp32). ``batch_size`` is per process: a step trains on
+    ``batch_size x grad_accum x processes`` clips. ``gradient_checkpointing`` works in both modes.
     """
 
     name: str = Field("tiny", min_length=1, description="the run's name (shown in logs)")
@@ -118,7 +138,9 @@ class TrainConfig:
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass (less memory)")
     compile: bool = Field(False, description="torch.compile the DiT")
-    seed: int = Field(0, ge=0, description="seed of the batch order and the noise (a resumed run equals an uninterrupted one)")
+    parallel: ParallelMode = Field("ddp", description="under torchrun: ddp (the model on every process) or fsdp "
+                                   "(FSDP2: weights, gradients, optimizer state and EMA sharded)")
+    seed: int = Field(0, ge=0, description="seed of the batch order and the noise (resumed runs and any number of processes train the same)")
     # bookkeeping
     log_every: int = Field(10, ge=1, description="steps between log rows")
     val_every: int = Field(100, ge=1, description="steps between validation losses")
@@ -202,106 +224,57 @@ def ema_update(ema: dict[str, torch.Tensor], module: nn.Module, decay: float) ->
 
 
 # ==========================================================================================================
-# Distributed setup
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed() -> Dist:
-    """torchrun: WORLD_SIZE > 1 -> init the default process group (NCCL on CUDA, else gloo) from the environment."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
-    if world <= 1:
-        return Dist(device=torch.device("cuda" if cuda else "cpu"))
-    import torch.distributed as dist
-
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if cuda:
-        torch.cuda.set_device(local)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), local, torch.device(f"cuda:{local}" if cuda else "cpu"))
-
-
-def _barrier(d: Dist) -> None:
-    if d.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def _all_max(d: Dist, value: float) -> float:
-    if d.world == 1:
-        return value
-    import torch.distributed as dist
-
-    t = torch.tensor([value], dtype=torch.float64, device=d.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t.item())
-
-
-def _all_mean(d: Dist, value: float) -> float:
-    if d.world == 1:
-        return value
-    import torch.distributed as dist
-
-    t = torch.tensor([value], dtype=torch.float64, device=d.device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return float(t.item()) / d.world
-
-
-# ==========================================================================================================
-# Data: row-group-aware, deterministic, resumable batch order
+# Data: one seeded stream of clips per epoch, cut into global batches the same way on any number of processes
 
 
 class ClipBatches(Sampler[list[int]]):
-    """Infinite stream of index batches for one rank, starting at micro-batch ``start``.
+    """Infinite stream of index batches for one rank: ``grad_accum`` micro-batches of ``batch_size`` per step,
+    starting at optimizer step ``start``.
 
-    Epoch e: row groups are permuted with seed (seed, e); with at least as many groups as ranks, rank r takes
-    groups perm[r::world] (each rank reads whole row groups: the Parquet unit of I/O), else clips are strided;
-    rows are shuffled within each group; every rank keeps the same number of clips (the smallest share), cut
-    into batches of ``batch_size`` (the last partial batch is dropped). The order is a pure function of
-    (seed, epoch, rank, world), so a resumed run sees exactly the batches an uninterrupted one would.
+    Epoch e orders all clips: row groups are permuted with seed (seed, e) and the rows of each group shuffled, so
+    consecutive clips come from the same Parquet row group (the unit of I/O). Step k of the epoch trains on the
+    next S = batch_size x grad_accum x world clips of that order (the *global batch*; a last partial step is
+    dropped); rank r takes the contiguous positions [r A B, (r + 1) A B) of it (A = grad_accum, B = batch_size)
+    and micro-batch a the positions r A B + a B .. + B (:meth:`positions`). The global batch of every step is
+    therefore the same whatever the number of processes (and grad_accum) that S is split into: N processes with
+    batch B train what one process with batch N x B trains. The order is a pure function of (seed, epoch), so a
+    resumed run sees exactly the batches an uninterrupted one would, on any number of processes.
     """
 
-    def __init__(self, row_groups: Sequence[Any], batch_size: int, seed: int, rank: int, world: int, start: int = 0) -> None:
+    def __init__(self, row_groups: Sequence[Any], batch_size: int, seed: int, rank: int, world: int,
+                 start: int = 0, grad_accum: int = 1) -> None:
         self.groups = [(g.first, g.rows) for g in row_groups]
-        self.batch_size, self.seed, self.rank, self.world, self.start = batch_size, seed, rank, world, start
-        self.per_epoch = len(self.epoch_order(0)) // batch_size
+        self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
+        self.grad_accum, self.start = grad_accum, start
+        self.global_batch = batch_size * grad_accum * world
+        n = sum(r for _, r in self.groups)
+        self.per_epoch = n // self.global_batch  # optimizer steps per epoch
         if self.per_epoch == 0:
-            n = sum(r for _, r in self.groups)
-            raise ValueError(f"{n} clips cannot fill one batch of {batch_size} per rank on {world} rank(s)")
+            raise ValueError(f"{n} clips cannot fill one global batch of {self.global_batch} = batch_size "
+                             f"{batch_size} x grad_accum {grad_accum} x {world} process(es)")
 
     def epoch_order(self, epoch: int) -> list[int]:
+        """All clip indices in the order of ``epoch`` (the same on every rank)."""
         rng = np.random.default_rng([self.seed, epoch])
         perm = rng.permutation(len(self.groups))
-        shuffled = [[first + int(i) for i in rng.permutation(rows)] for first, rows in (self.groups[p] for p in perm)]
-        if len(self.groups) >= self.world:
-            shares = [[i for grp in shuffled[r :: self.world] for i in grp] for r in range(self.world)]
-        else:
-            flat = [i for grp in shuffled for i in grp]
-            shares = [flat[r :: self.world] for r in range(self.world)]
-        keep = min(len(s) for s in shares)
-        return shares[self.rank][:keep]
+        return [first + int(i) for first, rows in (self.groups[p] for p in perm) for i in rng.permutation(rows)]
+
+    def positions(self, micro: int) -> range:
+        """Positions in the step's global batch of this rank's micro-batch ``micro`` (for per-sample noise)."""
+        first = (self.rank * self.grad_accum + micro) * self.batch_size
+        return range(first, first + self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        m = self.start
+        step = self.start
         while True:
-            epoch, k = divmod(m, self.per_epoch)
+            epoch, k = divmod(step, self.per_epoch)
             order = self.epoch_order(epoch)
-            for b in range(k, self.per_epoch):
-                yield order[b * self.batch_size : (b + 1) * self.batch_size]
-            m = (epoch + 1) * self.per_epoch
+            for s in range(k, self.per_epoch):
+                base = s * self.global_batch
+                for a in range(self.grad_accum):
+                    p = self.positions(a)
+                    yield order[base + p.start : base + p.stop]
+            step = (epoch + 1) * self.per_epoch
 
 
 def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -313,9 +286,31 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def step_generator(seed: int, rank: int, micro_step: int) -> torch.Generator:
-    """The RNG of one micro-batch: a pure function of (seed, rank, micro-step), so resume reproduces it."""
+    """An RNG shared by a step: a pure function of (seed, stream, step) (the same on every rank for a given
+    ``rank`` argument, e.g. DMD's exit step with ``rank=0``), so a resumed run repeats it."""
     s = int(np.random.SeedSequence([seed, rank, micro_step]).generate_state(1, np.uint64)[0] >> 1)
     return torch.Generator().manual_seed(s)
+
+
+def sample_generators(seed: int, step: int, positions: Iterable[int]) -> list[torch.Generator]:
+    """One RNG per sample: a pure function of (seed, step, position of the sample in the step's global batch).
+    Every random draw of a sample (its noise level, its noise) comes from its own generator, so the draws do not
+    depend on how the global batch is split over processes and micro-batches, nor on a resume."""
+    out = []
+    for p in positions:
+        s = int(np.random.SeedSequence([seed, step, p, 23]).generate_state(1, np.uint64)[0] >> 1)
+        out.append(torch.Generator().manual_seed(s))
+    return out
+
+
+def batch_randn(gens: Sequence[torch.Generator], shape: Sequence[int]) -> torch.Tensor:
+    """[len(gens), *shape] standard normal, row i from ``gens[i]`` (float32, CPU)."""
+    return torch.stack([torch.randn(tuple(shape), generator=g) for g in gens])
+
+
+def batch_rand(gens: Sequence[torch.Generator]) -> torch.Tensor:
+    """[len(gens)] uniform in [0, 1), entry i from ``gens[i]``."""
+    return torch.cat([torch.rand(1, generator=g) for g in gens])
 
 
 # ==========================================================================================================
@@ -339,7 +334,9 @@ def prepare_vae(cfg: TrainConfig, mcfg: ModelConfig, shards_dir: Path, out_dir: 
     if cfg.vae_checkpoint:
         return load_vae(cfg.vae_checkpoint, mcfg.vae, d.device), Path(cfg.vae_checkpoint).resolve(), None
     psnr = None
-    if not target.is_file():
+    fit_here = not target.is_file()
+    barrier(d)  # every rank has looked before rank 0 writes the file: they agree on fitting it
+    if fit_here:
         if cfg.vae_train_steps <= 0:
             raise ValueError(f"model {cfg.model!r} needs train.vae_checkpoint (e.g. Wan2.1_VAE.pth): "
                              "vae_train_steps is 0, so no VAE is fitted")
@@ -361,7 +358,7 @@ def prepare_vae(cfg: TrainConfig, mcfg: ModelConfig, shards_dir: Path, out_dir: 
                             "train.vae_train_steps or set train.vae_checkpoint", 100 * fit.r2, fit.attempts)
             save_module(target, vae, vae.cfg, {"trained_steps": cfg.vae_train_steps, "attempts": fit.attempts,
                                                "final_mse": fit.losses[-1], "psnr_db": psnr, "r2": fit.r2, "clips": n})
-        _barrier(d)
+        barrier(d)
     else:
         psnr = read_meta(target).get("psnr_db")
     return load_vae(target, device=d.device), target, psnr
@@ -379,7 +376,7 @@ def prepare_image_encoder(cfg: TrainConfig, mcfg: ModelConfig, out_dir: Path, d:
     if not target.is_file() and d.main:
         torch.manual_seed(cfg.seed + 1)
         save_module(target, ImageEncoder(mcfg.image_encoder), mcfg.image_encoder, {"random_init_seed": cfg.seed + 1})
-    _barrier(d)
+    barrier(d)
     return load_image_encoder(target, device=d.device), target
 
 
@@ -438,15 +435,18 @@ def batch_inputs(batch: Mapping[str, Any], spec: ConditionSpec, device: torch.de
                   list(batch["clip_id"]))
 
 
-def flow_matching_loss(dit: nn.Module, inp: Inputs, shift: float, g: torch.Generator,
+def flow_matching_loss(dit: nn.Module, inp: Inputs, shift: float, gens: Sequence[torch.Generator],
                        autocast_dtype: torch.dtype | None, u: torch.Tensor | None = None) -> torch.Tensor:
-    """The rectified-flow loss of one batch (see the module doc). ``u`` fixes the noise levels (validation)."""
+    """The rectified-flow loss of one batch (see the module doc): the mean over the batch, sample i drawing its
+    noise level and noise from ``gens[i]`` (:func:`sample_generators`). ``u`` fixes the noise levels (validation)."""
     x0 = inp.x0
     b = x0.shape[0]
+    if len(gens) != b:
+        raise ValueError(f"flow_matching_loss needs one generator per sample: {len(gens)} for a batch of {b}")
     if u is None:
-        u = torch.rand(b, generator=g)
+        u = batch_rand(gens)
     s = shift_sigma(u, shift).to(x0.device)  # [B] noise level in [0, 1]
-    eps = torch.randn(x0.shape, generator=g).to(x0.device)
+    eps = batch_randn(gens, x0.shape[1:]).to(x0.device)
     s5 = s.view(b, 1, 1, 1, 1)
     x_s = (1.0 - s5) * x0 + s5 * eps
     target = eps - x0
@@ -468,7 +468,7 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 _RUN_KEYS = ("model", "mode", "action_blocks", "height", "width", "num_frames", "keyboard_map", "timestep_shift",
-             "batch_size", "grad_accum", "seed", "betas", "weight_decay", "vae_checkpoint", "image_encoder_checkpoint")
+             "seed", "betas", "weight_decay", "vae_checkpoint", "image_encoder_checkpoint")
 
 
 def _mouse_sample(shards_dir: Path, n: int) -> Iterator[np.ndarray]:
@@ -480,9 +480,12 @@ def _mouse_sample(shards_dir: Path, n: int) -> Iterator[np.ndarray]:
         yield ds[i]["mouse"].numpy()
 
 
-def _check_resume(cfg: TrainConfig, spec: ConditionSpec, state: Mapping[str, Any], ckpt: Path) -> None:
-    """Refuse to resume a run whose settings (or resolved conditions: mapping, mouse scale) would change it."""
+def _check_resume(cfg: TrainConfig, spec: ConditionSpec, state: Mapping[str, Any], ckpt: Path, world: int) -> None:
+    """Refuse to resume a run whose settings (or resolved conditions: mapping, mouse scale) would change it. The
+    number of processes may change as long as the global batch (batch_size x grad_accum x processes) stays."""
     old = state.get("run", {}).get("train", {})
+    old_global = state.get("global_batch", int(old.get("batch_size", cfg.batch_size)) * int(old.get("grad_accum", 1)))
+    check_global_batch(int(old_global), cfg.batch_size, cfg.grad_accum, world, str(ckpt), "train")
     new = to_jsonable(cfg)
     diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _RUN_KEYS if k in old and old.get(k) != new.get(k)]
     old_spec = state.get("run", {}).get("conditions")
@@ -512,6 +515,10 @@ def train(
         progress: tqdm bars on rank 0.
         on_step: called as ``on_step(step, loss)`` after every optimizer step (rank 0), e.g. for a UI.
 
+    Under torchrun every process calls it (:mod:`model.parallel`; ``config.parallel`` picks DDP or FSDP): each
+    trains on its part of every global batch, rank 0 writes the log and the checkpoints. A process group that
+    exists already is used (and left open); one this call creates is destroyed at the end.
+
     Returns:
         :class:`TrainResult`. Raises :class:`NonFiniteLossError` on a NaN/inf loss,
         :class:`~model.conditions.ConditionError` / ``ShardsError`` when the data does not fit the config.
@@ -521,6 +528,9 @@ def train(
     from curation.reader import ShardDataset, open_shards
 
     cfg = config
+    import torch.distributed as torch_dist
+
+    owns_group = not torch_dist.is_initialized()
     d = setup_distributed()
     shards_dir, out_dir = Path(shards_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -555,8 +565,11 @@ def train(
         dataset = ShardDataset(shards_dir)
     groups = dataset.row_groups if isinstance(dataset, LatentDataset) else dataset.index.row_groups
 
-    # ---- model, optimizer, EMA; resume ----
+    # ---- model (replicated or sharded over the ranks), optimizer, EMA; resume ----
     dit = build_model(cfg, mcfg, d)
+    model: nn.Module = wrap(dit, d, cfg.parallel, bf16=amp is not None)
+    if cfg.compile:
+        model = torch.compile(model)
     params = [p for p in dit.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
                             fused=d.device.type == "cuda")
@@ -573,19 +586,13 @@ def train(
     last_ckpt = latest_checkpoint(out_dir) if resume else None
     if last_ckpt is not None:
         state = json.loads((last_ckpt / "state.json").read_text(encoding="utf-8"))
-        _check_resume(cfg, spec, state, last_ckpt)
+        _check_resume(cfg, spec, state, last_ckpt, d.world)
         load_train_checkpoint(last_ckpt, dit, ema, opt)
         start_step = resumed_from = int(state["step"])
         resumed_loss = float(state.get("loss", float("nan")))
-    model: nn.Module = dit
-    if cfg.compile:
-        model = torch.compile(dit)
-    if d.world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
 
-        model = DDP(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
-
-    sampler = ClipBatches(groups, cfg.batch_size, cfg.seed, d.rank, d.world, start=start_step * cfg.grad_accum)
+    sampler = ClipBatches(groups, cfg.batch_size, cfg.seed, d.rank, d.world, start=start_step,
+                          grad_accum=cfg.grad_accum)
     from capture.lifecycle import child_of_this_process
 
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=_collate,
@@ -593,15 +600,18 @@ def train(
                         worker_init_fn=child_of_this_process() if cfg.num_workers > 0 else None)
     batches = iter(loader)
 
-    # fixed validation batch: the first clips, fixed noise and evenly spaced noise levels
+    # fixed validation batch: the first clips, fixed noise and evenly spaced noise levels; every rank evaluates
+    # all of it (a sharded model needs every rank in its forward), so the value is the same on any world size
     val_items = _collate([dataset[i] for i in range(min(cfg.val_clips, len(dataset)))])
     val_inp = batch_inputs(val_items, spec, d.device, vae, image_encoder, amp, r)
-    val_u = (torch.arange(val_inp.x0.shape[0]) + 0.5) / val_inp.x0.shape[0]
+    n_val = val_inp.x0.shape[0]
+    val_u = (torch.arange(n_val) + 0.5) / n_val
 
     def val_loss() -> float:
         dit.eval()
         with torch.no_grad():
-            v = flow_matching_loss(dit, val_inp, cfg.timestep_shift, torch.Generator().manual_seed(cfg.seed + 999), amp, u=val_u)
+            v = flow_matching_loss(dit, val_inp, cfg.timestep_shift, sample_generators(cfg.seed + 999, 0, range(n_val)),
+                                   amp, u=val_u)
         dit.train()
         return float(v)
 
@@ -615,16 +625,18 @@ def train(
             with open(log_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(clean, allow_nan=False) + "\n")
 
-    def save(step: int, losses: Mapping[str, Any]) -> Path | None:
-        if d.main:
-            return save_train_checkpoint(out_dir, step, dit, ema, opt, run, dict(losses), cfg.keep_last)
-        return None
+    samples_per_step = cfg.batch_size * cfg.grad_accum * d.world
 
-    val_initial = val_loss() if d.main and start_step == 0 else _logged_initial_val_loss(log_path)
+    def save(step: int, losses: Mapping[str, Any]) -> Path | None:  # every rank (gathers shards), rank 0 writes
+        state = {**losses, "global_batch": samples_per_step, "world_size": d.world}
+        return save_train_checkpoint(out_dir, step, dit, ema, opt, run, state, cfg.keep_last, write=d.main)
+
+    # every rank evaluates (a sharded model needs all of them in its forward); a resumed run reports the
+    # step-0 loss it logged when it started
+    val_initial = val_loss() if start_step == 0 else _logged_initial_val_loss(log_path)
     if val_initial is not None:
         log({"step": 0, "val_loss": val_initial})
     dit.train()
-    samples_per_step = cfg.batch_size * cfg.grad_accum * d.world
     bar = tqdm(total=cfg.max_steps, initial=start_step, desc=f"train {cfg.name}", unit="step",
                disable=not (progress and d.main))
     step, loss_value, steps_timed, t_loop = start_step, resumed_loss, 0, 0.0
@@ -638,10 +650,10 @@ def train(
         for micro in range(cfg.grad_accum):
             batch = next(batches)
             inp = batch_inputs(batch, spec, d.device, vae, image_encoder, amp, r)
-            g = step_generator(cfg.seed, d.rank, step * cfg.grad_accum + micro)
-            loss = flow_matching_loss(model, inp, cfg.timestep_shift, g, amp)
+            gens = sample_generators(cfg.seed, step, sampler.positions(micro))
+            loss = flow_matching_loss(model, inp, cfg.timestep_shift, gens, amp)
             here = not bool(torch.isfinite(loss))
-            if _all_max(d, float(here)):  # every rank stops; the rank(s) with the bad batch name its clips
+            if all_max(d, float(here)):  # every rank stops; the rank(s) with the bad batch name its clips
                 last = latest_checkpoint(out_dir)
                 if here:
                     name = "nonfinite.json" if d.world == 1 else f"nonfinite-rank{d.rank}.json"
@@ -650,18 +662,16 @@ def train(
                         "loss": str(float(loss.detach())), "last_checkpoint": os.fspath(last) if last else None})
                 bar.close()
                 raise NonFiniteLossError(step + 1, inp.clip_ids if here else ["(on another rank)"], float(loss.detach()), last)
-            sync_ok = micro == cfg.grad_accum - 1 or d.world == 1
-            ctx = model.no_sync() if (not sync_ok and hasattr(model, "no_sync")) else _nullcontext()
-            with ctx:
+            with gradient_sync(model, micro == cfg.grad_accum - 1):  # reduce over ranks once, after the last
                 (loss / cfg.grad_accum).backward()
             total += float(loss.detach()) / cfg.grad_accum
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+        grad_norm = clip_grad_norm(params, cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         # ---- EMA of the weights (copy until ema_start) ----
         ema_update(ema, dit, cfg.ema_decay if step >= cfg.ema_start else 0.0)
         step += 1
-        loss_value = _all_mean(d, total)  # the mean over ranks (what the averaged gradient optimised)
+        loss_value = all_mean(d, total)  # the mean over ranks (what the averaged gradient optimised)
         t_loop += time.perf_counter() - t0
         steps_timed += 1
         bar.update(1)
@@ -673,22 +683,20 @@ def train(
             row = {"step": step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
                    "samples_per_s": samples_per_step * steps_timed / max(t_loop, 1e-9), "elapsed_s": now - t_start}
             if step % cfg.val_every == 0 or step == cfg.max_steps:
-                row["val_loss"] = val_loss() if d.main else None
+                row["val_loss"] = val_loss()
             log(row)
             bar.set_postfix(loss=f"{loss_value:.4f}")
         if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
             save(step, {"loss": loss_value})
-            _barrier(d)
+            barrier(d)
     bar.close()
     final = latest_checkpoint(out_dir)
     if final is None or int(final.name.split("-")[1]) != step:  # resumed at max_steps: nothing new trained
         final = save(step, {"loss": loss_value}) or final
-    _barrier(d)
+    barrier(d)
     vals = [h["val_loss"] for h in history if h.get("val_loss") is not None]
-    if d.world > 1:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
+    if owns_group:
+        shutdown_distributed()
     return TrainResult(
         checkpoint=final, out_dir=out_dir, steps=step, final_loss=loss_value,
         val_loss_initial=val_initial, val_loss_final=vals[-1] if vals else None,
@@ -710,10 +718,3 @@ def _logged_initial_val_loss(log_path: Path) -> float | None:
         return None
     return None
 
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

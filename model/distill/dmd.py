@@ -33,6 +33,11 @@ First frames. DMD needs no clips or actions, but an image-to-video student needs
 image encoder; without it the conditions stored in the ODE pairs the student was initialised on are reused
 (``first_frame_latent`` / ``clip_feature``; no video is read). Rollouts then have the pairs' length.
 
+Several processes (torchrun, :mod:`model.parallel`): the student and the critic are replicated (``parallel:
+ddp``) or sharded (``fsdp``, the frozen teacher too); each step draws the first frames and actions of the global
+batch (``batch_size x processes`` rollouts) on every rank and each rank rolls out its contiguous part, every
+sample with its own generator, so N processes with batch B train what one process with batch N x B trains.
+
 Checkpoints: ``checkpoints/step-N/`` holds the student (``dit.safetensors``, ``dit_ema.safetensors``,
 ``optimizer.safetensors``) as a loadable student run (:mod:`model.distill.init`, stage "dmd"), plus
 ``critic.safetensors`` and ``critic_optimizer.safetensors``; a rerun resumes (draws are pure functions of
@@ -50,7 +55,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -66,15 +71,27 @@ from ..bundle import (
     optimizer_to_tensors,
     read_meta,
     read_tensors,
-    save_safetensors,
     save_train_checkpoint,
     write_json_atomic,
 )
 from ..checkpoint import load_state_dict_strict
 from ..conditions import ConditionError
 from ..dit import WorldModelDiT, i2v_condition
+from ..parallel import (
+    ParallelMode,
+    all_max,
+    all_mean,
+    barrier,
+    check_global_batch,
+    clip_grad_norm,
+    main_first,
+    process_device,
+    setup_distributed,
+    shutdown_distributed,
+    wrap,
+)
 from ..schedule import shift_sigma
-from ..train import NonFiniteLossError, ema_update, step_generator
+from ..train import NonFiniteLossError, batch_rand, batch_randn, ema_update, sample_generators, step_generator
 from .actions import ActionDistribution, sample_action_batch
 from .init import CausalSpec, check_same_model, load_student, resolve_causal, student_run_description
 from .ode_pairs import OdePairs, check_model_actions, load_teacher
@@ -92,7 +109,7 @@ class DistillDMDConfig:
         None, description="hide latent frame 0 from later blocks while training (null: as in causal)")
     max_steps: int = Field(60, ge=1, description="iterations")
     critic_per_gen: int = Field(2, ge=1, description="critic updates per generator update")
-    batch_size: int = Field(2, ge=1, description="rollouts per iteration")
+    batch_size: int = Field(2, ge=1, description="rollouts per iteration (per process under torchrun)")
     num_frames: Frames1p4k | None = Field(None, description="raw frames per rollout, 1 + 4k (null: the teacher's clips)")
     first_frames: int = Field(256, ge=1, description="distinct first frames to draw from")
     actions: ActionDistribution = Field(default_factory=ActionDistribution, description="the designed action distribution")
@@ -107,6 +124,10 @@ class DistillDMDConfig:
     min_sigma: float = Field(0.02, ge=0, le=1, description="lowest score noise level")
     max_sigma: float = Field(0.98, ge=0, le=1, description="highest score noise level")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 on CUDA, fp32 on CPU")
+    parallel: ParallelMode = Field("ddp", description="under torchrun: ddp (student and critic on every process) or "
+                                   "fsdp (FSDP2: sharded, the frozen teacher too); batch_size is per process")
+    gradient_checkpointing: bool = Field(False, description="recompute each block of the student and the critic in "
+                                         "the backward pass (less memory)")
     use_ema_init: bool = Field(True, description="start from the initialised student's EMA weights")
     seed: int = Field(0, ge=0, description="seed of the draws (a resumed run equals an uninterrupted one)")
     log_every: int = Field(5, ge=1, description="steps between log rows")
@@ -206,18 +227,20 @@ def first_frame_conditions(bundle: Any, student_run: Mapping[str, Any], shards_d
 # The two losses
 
 
-def sample_sigmas(b: int, shift: float, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
-    """Score timesteps as noise levels [B]: s = clamp(shift * u / (1 + (shift - 1) u), lo, hi), u ~ U(0, 1)."""
-    return shift_sigma(torch.rand(b, generator=g), shift).clamp(lo, hi)
+def sample_sigmas(gens: Sequence[torch.Generator], shift: float, lo: float, hi: float) -> torch.Tensor:
+    """Score timesteps as noise levels [B]: s = clamp(shift * u / (1 + (shift - 1) u), lo, hi), u ~ U(0, 1),
+    sample i's u from ``gens[i]``."""
+    return shift_sigma(batch_rand(gens), shift).clamp(lo, hi)
 
 
 def dmd_loss(x: torch.Tensor, teacher: WorldModelDiT, critic: WorldModelDiT, tokens: torch.Tensor, cond: torch.Tensor,
-             kb: torch.Tensor, ms: torch.Tensor | None, s: torch.Tensor, g: torch.Generator,
+             kb: torch.Tensor, ms: torch.Tensor | None, s: torch.Tensor, gens: Sequence[torch.Generator],
              amp: torch.dtype | None) -> tuple[torch.Tensor, dict[str, float]]:
     """The generator's DMD loss 0.5 || x - sg(x - grad) ||^2 with grad = (x0_fake - x0_real) / mean|x - x0_real|
-    (module doc); ``x`` carries the student's graph."""
+    (module doc); ``x`` carries the student's graph; sample i's noise from ``gens[i]``. Stats: the squared norm of
+    grad and the summed |x0_fake - x0_real| with its element count (summable over ranks)."""
     s5 = s.to(x.device).view(-1, 1, 1, 1, 1)
-    noise = torch.randn(x.shape, generator=g).to(x.device)
+    noise = batch_randn(gens, x.shape[1:]).to(x.device)
     with torch.no_grad():
         x_s = (1 - s5) * x.detach() + s5 * noise
         t = (s * 1000.0).to(x.device)
@@ -229,15 +252,18 @@ def dmd_loss(x: torch.Tensor, teacher: WorldModelDiT, critic: WorldModelDiT, tok
         norm = (x.detach() - x0_real).abs().mean(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1e-6)
         grad = torch.nan_to_num((x0_fake - x0_real) / norm)
     loss = 0.5 * F.mse_loss(x.double(), (x.detach() - grad).double())
-    return loss.float(), {"dmd_grad_norm": float(grad.norm()), "score_gap": float((x0_fake - x0_real).abs().mean())}
+    return loss.float(), {"dmd_grad_sq": float(grad.double().pow(2).sum()),
+                          "score_gap_sum": float((x0_fake - x0_real).abs().double().sum()), "count": grad.numel()}
 
 
 def critic_loss(x: torch.Tensor, critic: WorldModelDiT, tokens: torch.Tensor, cond: torch.Tensor, kb: torch.Tensor,
-                ms: torch.Tensor | None, s: torch.Tensor, g: torch.Generator, amp: torch.dtype | None) -> torch.Tensor:
-    """Flow matching of the critic on the student's (detached) samples: || C(x_s, 1000 s) - (n - x) ||^2."""
+                ms: torch.Tensor | None, s: torch.Tensor, gens: Sequence[torch.Generator],
+                amp: torch.dtype | None) -> torch.Tensor:
+    """Flow matching of the critic on the student's (detached) samples: || C(x_s, 1000 s) - (n - x) ||^2, sample
+    i's noise from ``gens[i]``."""
     x = x.detach()
     s5 = s.to(x.device).view(-1, 1, 1, 1, 1)
-    noise = torch.randn(x.shape, generator=g).to(x.device)
+    noise = batch_randn(gens, x.shape[1:]).to(x.device)
     x_s = (1 - s5) * x + s5 * noise
     with torch.autocast(x.device.type, dtype=amp or torch.float32, enabled=amp is not None):
         v = critic(x_s, (s * 1000.0).to(x.device), tokens, cond, kb, ms)
@@ -248,7 +274,7 @@ def critic_loss(x: torch.Tensor, critic: WorldModelDiT, tokens: torch.Tensor, co
 # The loop
 
 
-_RESUME_KEYS = ("causal", "train_hide_first_frame", "batch_size", "critic_per_gen", "seed", "betas", "num_frames",
+_RESUME_KEYS = ("causal", "train_hide_first_frame", "critic_per_gen", "seed", "betas", "num_frames",
                 "actions", "shift", "min_sigma", "max_sigma")
 
 
@@ -273,7 +299,9 @@ def distill_dmd(
         out_dir: the DMD run folder (a student run; resumed from its latest checkpoint when ``resume``).
         shards_dir: real clips whose first frames condition the rollouts; None = data-free, reusing the first
             frames of the ODE pairs the student was initialised on.
-        on_step: called as ``on_step(step, row)`` after every iteration (row: losses of that iteration).
+        on_step: called as ``on_step(step, row)`` after every iteration (row: losses of that iteration; rank 0).
+
+    Under torchrun every process calls it (see the module doc); rank 0 writes the log and checkpoints.
 
     Returns:
         :class:`DistillDMDResult`. Raises :class:`~model.train.NonFiniteLossError` on a NaN/inf loss (step named,
@@ -284,9 +312,13 @@ def distill_dmd(
 
     from ..causal import rollout
 
+    import torch.distributed as torch_dist
+
     cfg = config
     t_start = time.perf_counter()
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    owns_group = not torch_dist.is_initialized()
+    d = setup_distributed()
+    dev = process_device(d, device)
     amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")) else None
     out = Path(out_dir)
 
@@ -301,15 +333,19 @@ def distill_dmd(
     train_ccfg = ccfg if cfg.train_hide_first_frame is None else dataclasses.replace(
         ccfg, hide_first_frame=bool(cfg.train_hide_first_frame))
     cfg.actions.validate(mode)
-    teacher_dit = tb.dit.eval().requires_grad_(False)
     student = WorldModelDiT(mcfg.dit)
     student.load_state_dict(sb.dit.state_dict())
-    student = student.to(dev).train().requires_grad_(True)
+    student = student.to(dev).train()  # fresh: trainable but for the never-used norm weights
     critic = WorldModelDiT(mcfg.dit)
     critic.load_state_dict(tb.dit.state_dict())
-    critic = critic.to(dev).train().requires_grad_(True)
-    g_params = list(student.parameters())
-    c_params = list(critic.parameters())
+    critic = critic.to(dev).train()  # fresh: trainable but for the never-used norm weights
+    student.gradient_checkpointing = critic.gradient_checkpointing = cfg.gradient_checkpointing
+    bf16 = amp is not None
+    teacher_dit = wrap(tb.dit.eval().requires_grad_(False), d, cfg.parallel, bf16=bf16, trainable=False)
+    student_model = wrap(student, d, cfg.parallel, bf16=bf16)
+    critic_model = wrap(critic, d, cfg.parallel, bf16=bf16)
+    g_params = list(student.parameters())  # all (the frozen norm weights get no gradient): the optimizer layout
+    c_params = list(critic.parameters())   # of the checkpoints
     opt_g = torch.optim.AdamW(g_params, lr=cfg.lr_gen, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     opt_c = torch.optim.AdamW(c_params, lr=cfg.lr_critic, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     ema = {k: v.detach().clone().float() for k, v in student.state_dict().items()}
@@ -321,11 +357,15 @@ def distill_dmd(
     shift = float(cfg.shift if cfg.shift is not None else tb.timestep_shift)
 
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "distill_dmd_config.json", {"config": cfg, "causal": ccfg.to_dict(),
-                                                         "causal_train": train_ccfg.to_dict()})
-    run = student_run_description(sb.run, sb.weights, out, ccfg, "dmd", cfg, tb.weights, {
-        "causal_train": train_ccfg.to_dict(), "student_init": os.fspath(sb.weights.resolve()),
-        "first_frames": ff_desc})
+    if d.main:
+        write_json_atomic(out / "distill_dmd_config.json", {"config": cfg, "causal": ccfg.to_dict(),
+                                                             "causal_train": train_ccfg.to_dict()})
+    run = main_first(d, lambda: student_run_description(  # rank 0 copies the VAE / image encoder files
+        sb.run, sb.weights, out, ccfg, "dmd", cfg, tb.weights, {
+            "causal_train": train_ccfg.to_dict(), "student_init": os.fspath(sb.weights.resolve()),
+            "first_frames": ff_desc}))
+    b, global_batch = cfg.batch_size, cfg.batch_size * d.world
+    mine = slice(d.rank * b, (d.rank + 1) * b)  # this rank's rollouts in the global batch
 
     # ---- resume ----
     start_step = resumed_from = gen_updates = 0
@@ -333,6 +373,8 @@ def distill_dmd(
     if last is not None:
         state = json.loads((last / "state.json").read_text(encoding="utf-8"))
         old = state.get("run", {}).get("distill", {})
+        check_global_batch(int(state.get("global_batch", old.get("batch_size", b))), b, 1, d.world, str(last),
+                           "distill_dmd")
         diff = [k for k in _RESUME_KEYS if old.get(k) != run["distill"].get(k)]
         if diff:
             raise ValueError(f"cannot resume {last}: it was started with different settings ({', '.join(diff)}); "
@@ -344,84 +386,91 @@ def distill_dmd(
         start_step = resumed_from = int(state["step"])
         gen_updates = int(state.get("generator_updates", 0))
 
-    def save(step: int, losses: Mapping[str, Any]) -> Path:
-        d = out / "checkpoints" / f"step-{step:06d}"
-        d.mkdir(parents=True, exist_ok=True)  # critic files first: `latest` moves only when all are written
-        save_safetensors(d / "critic.safetensors", critic.state_dict(), {"critic_of": run["format"], "step": step})
+    def save(step: int, losses: Mapping[str, Any]) -> Path | None:  # every rank (gathers shards), rank 0 writes
         tensors, meta = optimizer_to_tensors(opt_c)
-        save_safetensors(d / "critic_optimizer.safetensors", tensors, meta)
+        critic_files = {  # written before the student's files: `latest` moves only when all are written
+            "critic.safetensors": (critic.state_dict(), {"critic_of": run["format"], "step": step}),
+            "critic_optimizer.safetensors": (tensors, meta)}
         return save_train_checkpoint(out, step, student, ema, opt_g, run,
-                                     {**losses, "generator_updates": gen_updates}, cfg.keep_last)
+                                     {**losses, "generator_updates": gen_updates, "global_batch": global_batch,
+                                      "world_size": d.world}, cfg.keep_last, write=d.main, extra=critic_files)
 
     log_path = out / "log.jsonl"
     history: list[dict[str, Any]] = []
 
     def log(row: dict[str, Any]) -> None:
         history.append(row)
-        clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(clean, allow_nan=False) + "\n")
+        if d.main:
+            clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(clean, allow_nan=False) + "\n")
 
-    def stop(step: int, what: str, value: float, where: list[str]) -> None:
+    def check_finite(step: int, what: str, loss: torch.Tensor, where: list[str]) -> None:
+        here = not bool(torch.isfinite(loss))
+        if not all_max(d, float(here)):  # every rank stops together
+            return
         ck = latest_checkpoint(out)
-        write_json_atomic(out / "nonfinite.json", {"step": step, "loss": what, "value": str(value), "inputs": where,
-                                                   "last_checkpoint": os.fspath(ck) if ck else None})
+        if here:
+            write_json_atomic(out / ("nonfinite.json" if d.world == 1 else f"nonfinite-rank{d.rank}.json"),
+                              {"step": step, "loss": what, "value": str(float(loss)), "inputs": where,
+                               "last_checkpoint": os.fspath(ck) if ck else None})
         bar.close()
-        raise NonFiniteLossError(step, where, value, ck)
+        raise NonFiniteLossError(step, where if here else ["(on another rank)"], float(loss), ck)
 
     bar = tqdm(total=cfg.max_steps, initial=start_step, desc=f"distill dmd {cfg.name}", unit="step",
-               disable=not progress)
+               disable=not (progress and d.main))
     step = start_step
     critic_losses: list[float] = []
     while step < cfg.max_steps:
-        g = step_generator(cfg.seed, 0, step)
         rng = np.random.default_rng([cfg.seed, step, 1])
-        # ---- a batch: first frames + designed actions ----
-        pick = rng.integers(0, len(cond_bank), cfg.batch_size)
+        # ---- the global batch's first frames + designed actions (drawn alike on every rank); this rank's part ----
+        pick = rng.integers(0, len(cond_bank), global_batch)[mine]
         cond = i2v_condition(cond_bank[pick].to(dev), r)
         tokens = token_bank[pick].to(dev)
-        kb_np, ms_np = sample_action_batch(cfg.actions, mode, cfg.batch_size, n_frames, rng)
-        kb = torch.from_numpy(kb_np).to(dev)
-        ms = None if ms_np is None else torch.from_numpy(ms_np).to(dev)
+        kb_np, ms_np = sample_action_batch(cfg.actions, mode, global_batch, n_frames, rng)
+        kb = torch.from_numpy(kb_np[mine]).to(dev)
+        ms = None if ms_np is None else torch.from_numpy(ms_np[mine]).to(dev)
         check_model_actions(kb, ms, act.keyboard_dim, act.mouse_dim, "the designed action distribution (distill_dmd.actions)")
         where = [f"step {step + 1}: designed actions rng (seed {cfg.seed}, step {step}), first frames {pick.tolist()} "
                  f"of {ff_desc}"]
-        noise = torch.randn(cond.shape[0], mcfg.dit.out_dim, *cond.shape[2:], generator=g).to(dev)
-        exit_step = int(torch.randint(0, ccfg.num_steps, (1,), generator=g))
+        gens = sample_generators(cfg.seed, step, range(mine.start, mine.stop))  # every draw of a rollout
+        noise = batch_randn(gens, (mcfg.dit.out_dim, *cond.shape[2:])).to(dev)
+        exit_step = int(torch.randint(0, ccfg.num_steps, (1,), generator=step_generator(cfg.seed, 0, step)))
         gen_turn = step % cfg.critic_per_gen == 0
         row: dict[str, Any] = {"step": step + 1, "exit_step": exit_step}
 
         # ---- generator update: DMD through the exit-step forward of every block ----
-        x = rollout(student, noise, tokens, cond, kb, ms, train_ccfg, exit_step=exit_step, generator=g,
+        x = rollout(student_model, noise, tokens, cond, kb, ms, train_ccfg, exit_step=exit_step, generator=gens,
                     grad=gen_turn, autocast_dtype=amp)
         if gen_turn:
-            s = sample_sigmas(cfg.batch_size, shift, cfg.min_sigma, cfg.max_sigma, g)
-            loss_g, stats = dmd_loss(x, teacher_dit, critic, tokens, cond, kb, ms, s, g, amp)
-            if not bool(torch.isfinite(loss_g)):
-                stop(step + 1, "generator", float(loss_g), where)
+            s = sample_sigmas(gens, shift, cfg.min_sigma, cfg.max_sigma)
+            loss_g, stats = dmd_loss(x, teacher_dit, critic_model, tokens, cond, kb, ms, s, gens, amp)
+            check_finite(step + 1, "generator", loss_g, where)
             loss_g.backward()
-            row["gen_grad_norm"] = float(torch.nn.utils.clip_grad_norm_(g_params, cfg.grad_clip))
+            row["gen_grad_norm"] = clip_grad_norm(g_params, cfg.grad_clip)
             opt_g.step()
             opt_g.zero_grad(set_to_none=True)
             ema_update(ema, student, cfg.ema_decay if step >= cfg.ema_start else 0.0)
             gen_updates += 1
-            row.update({"gen_loss": float(loss_g.detach()), **stats})
+            count = all_mean(d, stats["count"]) * d.world
+            row.update({"gen_loss": all_mean(d, float(loss_g.detach())),
+                        "dmd_grad_norm": math.sqrt(all_mean(d, stats["dmd_grad_sq"]) * d.world),
+                        "score_gap": all_mean(d, stats["score_gap_sum"]) * d.world / count})
 
         # ---- critic update: flow matching on the student's samples ----
-        s = sample_sigmas(cfg.batch_size, shift, cfg.min_sigma, cfg.max_sigma, g)
-        loss_c = critic_loss(x, critic, tokens, cond, kb, ms, s, g, amp)
-        if not bool(torch.isfinite(loss_c)):
-            stop(step + 1, "critic", float(loss_c), where)
+        s = sample_sigmas(gens, shift, cfg.min_sigma, cfg.max_sigma)
+        loss_c = critic_loss(x, critic_model, tokens, cond, kb, ms, s, gens, amp)
+        check_finite(step + 1, "critic", loss_c, where)
         loss_c.backward()
-        row["critic_grad_norm"] = float(torch.nn.utils.clip_grad_norm_(c_params, cfg.grad_clip))
+        row["critic_grad_norm"] = clip_grad_norm(c_params, cfg.grad_clip)
         opt_c.step()
         opt_c.zero_grad(set_to_none=True)
-        row["critic_loss"] = float(loss_c.detach())
+        row["critic_loss"] = all_mean(d, float(loss_c.detach()))
         critic_losses.append(row["critic_loss"])
 
         step += 1
         bar.update(1)
-        if on_step is not None:
+        if on_step is not None and d.main:
             on_step(step, row)
         if step % cfg.log_every == 0 or step == cfg.max_steps or step == start_step + 1:
             row["elapsed_s"] = time.perf_counter() - t_start
@@ -429,10 +478,15 @@ def distill_dmd(
             bar.set_postfix(critic=f"{row['critic_loss']:.4f}")
         if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
             save(step, {"critic_loss": row["critic_loss"], "gen_loss": row.get("gen_loss")})
+            barrier(d)
     bar.close()
     final = latest_checkpoint(out)
     if final is None or int(final.name.split("-")[1]) != step:
-        final = save(step, {})
+        final = save(step, {}) or final
+    barrier(d)
+    final = latest_checkpoint(out)
+    if owns_group:
+        shutdown_distributed()
     return DistillDMDResult(final, out, step, gen_updates, critic_losses[0] if critic_losses else None,
                             critic_losses[-1] if critic_losses else None, resumed_from,
                             time.perf_counter() - t_start, ff_desc, history)

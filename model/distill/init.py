@@ -14,7 +14,10 @@ first frame hidden from later frames). One step on a batch of ODE pairs (:mod:`m
 
 AdamW (warm-up then constant), gradient clipping, EMA of the weights, checkpoints every ``ckpt_every`` steps
 (:func:`model.bundle.save_train_checkpoint`), deterministic batches and draws (a resumed run equals an
-uninterrupted one), and a stop with the step and pair ids on a non-finite loss.
+uninterrupted one), and a stop with the step and pair ids on a non-finite loss. Under torchrun the student is
+replicated (``parallel: ddp``) or sharded (``fsdp``) and every process takes its part of each global batch of
+``batch_size x processes`` pairs; batches and per-sample draws do not depend on the number of processes
+(:mod:`model.parallel`).
 
 The run folder is a *student* run: ``load_bundle(out_dir)`` loads it like a base run, and its weights' metadata
 holds the teacher's run description plus ``format`` "playmill.causal_student/1", ``stage`` "init", ``causal``
@@ -56,7 +59,20 @@ from ..bundle import (
     write_json_atomic,
 )
 from ..dit import WorldModelDiT, i2v_condition
-from ..train import NonFiniteLossError, ema_update, step_generator
+from ..parallel import (
+    ParallelMode,
+    all_max,
+    all_mean,
+    barrier,
+    check_global_batch,
+    clip_grad_norm,
+    main_first,
+    process_device,
+    setup_distributed,
+    shutdown_distributed,
+    wrap,
+)
+from ..train import NonFiniteLossError, ema_update, sample_generators
 from .ode_pairs import OdePairs, check_model_actions
 
 STUDENT_FORMAT = "playmill.causal_student/1"
@@ -109,7 +125,8 @@ CausalSpec = Annotated[str | dict[str, Any] | None, AfterValidator(_check_causal
 class DistillInitConfig:
     """Student-initialisation settings: AdamW(lr, betas, weight_decay), ``warmup_steps`` linear warm-up then
     constant, gradient-norm clipping, EMA; a fixed validation batch of ``val_pairs`` pairs evaluated at step 0
-    and every ``val_every`` steps. The causal config's ``sigmas`` must equal the pairs' kept levels."""
+    and every ``val_every`` steps. The causal config's ``sigmas`` must equal the pairs' kept levels. Under torchrun
+    (:mod:`model.parallel`) every process takes ``batch_size`` pairs of each global batch."""
 
     name: str = Field("tiny", min_length=1, description="the run's name")
     causal: CausalSpec = Field(None, description="the student's causal config (null: the teacher's preset)")
@@ -125,6 +142,9 @@ class DistillInitConfig:
     ema_decay: float = Field(0.9, ge=0, lt=1, description="EMA decay")
     ema_start: int = Field(0, ge=0, description="the EMA copies the weights until this step")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 on CUDA, fp32 on CPU")
+    parallel: ParallelMode = Field("ddp", description="under torchrun: ddp (the student on every process) or fsdp "
+                                   "(FSDP2: sharded); batch_size is per process")
+    gradient_checkpointing: bool = Field(False, description="recompute each block in the backward pass (less memory)")
     seed: int = Field(0, ge=0, description="seed of the pair order")
     log_every: int = Field(10, ge=1, description="steps between log rows")
     val_every: int = Field(50, ge=1, description="steps between validation losses")
@@ -230,17 +250,17 @@ def init_batch_inputs(items: Mapping[str, Any], device: torch.device, temporal_c
 
 
 def ode_regression_loss(student: torch.nn.Module, inp: Mapping[str, Any], sigmas: Sequence[float], causal_cfg: Any,
-                        g: torch.Generator, amp: torch.dtype | None, step_index: torch.Tensor | None = None
-                        ) -> torch.Tensor:
+                        gens: Sequence[torch.Generator] | None, amp: torch.dtype | None,
+                        step_index: torch.Tensor | None = None) -> torch.Tensor:
     """The ODE-regression loss of one batch (module doc). ``step_index`` [B, num_blocks] fixes the per-block steps
-    (0-based into ``sigmas`` without the final 0); None draws them from ``g``."""
+    (0-based into ``sigmas`` without the final 0); None draws sample i's from ``gens[i]``."""
     states = inp["states"]
     b, k1, _, f = states.shape[:4]
     k = k1 - 1
     blocks = frame_blocks(f, causal_cfg)
     nb = int(blocks.max()) + 1
     if step_index is None:
-        step_index = torch.randint(0, k, (b, nb), generator=g)
+        step_index = torch.stack([torch.randint(0, k, (nb,), generator=g) for g in gens])
     idx = step_index[:, blocks].to(states.device)  # [B, F]
     sig = torch.tensor(list(sigmas[:k]), dtype=torch.float32, device=states.device)[idx]  # [B, F]
     gather = idx[:, None, None, :, None, None].expand(b, 1, states.shape[2], f, *states.shape[4:])
@@ -285,7 +305,7 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-_RESUME_KEYS = ("causal", "train_hide_first_frame", "batch_size", "seed", "betas", "weight_decay")
+_RESUME_KEYS = ("causal", "train_hide_first_frame", "seed", "betas", "weight_decay")
 
 
 def distill_init(
@@ -307,7 +327,9 @@ def distill_init(
         out_dir: the student run folder (resumed from its latest checkpoint when ``resume``).
         teacher: the base checkpoint to start from and to copy the VAE / image encoder / conditions from
             (default: the one recorded in the pairs' manifest). It must be the model the pairs were made with.
-        on_step: called as ``on_step(step, loss)`` after every step.
+        on_step: called as ``on_step(step, loss)`` after every step (rank 0).
+
+    Under torchrun every process calls it (see the module doc); rank 0 writes the log and checkpoints.
 
     Returns:
         :class:`DistillInitResult`. Raises :class:`~model.train.NonFiniteLossError` on a NaN/inf loss
@@ -318,9 +340,13 @@ def distill_init(
 
     from ..train import ClipBatches
 
+    import torch.distributed as torch_dist
+
     cfg = config
     t_start = time.perf_counter()
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    owns_group = not torch_dist.is_initialized()
+    d = setup_distributed()
+    dev = process_device(d, device)
     amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")) else None
     out = Path(out_dir)
     pairs = OdePairs(pairs_dir)
@@ -342,24 +368,30 @@ def distill_init(
     act = tb.model_config.dit.action
     r = tb.model_config.vae.temporal_compression
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "distill_init_config.json", {"config": cfg, "causal": ccfg.to_dict(),
-                                                         "causal_train": train_ccfg.to_dict()})
+    if d.main:
+        write_json_atomic(out / "distill_init_config.json", {"config": cfg, "causal": ccfg.to_dict(),
+                                                             "causal_train": train_ccfg.to_dict()})
 
     student = WorldModelDiT(tb.model_config.dit)
     student.load_state_dict(tb.dit.state_dict())
-    student = student.to(dev).train().requires_grad_(True)
-    params = [p for p in student.parameters() if p.requires_grad]
+    student = student.to(dev).train()  # fresh: trainable but for the never-used norm weights
+    student.gradient_checkpointing = cfg.gradient_checkpointing
+    model = wrap(student, d, cfg.parallel, bf16=amp is not None)
+    params = list(student.parameters())  # all (the frozen norm weights get no gradient): the checkpoints' layout
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     ema = {k: v.detach().clone().float() for k, v in student.state_dict().items()}
-    run = student_run_description(tb.run, tb.weights, out, ccfg, "init", cfg, tb.weights,
-                                  {"pairs": os.fspath(pairs.dir.resolve()), "pairs_key": man.get("key"),
-                                   "causal_train": train_ccfg.to_dict()})
+    run = main_first(d, lambda: student_run_description(  # rank 0 copies the VAE / image encoder files
+        tb.run, tb.weights, out, ccfg, "init", cfg, tb.weights,
+        {"pairs": os.fspath(pairs.dir.resolve()), "pairs_key": man.get("key"), "causal_train": train_ccfg.to_dict()}))
+    global_batch = cfg.batch_size * d.world
     start_step = resumed_from = 0
     loss_value = float("nan")
     last = latest_checkpoint(out) if resume else None
     if last is not None:
         state = json.loads((last / "state.json").read_text(encoding="utf-8"))
         old = state.get("run", {})
+        check_global_batch(int(state.get("global_batch", old.get("distill", {}).get("batch_size", cfg.batch_size))),
+                           cfg.batch_size, 1, d.world, str(last), "distill_init")
         diff = [k for k in _RESUME_KEYS if old.get("distill", {}).get(k) != run["distill"].get(k)]
         if old.get("pairs_key") != run["pairs_key"]:
             diff.append("pairs")
@@ -371,10 +403,11 @@ def distill_init(
         loss_value = float(state.get("loss", float("nan")))
 
     n = len(pairs)
-    if n < cfg.batch_size:
-        raise ValueError(f"{pairs.dir} holds {n} ODE pairs, fewer than distill_init.batch_size {cfg.batch_size}: "
-                         "make more pairs or lower the batch size")
-    sampler = ClipBatches([_Group(0, n)], cfg.batch_size, cfg.seed, 0, 1, start=start_step)
+    if n < global_batch:
+        raise ValueError(f"{pairs.dir} holds {n} ODE pairs, fewer than the global batch {global_batch} "
+                         f"(distill_init.batch_size {cfg.batch_size} x {d.world} process(es)): make more pairs or "
+                         "lower the batch size")
+    sampler = ClipBatches([_Group(0, n)], cfg.batch_size, cfg.seed, d.rank, d.world, start=start_step)
     batches = iter(sampler)
 
     def load(idx: Sequence[int]) -> tuple[dict[str, Any], list[str]]:
@@ -392,7 +425,7 @@ def distill_init(
     def val_loss() -> float:
         student.eval()
         with torch.no_grad():
-            v = ode_regression_loss(student, val_inp, pairs.sigmas, train_ccfg, torch.Generator(), amp, val_idx)
+            v = ode_regression_loss(student, val_inp, pairs.sigmas, train_ccfg, None, amp, val_idx)
         student.train()
         return float(v)
 
@@ -401,37 +434,47 @@ def distill_init(
 
     def log(row: dict[str, Any]) -> None:
         history.append(row)
-        clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(clean, allow_nan=False) + "\n")
+        if d.main:
+            clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(clean, allow_nan=False) + "\n")
+
+    def save(step: int) -> Path | None:  # every rank (gathers shards), rank 0 writes
+        return save_train_checkpoint(out, step, student, ema, opt, run,
+                                     {"loss": loss_value, "global_batch": global_batch, "world_size": d.world},
+                                     cfg.keep_last, write=d.main)
 
     val_initial = val_loss() if start_step == 0 else None
     if val_initial is not None:
         log({"step": 0, "val_loss": val_initial})
     bar = tqdm(total=cfg.max_steps, initial=start_step, desc=f"distill init {cfg.name}", unit="step",
-               disable=not progress)
+               disable=not (progress and d.main))
     step = start_step
     while step < cfg.max_steps:
         lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
         for group in opt.param_groups:
             group["lr"] = lr
         inp, names = load(next(batches))
-        loss = ode_regression_loss(student, inp, pairs.sigmas, train_ccfg, step_generator(cfg.seed, 0, step), amp)
-        if not bool(torch.isfinite(loss)):
+        gens = sample_generators(cfg.seed, step, sampler.positions(0))
+        loss = ode_regression_loss(model, inp, pairs.sigmas, train_ccfg, gens, amp)
+        here = not bool(torch.isfinite(loss))
+        if all_max(d, float(here)):  # every rank stops; the rank(s) with the bad pairs name them
             ck = latest_checkpoint(out)
-            write_json_atomic(out / "nonfinite.json", {"step": step + 1, "pairs": names, "loss": str(float(loss.detach())),
-                                                       "last_checkpoint": os.fspath(ck) if ck else None})
+            if here:
+                write_json_atomic(out / ("nonfinite.json" if d.world == 1 else f"nonfinite-rank{d.rank}.json"),
+                                  {"step": step + 1, "pairs": names, "loss": str(float(loss.detach())),
+                                   "last_checkpoint": os.fspath(ck) if ck else None})
             bar.close()
-            raise NonFiniteLossError(step + 1, names, float(loss.detach()), ck)
+            raise NonFiniteLossError(step + 1, names if here else ["(on another rank)"], float(loss.detach()), ck)
         loss.backward()
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+        grad_norm = clip_grad_norm(params, cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         ema_update(ema, student, cfg.ema_decay if step >= cfg.ema_start else 0.0)
         step += 1
-        loss_value = float(loss.detach())
+        loss_value = all_mean(d, float(loss.detach()))
         bar.update(1)
-        if on_step is not None:
+        if on_step is not None and d.main:
             on_step(step, loss_value)
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             row = {"step": step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
@@ -441,11 +484,16 @@ def distill_init(
             log(row)
             bar.set_postfix(loss=f"{loss_value:.4f}")
         if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
-            save_train_checkpoint(out, step, student, ema, opt, run, {"loss": loss_value}, cfg.keep_last)
+            save(step)
+            barrier(d)
     bar.close()
     final = latest_checkpoint(out)
     if final is None or int(final.name.split("-")[1]) != step:
-        final = save_train_checkpoint(out, step, student, ema, opt, run, {"loss": loss_value}, cfg.keep_last)
+        final = save(step) or final
+    barrier(d)
+    final = latest_checkpoint(out)
+    if owns_group:
+        shutdown_distributed()
     vals = [h["val_loss"] for h in history if h.get("val_loss") is not None]
     return DistillInitResult(final, out, step, loss_value, val_initial, vals[-1] if vals else None, resumed_from,
                              time.perf_counter() - t_start, history)

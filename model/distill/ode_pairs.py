@@ -25,7 +25,9 @@ tensor columns ``<name>_bytes / _shape / _dtype`` (see :mod:`model.latents`):
 plus ``pair_id``, ``clip_id`` and ``seed``. ``manifest.json`` (written last) holds the sigmas, the teacher's
 schedule, the teacher (path, sha256 of its weights), its run description (model config, conditions), the config
 and the part list. Parts are written atomically and a rerun skips finished parts (pair i's clip and noise are a
-pure function of (seed, i)); a folder made with another teacher or config is refused.
+pure function of (seed, i)); a folder made with another teacher or config is refused. Under torchrun the parts
+still to make are dealt to the ranks (part j of them to rank j mod world), each rank holding the teacher; rank 0
+writes the manifest once all are done. A part is the same bytes whichever rank (or how many) made it.
 
 Library entry point: :func:`make_ode_pairs` (CLI ``playmill distill ode-pairs``); :class:`OdePairs` reads them.
 """
@@ -255,7 +257,7 @@ def make_ode_pairs(
         teacher: a base training run folder (its latest checkpoint), a checkpoint folder or a ``dit*.safetensors``.
         shards_dir: a "playmill.shards/1" folder with the teacher's action space and resolution.
         out_dir: the pairs folder (created; a rerun resumes, another teacher/config there is refused).
-        device: default CUDA when available (bf16 autocast there), else CPU.
+        device: default CUDA when available (bf16 autocast there), else CPU; under torchrun each rank's device.
 
     Returns:
         :class:`OdePairsResult`. Raises ConditionError for clips that do not fit the teacher (action width,
@@ -269,9 +271,15 @@ def make_ode_pairs(
 
     from curation.reader import ShardDataset, open_shards
 
+    import torch.distributed as torch_dist
+
+    from ..parallel import all_mean, barrier, process_device, setup_distributed, shutdown_distributed
+
     cfg = config
     t_start = time.perf_counter()
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    owns_group = not torch_dist.is_initialized()
+    d = setup_distributed()
+    dev = process_device(d, device)
     amp = torch.bfloat16 if dev.type == "cuda" else None
     shards_dir, out = Path(shards_dir), Path(out_dir)
     weights = resolve_weights(teacher, cfg.use_ema)
@@ -302,7 +310,7 @@ def make_ode_pairs(
     names = [f"part-{p:05d}.parquet" for p in range(n_parts)]
     man_path = out / "manifest.json"
     key_path = out / ".key.json"
-    if key_path.is_file():
+    if key_path.is_file():  # every rank checks before rank 0 writes the key: they agree
         old = json.loads(key_path.read_text(encoding="utf-8"))
         if old != key:
             diff = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
@@ -310,7 +318,9 @@ def make_ode_pairs(
                              "use another out_dir or delete this one")
     elif any(out.glob("part-*.parquet")):
         raise ValueError(f"{out}: holds parts of unknown origin (no .key.json); use another out_dir")
-    write_json_atomic(key_path, key)
+    barrier(d)
+    if d.main:
+        write_json_atomic(key_path, key)
 
     ds = ShardDataset(shards_dir)
     n_clips = len(ds)
@@ -318,8 +328,11 @@ def make_ode_pairs(
         raise ConditionError(f"{shards_dir}: no clips")
     np_dtype = np.dtype(cfg.dtype)
     todo = [p for p, f in enumerate(names) if not (out / f).is_file()]
-    bar = tqdm(total=cfg.num_pairs, desc="ode pairs", unit="pair", disable=not progress)
-    bar.update(cfg.num_pairs - sum(min(cfg.pairs_per_part, cfg.num_pairs - p * cfg.pairs_per_part) for p in todo))
+    barrier(d)  # every rank has listed the missing parts before any is written
+    todo = todo[d.rank :: d.world]
+    part_size = {p: min(cfg.pairs_per_part, cfg.num_pairs - p * cfg.pairs_per_part) for p in range(n_parts)}
+    bar = tqdm(total=sum(part_size[p] for p in todo), desc="ode pairs" + (f" (rank 0 of {d.world})" if d.world > 1 else ""),
+               unit="pair", disable=not (progress and d.main))
     computed = 0
     for p in todo:
         ids = list(range(p * cfg.pairs_per_part, min((p + 1) * cfg.pairs_per_part, cfg.num_pairs)))
@@ -366,16 +379,25 @@ def make_ode_pairs(
         pq.write_table(pa.table(cols), tmp, row_group_size=8)
         os.replace(tmp, out / names[p])
     bar.close()
+    barrier(d)  # all parts written
     kept = tuple(float(sig[k]) for k in keep)
+    computed = int(round(all_mean(d, computed) * d.world))  # over all ranks
+    if not d.main:
+        barrier(d)
+        if owns_group:
+            shutdown_distributed()
+        return OdePairsResult(out, cfg.num_pairs, kept, len(sig) - 1, computed, time.perf_counter() - t_start, names)
     write_json_atomic(man_path, {
         "schema": PAIRS_SCHEMA, "key": key, "num_pairs": cfg.num_pairs, "sigmas": list(kept),
         "teacher_sigmas": sig.tolist(), "teacher_keep_indices": list(keep), "shift": shift,
         "teacher": os.fspath(weights.resolve()), "teacher_run": bundle.run, "conditions": spec.to_dict(),
         "num_frames": n_frames, "latent_frames": 1 + (n_frames - 1) // mcfg.vae.temporal_compression,
         "source": os.fspath(shards_dir.resolve()), "clips": n_clips, "config": to_jsonable(cfg),
-        "parts": [{"file": f, "rows": min(cfg.pairs_per_part, cfg.num_pairs - i * cfg.pairs_per_part)}
-                  for i, f in enumerate(names)],
+        "parts": [{"file": f, "rows": part_size[i]} for i, f in enumerate(names)],
     })
+    barrier(d)  # the manifest is written
+    if owns_group:
+        shutdown_distributed()
     return OdePairsResult(out, cfg.num_pairs, kept, len(sig) - 1, computed, time.perf_counter() - t_start, names)
 
 

@@ -116,8 +116,11 @@ def test_resume_equals_uninterrupted_run(trained_run, small_shards, tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{name}:{k}")
-    # settings that change the run cannot be resumed
-    with pytest.raises(ValueError, match=r"different settings.*batch_size"):
+    # settings that change the run cannot be resumed; the global batch must stay (the message says how)
+    with pytest.raises(ValueError, match=r"different settings.*seed"):
+        train(_small_cfg(trained_run, seed=1, max_steps=8), shards, tmp_path / "killed", progress=False)
+    with pytest.raises(ValueError, match=r"global batch .* was 2, now 1 x 1 x 1 = 1; .* train.batch_size=2 or "
+                                         r"train.grad_accum=2"):
         train(_small_cfg(trained_run, batch_size=1, max_steps=8), shards, tmp_path / "killed", progress=False)
 
 
@@ -182,13 +185,32 @@ def test_batches_split_ranks_and_resume_deterministically():
     assert [b for _, b in zip(range(23), iter(resumed))] == seq[17:]
     epoch = full.epoch_order(0)
     assert sorted(epoch) == list(range(60))
-    r0 = ClipBatches(groups, 4, seed=3, rank=0, world=2).epoch_order(0)
-    r1 = ClipBatches(groups, 4, seed=3, rank=1, world=2).epoch_order(0)
-    assert len(r0) == len(r1) == 30 and not set(r0) & set(r1)
-    # each rank reads whole row groups
-    assert {i // 10 for i in r0}.isdisjoint({i // 10 for i in r1})
-    with pytest.raises(ValueError, match="cannot fill one batch"):
-        ClipBatches(groups[:1], 16, seed=0, rank=0, world=1)
+    # consecutive clips of the order come from one row group (the unit of Parquet I/O)
+    assert all(len({i // 10 for i in epoch[k : k + 10]}) == 1 for k in range(0, 60, 10))
+    # the global batch of a step does not depend on how it is split: 2 ranks x 2 clips x 1 micro-batch,
+    # 1 rank x 2 clips x 2 micro-batches and 1 rank x 4 clips train the same clips at the same positions
+    r0 = ClipBatches(groups, 2, seed=3, rank=0, world=2)
+    r1 = ClipBatches(groups, 2, seed=3, rank=1, world=2)
+    accum = ClipBatches(groups, 2, seed=3, rank=0, world=1, grad_accum=2)
+    two = [a + b for _, a, b in zip(range(30), iter(r0), iter(r1))]
+    it = iter(accum)
+    acc = [next(it) + next(it) for _ in range(30)]
+    assert two == seq[:30] == acc
+    assert r0.per_epoch == full.per_epoch == 15  # 60 clips in global batches of 4
+    assert list(r1.positions(0)) == [2, 3] and list(accum.positions(1)) == [2, 3]
+    # a rank's share of a step is contiguous in the order: few row groups per rank and step
+    with pytest.raises(ValueError, match="cannot fill one global batch of 64 = batch_size 16 x grad_accum 2 x 2"):
+        ClipBatches(groups[:1], 16, seed=0, rank=0, world=2, grad_accum=2)
+
+
+def test_per_sample_noise_does_not_depend_on_the_split():
+    from model.train import batch_randn, sample_generators
+
+    whole = batch_randn(sample_generators(5, 7, range(4)), (3, 2))
+    halves = torch.cat([batch_randn(sample_generators(5, 7, range(0, 2)), (3, 2)),
+                        batch_randn(sample_generators(5, 7, range(2, 4)), (3, 2))])
+    assert torch.equal(whole, halves)
+    assert not torch.equal(whole, batch_randn(sample_generators(5, 8, range(4)), (3, 2)))  # another step
 
 
 def test_config_validation_names_the_key():
@@ -201,6 +223,8 @@ def test_config_validation_names_the_key():
     with pytest.raises(ValueError, match="precision: 'fp8' is not allowed; expected one of auto, bf16, fp32"):
         get_train_config("tiny", precision="fp8")
     assert get_train_config("tiny", lr="1e-4").lr == 1e-4  # YAML 1.1 reads 1e-4 as a string
+    with pytest.raises(ValueError, match="parallel: 'zero3' is not allowed; expected one of ddp, fsdp"):
+        get_train_config("tiny", parallel="zero3")
     big = get_train_config("mg2-1.3b")
     assert (big.height, big.width, big.num_frames, big.model) == (352, 640, 57, "mg2-1.3b-base")
     assert big.gradient_checkpointing and big.vae_train_steps == 0
