@@ -1,6 +1,6 @@
 """Scale benchmark: playmill's engines on one machine, each against its peer in the same run.
 
-    python bench/scale.py [--quick] [--part curate|collect|...] [--workers 2]
+    python bench/scale.py [--quick] [--part curate|collect|train] [--workers 2]
 
 One section per part (``--part`` repeats; default: every part), each a function registered in :data:`PARTS`
 that returns its figures; the last line is one JSON object with every part's figures under its name.
@@ -11,6 +11,15 @@ that returns its figures; the last line is one JSON object with every part's fig
 - ``collect``: sandbox collection frames/s with 1 worker vs 2 workers (target >= 1.7x on 2 idle cores), and
   2 streams on the Ray engine. It also prints how many cores one worker keeps busy (its CPU seconds, the x264
   encoder included, over the wall time): 2 workers cannot go faster than ``cores / that``.
+
+- ``train``: base training throughput (the ``tiny`` preset: 17 frames at 64x112, 140 tokens per clip, from
+  cached latents) on the CPU, one thread per process, the *same global batch* of 8 clips per step: 1 process
+  (batch 8) vs 2 processes under torchrun (gloo), batch 4 each, ``parallel: ddp`` and ``fsdp``. One step is what
+  ``model.train.train`` runs: flow-matching loss on the (wrapped) model with per-sample noise, backward
+  (gradients averaged over the ranks), gradient clipping, AdamW, EMA. Figures: samples/s of each, the speed-up
+  of 2 processes over 1 and of FSDP over DDP, and the model state per rank (weights, gradients, AdamW moments,
+  EMA: DDP holds all of it on every rank, FSDP half). On a shared 2-core machine the 2-process rows compete
+  with everything else running: read the ratios with the load recorded beside them.
 
 Ray start-up (``ray.init`` of a local Ray and its shutdown) is timed on its own and left out of the Ray rows:
 it is paid once per run, not per episode. The machine may be shared: the load average (1 min) before and
@@ -182,6 +191,113 @@ def bench_collect(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "load_before": load0, "load_after_local": load1, "load_after": load()}
 
 
+# -- train -------------------------------------------------------------------------------------------------
+
+TRAIN_GLOBAL_BATCH = 8
+
+
+def train_rate(parallel: str, global_batch: int, steps: int, warmup: int) -> dict[str, Any]:
+    """Time ``steps`` training steps of the tiny DiT on synthetic cached latents in this process (one of
+    ``WORLD_SIZE`` under torchrun, each taking its share of ``global_batch``): samples/s over all ranks and this
+    rank's model-state bytes."""
+    import torch
+
+    import model
+    from model.conditions import build_condition_spec
+    from model.dit import i2v_condition
+    from model.parallel import all_max, barrier, clip_grad_norm, full_tensor, setup_distributed, wrap
+    from model.train import Inputs, ema_update, flow_matching_loss, get_train_config, sample_generators
+
+    torch.set_num_threads(1)
+    d = setup_distributed()
+    cfg = get_train_config("tiny")
+    mcfg = model.get_config(cfg.model, cfg.mode)
+    batch = global_batch // d.world
+    torch.manual_seed(0)
+    dit = model.build_dit(mcfg)
+    net = wrap(dit, d, parallel)
+    params = [p for p in dit.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas)
+    ema = {k: v.detach().clone().float() for k, v in dit.state_dict().items()}
+    keys = ("w", "s", "a", "d")
+    spec = build_condition_spec(cfg.mode, keys, num_frames=cfg.num_frames, height=cfg.height, width=cfg.width,
+                                mouse_scale=0.05)
+    g = torch.Generator().manual_seed(1 + d.rank)
+    f, h, w = 1 + (cfg.num_frames - 1) // 4, cfg.height // 8, cfg.width // 8
+    inp = Inputs(torch.randn(batch, 16, f, h, w, generator=g),
+                 i2v_condition(torch.randn(batch, 16, f, h, w, generator=g)),
+                 torch.randn(batch, mcfg.image_encoder.num_tokens, mcfg.image_encoder.dim, generator=g),
+                 spec.keyboard(torch.randint(0, 2, (batch, cfg.num_frames, len(keys)), generator=g, dtype=torch.uint8)),
+                 spec.mouse(torch.randn(batch, cfg.num_frames, 2, generator=g)), [])
+    mine = range(d.rank * batch, (d.rank + 1) * batch)  # this rank's positions in the global batch
+    t0 = 0.0
+    for i in range(warmup + steps):
+        if i == warmup:
+            barrier(d)
+            t0 = time.perf_counter()
+        loss = flow_matching_loss(net, inp, cfg.timestep_shift, sample_generators(0, i, mine), None)
+        loss.backward()
+        clip_grad_norm(params, cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema_update(ema, dit, cfg.ema_decay)
+    barrier(d)
+    dt = all_max(d, time.perf_counter() - t0)
+    local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in params)
+    full = sum(full_tensor(p).numel() for p in params)
+    # fp32 weights + gradients + two AdamW moments + EMA
+    return {"samples_per_s": global_batch * steps / dt, "step_s": dt / steps, "state_mb_per_rank": local * 20 / 2**20,
+            "state_mb_full": full * 20 / 2**20, "rank": d.rank, "world": d.world}
+
+
+def _train_worker(args: argparse.Namespace) -> None:
+    """Entry point of each torchrun process: DDP, then FSDP, in one process group; rank 0 writes the figures."""
+    from model.parallel import shutdown_distributed
+
+    out = {p: train_rate(p, TRAIN_GLOBAL_BATCH, args.steps, args.warmup) for p in ("ddp", "fsdp")}
+    if out["ddp"]["rank"] == 0:
+        Path(args.train_worker).write_text(json.dumps(out))
+    shutdown_distributed()
+
+
+@part("train")
+def bench_train(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    import subprocess
+
+    steps, warmup = (6, 2) if args.quick else (30, 5)
+    os.environ.pop("WORLD_SIZE", None)
+    load0 = load()
+    one = train_rate("ddp", TRAIN_GLOBAL_BATCH, steps, warmup)
+    res = tmp / "train.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", __file__,
+           "--train-worker", str(res), "--steps", str(steps), "--warmup", str(warmup)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if proc.returncode != 0:
+        raise SystemExit(f"torchrun failed:\n{proc.stderr[-4000:]}")
+    two = json.loads(res.read_text())
+    print(f"train: tiny preset, global batch {TRAIN_GLOBAL_BATCH}, {steps} steps, 1 CPU thread per process")
+    for name, r in (("1 process, batch 8", one), ("2 processes DDP, batch 4 each", two["ddp"]),
+                    ("2 processes FSDP, batch 4 each", two["fsdp"])):
+        row(name, f"{r['samples_per_s']:8.1f} samples/s", f"{r['step_s']:.3f} s/step; model state "
+                                                          f"{r['state_mb_per_rank']:.2f} MB per rank")
+    fig = {
+        "global_batch": TRAIN_GLOBAL_BATCH, "steps": steps,
+        "one_samples_per_s": round(one["samples_per_s"], 2),
+        "ddp2_samples_per_s": round(two["ddp"]["samples_per_s"], 2),
+        "fsdp2_samples_per_s": round(two["fsdp"]["samples_per_s"], 2),
+        "ddp2_vs_one": round(two["ddp"]["samples_per_s"] / one["samples_per_s"], 3),
+        "fsdp2_vs_one": round(two["fsdp"]["samples_per_s"] / one["samples_per_s"], 3),
+        "fsdp_vs_ddp": round(two["fsdp"]["samples_per_s"] / two["ddp"]["samples_per_s"], 3),
+        "state_mb_per_rank_ddp": round(two["ddp"]["state_mb_per_rank"], 3),
+        "state_mb_per_rank_fsdp": round(two["fsdp"]["state_mb_per_rank"], 3),
+        "load_before": load0, "load_after": load(),
+    }
+    row("2 processes vs 1", f"DDP {fig['ddp2_vs_one']:.2f}x", f"FSDP {fig['fsdp2_vs_one']:.2f}x; FSDP vs DDP "
+        f"{fig['fsdp_vs_ddp']:.2f}x; FSDP keeps {fig['state_mb_per_rank_fsdp'] / fig['state_mb_per_rank_ddp']:.2f} "
+        "of the model state per rank")
+    return fig
+
+
 # -- main --------------------------------------------------------------------------------------------------
 
 
@@ -190,7 +306,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes: under a minute on 2 cores")
     ap.add_argument("--part", action="append", choices=sorted(PARTS), help="a section to run (repeat; default: all)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes / Ray CPUs (default 2)")
+    ap.add_argument("--train-worker", help=argparse.SUPPRESS)  # a torchrun process of the train part
+    ap.add_argument("--steps", type=int, default=6, help=argparse.SUPPRESS)
+    ap.add_argument("--warmup", type=int, default=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.train_worker:
+        _train_worker(args)
+        return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"scale bench: {cores} cores, load average {os.getloadavg()[0]:.2f} (1 min){' (quick)' if args.quick else ''}")
     out: dict[str, Any] = {"bench": "scale", "quick": args.quick, "cores": cores}

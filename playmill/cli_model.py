@@ -16,10 +16,13 @@ from playmill.cli import UsageError, add_progress, add_sugar, add_verb, existing
 TRAIN_EXAMPLES = """\
 playmill train --set train.max_steps=500
   playmill train --shards runs/default/shards/default-112x64x17 --out runs/tiny --set train.max_steps=200
+  torchrun --standalone --nproc_per_node 2 -m playmill train --set train.parallel=fsdp
+                        the same on 2 processes, the model sharded (FSDP2; on the CPU: gloo)
   torchrun --standalone --nproc_per_node 8 -m playmill train --preset mg2-1.3b \\
-      --shards runs/big/shards/default --out runs/mg2-base \\
+      --shards runs/big/shards/default --out runs/mg2-base --set train.parallel=fsdp \\
       --set train.vae_checkpoint=ckpt/Wan2.1_VAE.pth \\
-      --set train.image_encoder_checkpoint=ckpt/models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"""
+      --set train.image_encoder_checkpoint=ckpt/models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth
+several nodes, SLURM: model/TRAINING.md ("Launching on several GPUs and nodes"), scripts/train.sbatch"""
 
 GENERATE_EXAMPLES = """\
 playmill generate --model base --checkpoint runs/default/models/base --image first.png --actions a.csv -o out.mp4
@@ -53,8 +56,10 @@ def _positive(text: str) -> int:
 def add_verbs(sub: Any) -> None:
     p = add_verb(sub, "train", help="train the base world model on shards (the train stage alone)", func=cmd_train,
                  description="Flow-matching training of the action-conditioned image-to-video DiT (Matrix-Game "
-                             "2.0's base model) with the config's train section; resumes an existing run. See "
-                             "model/TRAINING.md for the settings and training at scale (torchrun DDP).",
+                             "2.0's base model) with the config's train section; resumes an existing run. Under "
+                             "torchrun every process runs this verb: train.parallel picks DDP or FSDP2, rank 0 "
+                             "curates a dataset: auto while the others wait, rank 0 alone reports. See "
+                             "model/TRAINING.md for the settings and launching on several GPUs and nodes.",
                  example=TRAIN_EXAMPLES)
     add_sugar(p, "--preset", "train.preset", "tiny (CPU, minutes) or mg2-1.3b")
     add_sugar(p, "--workdir", "workdir", "where the run writes")
@@ -129,17 +134,21 @@ def _add_distill(sub: Any) -> None:
                  description="Matrix-Game 2.0's distillation in three resumable steps: ode-pairs (teacher trajectories "
                              "on real clips), init (student initialised by ODE regression), dmd (DMD self-forcing on "
                              "the student's own rollouts). Settings: the config's distill section; folders under "
-                             "<workdir>/models.",
+                             "<workdir>/models. Each step runs under torchrun too (distill.init.parallel, "
+                             "distill.dmd.parallel: ddp or fsdp; ODE pair parts split over the processes).",
                  example="playmill distill ode-pairs && playmill distill init && playmill distill dmd")
     dsub = d.add_subparsers(dest="distill_verb", metavar="STEP", required=True)
     steps = {
         "ode-pairs": ("sample the teacher's ODE trajectories on the shards' first frames and actions",
-                      "<workdir>/models/ode_pairs", "playmill distill ode-pairs --set distill.ode_pairs.num_pairs=64"),
+                      "<workdir>/models/ode_pairs", "playmill distill ode-pairs --set distill.ode_pairs.num_pairs=64\n"
+                      "  torchrun --standalone --nproc_per_node 2 -m playmill distill ode-pairs   (parts split over "
+                      "2 processes)"),
         "init": ("initialise the causal student by regression onto the ODE endpoints", "<workdir>/models/student_init",
                  "playmill distill init --set distill.init.max_steps=400"),
         "dmd": ("DMD self-forcing: student rollouts, frozen teacher (real score), trained critic (fake score)",
                 "<workdir>/models/student", "playmill distill dmd --set distill.dmd.max_steps=200 --out "
-                                            "runs/default/models/student-long"),
+                                            "runs/default/models/student-long\n"
+                "  torchrun --standalone --nproc_per_node 2 -m playmill distill dmd --set distill.dmd.parallel=fsdp"),
     }
     for name, (what, default_out, example) in steps.items():
         p = add_verb(dsub, name, help=what, description=what[0].upper() + what[1:] + ".", example=example,
@@ -159,13 +168,33 @@ def _add_distill(sub: Any) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from playmill.stages import PipelineRun, run_stage, run_train
+    from playmill.stages import run_stage, run_train
 
     cfg = load(args)
-    report = run_stage(cfg, "train", progress=not args.no_progress, reraise=(InputError,),
-                       run=lambda c, progress: run_train(c, shards=args.shards, out=args.out,
-                                                         resume=not args.no_resume, progress=progress))
-    return print_run(PipelineRun([report], []))
+    try:
+        report = run_stage(cfg, "train", progress=not args.no_progress, reraise=(InputError,),
+                           run=lambda c, progress: run_train(c, shards=args.shards, out=args.out,
+                                                             resume=not args.no_resume, progress=progress))
+    finally:
+        _end_distributed()
+    return _report(report)
+
+
+def _report(report: Any) -> int:
+    """Print the verb's summary (rank 0 alone under torchrun) and return its exit code."""
+    from playmill.stages import PipelineRun, is_rank_zero
+
+    run = PipelineRun([report], [])
+    return print_run(run) if is_rank_zero() else run.exit_code
+
+
+def _end_distributed() -> None:
+    """Close the process group that the verb opened under torchrun (curating dataset: auto on rank 0 while the
+    others wait opens it before training; the training functions leave a group they did not open)."""
+    if "torch" in sys.modules:
+        from model.parallel import shutdown_distributed
+
+        shutdown_distributed()
 
 
 def cmd_encode_latents(args: argparse.Namespace) -> int:
@@ -212,7 +241,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from playmill.stages import PipelineRun, _summary, distill_step, run_stage
+    from playmill.stages import _summary, distill_step, run_stage
 
     cfg = load(args)
 
@@ -227,6 +256,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
                           if not isinstance(v, str) and v is not None and k != "elapsed_s")
         return "done", facts, out, []
 
-    report = run_stage(cfg, f"distill {args.distill_verb}", progress=not args.no_progress, run=step,
-                       describe=describe, reraise=(InputError,))
-    return print_run(PipelineRun([report], []))
+    try:
+        report = run_stage(cfg, f"distill {args.distill_verb}", progress=not args.no_progress, run=step,
+                           describe=describe, reraise=(InputError,))
+    finally:
+        _end_distributed()
+    return _report(report)

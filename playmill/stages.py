@@ -104,8 +104,17 @@ def collect_plan(cfg: PipelineConfig) -> list[EpisodeTask]:
 # --- the stages ------------------------------------------------------------------------------------------
 
 
+def is_rank_zero() -> bool:
+    """False in a torchrun process other than rank 0 (``RANK`` > 0): those train beside rank 0 but write no
+    report or resolved config and print no summary; rank 0 does, once."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _record(cfg: PipelineConfig, stage: str, report: Mapping[str, Any], *outputs: Path) -> None:
-    """``reports/<stage>.json`` (with the resolved config) and ``pipeline.resolved.yaml`` beside each output."""
+    """``reports/<stage>.json`` (with the resolved config) and ``pipeline.resolved.yaml`` beside each output
+    (rank 0 alone under torchrun)."""
+    if not is_rank_zero():
+        return
     for folder in outputs:
         write_resolved(cfg, folder)
     write_json_atomic(cfg.reports_dir / f"{stage}.json", {"stage": stage, **report, "config": dump(cfg)})
@@ -176,7 +185,8 @@ def run_rl(cfg: PipelineConfig, *, progress: bool = True):
 
 def train_shards(cfg: PipelineConfig, *, progress: bool = True) -> Path:
     """The shards the train stage reads (``train.dataset``); ``auto`` curates them at the model's clip size when
-    the curate stage's clips do not fit (see :class:`playmill.config.TrainSection`)."""
+    the curate stage's clips do not fit (see :class:`playmill.config.TrainSection`). Under torchrun rank 0
+    curates while the other ranks wait (:func:`model.parallel.run_on_rank_zero`), then every rank trains on them."""
     tcfg = cfg.train
     if tcfg.dataset != "auto":
         path = cfg.workdir / "shards" / tcfg.dataset
@@ -192,9 +202,15 @@ def train_shards(cfg: PipelineConfig, *, progress: bool = True) -> Path:
     fitted = dataclasses.replace(clip, frames=tcfg.num_frames, stride=tcfg.num_frames, height=tcfg.height,
                                  width=tcfg.width)
     out = cfg.workdir / "shards" / name
-    log.info("train: curating the episodes at the model's clip size into %s", out)
-    curate(cfg.episodes_dir, out, dataclasses.replace(cfg.curate.config, clip=fitted), engine=cfg.curate.engine,
-           workers=cfg.curate.workers, progress=progress, ray_address=cfg.ray.address)
+
+    def prepare() -> None:
+        log.info("train: curating the episodes at the model's clip size into %s", out)
+        curate(cfg.episodes_dir, out, dataclasses.replace(cfg.curate.config, clip=fitted), engine=cfg.curate.engine,
+               workers=cfg.curate.workers, progress=progress, ray_address=cfg.ray.address)
+
+    from model.parallel import run_on_rank_zero
+
+    run_on_rank_zero(prepare, f"curating {out} for train.dataset: auto")
     return out
 
 
@@ -243,7 +259,8 @@ def distill_step(cfg: PipelineConfig, step: str, *, teacher: Path | None = None,
         out = out or models / "student"
         res = distill_dmd(sec.dmd, teacher, student_init or models / "student_init", out, shards_dir=shards,
                           progress=progress, device=device)
-    write_resolved(cfg, out)
+    if is_rank_zero():
+        write_resolved(cfg, out)
     return res, out
 
 

@@ -247,6 +247,30 @@ def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monk
     torch.set_num_threads(threads)
 
 
+def test_torchrun_trains_with_fsdp_from_the_cli(small_run, tmp_path):
+    """`torchrun --standalone --nproc_per_node 2 -m playmill train --set train.parallel=fsdp` as written, on the CPU
+    (gloo), with ./pipeline.yaml: dataset auto curates the episodes at the model's clip size on rank 0 while rank 1
+    waits, both train the sharded model, rank 0 alone reports."""
+    cfg, _, _ = small_run
+    doc = dict(SMALL, workdir=str(cfg.workdir),
+               train={"dataset": "auto", "height": 32, "width": 64, "num_frames": 5, "batch_size": 2, "max_steps": 4,
+                      "vae_train_steps": 5, "vae_clips": 4, "log_every": 2, "val_every": 4, "ckpt_every": 4,
+                      "val_clips": 2})
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(doc))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "playmill", "train", "--set", "train.parallel=fsdp", "--out", str(tmp_path / "run"), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("train ")]
+    assert len(rows) == 1 and rows[0][1] == "done" and "4 steps," in rows[0], proc.stdout  # one summary: rank 0's
+    derived = cfg.workdir / "shards" / "default-64x32x5"
+    manifest = json.loads((derived / "manifest.json").read_text())
+    assert (manifest["clip_frames"], manifest["height"], manifest["width"]) == (5, 32, 64)
+    state = json.loads((tmp_path / "run" / "checkpoints" / "step-000004" / "state.json").read_text())
+    assert state["world_size"] == 2 and state["run"]["train"]["parallel"] == "fsdp"
+    assert state["run"]["dataset"]["shards"] == str(derived.resolve())
+
+
 def test_rl_stage_then_collection_by_the_trained_policy(tmp_path):
     """stages [rl, collect] with controller ppo: the rl stage writes models/rl/policy.zip (and its curves), then
     collect records a valid episode by that policy; without a policy the collect stage says how to get one."""
