@@ -216,3 +216,36 @@ def test_rank_zero_prepares_while_the_others_wait(runs):
     assert r0["seen"] == r1["seen"] == "0"  # rank 1 went on only once rank 0 had written the marker
     assert r0["failure"] == "ValueError: no episodes in /nowhere"
     assert r1["failure"] == "RuntimeError: rank 0 failed while curating shards: ValueError: no episodes in /nowhere"
+
+
+def test_slurm_script_launches_torchrun_with_a_rendezvous(tmp_path):
+    """scripts/train.sbatch (also quoted in model/TRAINING.md) under stub scontrol / srun: it starts one torchrun
+    per node whose arguments torchrun's own parser accepts, with the job's nodes and a c10d rendezvous on the
+    first node, running `playmill train` sharded."""
+    from torch.distributed.run import get_args_parser
+
+    script = (ROOT / "scripts" / "train.sbatch").read_text()
+    assert script in (ROOT / "model" / "TRAINING.md").read_text()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text("#!/bin/sh\nprintf 'gpu-a17\\ngpu-a18\\n'\n")
+    (bin_dir / "srun").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done > "$SRUN_ARGS"\n')
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_NODELIST": "gpu-a[17-18]",
+           "SLURM_NNODES": "2", "SLURM_JOB_ID": "4242", "SRUN_ARGS": str(tmp_path / "args")}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "train.sbatch"), "--set", "train.max_steps=10"],
+                          capture_output=True, text=True, env=env, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    argv = (tmp_path / "args").read_text().splitlines()
+    assert argv[0] == "--kill-on-bad-exit=1" and argv[1].endswith("torchrun")
+    args = get_args_parser().parse_args(argv[2:])
+    assert (args.nnodes, args.nproc_per_node, args.rdzv_backend) == ("2", "8", "c10d")
+    assert args.rdzv_endpoint == "gpu-a17:29500" and args.rdzv_id == "4242" and args.module
+    assert [args.training_script, *args.training_script_args] == [
+        "playmill", "train", "pipeline.yaml", "--set", "train.parallel=fsdp", "--set", "train.max_steps=10"]
+    from playmill.cli import build_parser
+
+    parsed = build_parser().parse_args(args.training_script_args)
+    assert parsed.verb == "train" and parsed.config == Path("pipeline.yaml")
+    assert parsed.overrides == ["train.parallel=fsdp", "train.max_steps=10"]
