@@ -173,6 +173,8 @@ class DDP(torch.nn.parallel.DistributedDataParallel):
         try:
             return super().__getattr__(name)
         except AttributeError:
+            if name == "module":  # not wrapped yet (inside DistributedDataParallel.__init__)
+                raise
             return getattr(self.module, name)
 
 
