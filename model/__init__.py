@@ -13,6 +13,7 @@ templerun). Weights: :func:`load_checkpoint` (strict; raises :class:`CheckpointM
 Training and sampling (loaded on first use; see model/TRAINING.md): :func:`train` with a :class:`TrainConfig`
 from :func:`get_train_config` ("tiny", "mg2-1.3b"), :func:`encode_latents` (latent cache), :func:`generate_base`
 (first frame + actions -> mp4), :func:`load_bundle`; dataset actions -> model inputs in :mod:`model.conditions`.
+Several processes (torchrun; DDP or FSDP2 by the configs' ``parallel`` key): :mod:`model.parallel`.
 
 Example::
 

@@ -527,9 +527,9 @@ def train(
 
     from curation.reader import ShardDataset, open_shards
 
-    cfg = config
     import torch.distributed as torch_dist
 
+    cfg = config
     owns_group = not torch_dist.is_initialized()
     d = setup_distributed()
     shards_dir, out_dir = Path(shards_dir), Path(out_dir)
