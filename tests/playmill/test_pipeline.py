@@ -261,8 +261,10 @@ def test_torchrun_trains_with_fsdp_from_the_cli(small_run, tmp_path):
            "-m", "playmill", "train", "--set", "train.parallel=fsdp", "--out", str(tmp_path / "run"), "--no-progress"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("train ")]
-    assert len(rows) == 1 and rows[0][1] == "done" and "4 steps," in rows[0], proc.stdout  # one summary: rank 0's
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("train ")]  # one summary: rank 0's
+    assert len(rows) == 1 and rows[0].split()[1] == "done" and " 4 steps, loss " in rows[0], proc.stdout
+    assert (tmp_path / "run" / "pipeline.resolved.yaml").is_file()  # rank 0 records the run
+    assert yaml.safe_load((tmp_path / "run" / "pipeline.resolved.yaml").read_text())["train"]["parallel"] == "fsdp"
     derived = cfg.workdir / "shards" / "default-64x32x5"
     manifest = json.loads((derived / "manifest.json").read_text())
     assert (manifest["clip_frames"], manifest["height"], manifest["width"]) == (5, 32, 64)
