@@ -26,6 +26,7 @@ from capture.video import (
     VideoError,
     VideoInfo,
     VideoWriter,
+    encode_video,
     ffmpeg_exe,
     iter_frames,
     probe_video,
@@ -43,6 +44,6 @@ __all__ = [
     "SCHEMA", "POSE_COLUMNS", "Episode", "EpisodeError", "EpisodeMeta", "EpisodeWriter", "actions_columns",
     "cleanup_stale_temp", "extra_column", "episode_id", "list_episodes", "read_episode",
     "Problem", "validate_episode", "validate_paths",
-    "FFmpegNotFoundError", "VideoError", "VideoInfo", "VideoWriter", "ffmpeg_exe", "iter_frames", "probe_video",
+    "FFmpegNotFoundError", "VideoError", "VideoInfo", "VideoWriter", "encode_video", "ffmpeg_exe", "iter_frames", "probe_video",
     "read_video",
 ]

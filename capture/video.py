@@ -1,34 +1,34 @@
-"""H.264 video I/O through the ffmpeg command-line tool (no ffprobe needed).
+"""Video I/O in-process through PyAV (FFmpeg's libraries): probe, decode with exact timestamps, encode.
 
-* :func:`ffmpeg_exe` finds the binary: ``$PLAYMILL_FFMPEG``, else ``ffmpeg`` on ``PATH``, else the binary
-  shipped by the ``imageio-ffmpeg`` wheel.
-* :class:`VideoWriter` pipes raw RGB frames into ``libx264`` (``yuv420p``, constant frame rate,
-  ``+faststart``).
-* :func:`probe_video` reads width, height, nominal fps, codec and pixel format from ``ffmpeg -i`` and counts
-  frames by stream-copying the packets into the ``framecrc`` muxer (fast: nothing is decoded).
-* :func:`iter_frames` streams decoded RGB frames with their presentation timestamps, taken from the
-  ``showinfo`` filter (``-fps_mode passthrough``: no frame is duplicated or dropped, so variable frame rate
-  files give their real timestamps). :func:`read_video` loads a whole (short) video.
+* :class:`VideoWriter` encodes uint8 RGB frames with ``libx264`` (``yuv420p``, constant frame rate, MP4 with
+  ``+faststart``) in this process: the RGB -> I420 conversion is OpenCV's (BT.601, limited range, the same
+  matrix as FFmpeg's default), the encoder and muxer are libavcodec/libavformat. No pipe, no child process.
+* :func:`probe_video` reads width, height, frame rate, codec and pixel format from the container and counts
+  the frames by reading every packet (nothing is decoded); a file whose packets stop before its index says
+  is truncated.
+* :func:`iter_frames` decodes RGB frames with their presentation timestamps, exact: ``pts x time_base`` as
+  stored (variable frame rate files give their real timestamps; nothing is duplicated or dropped). It reads
+  a file or the bytes of one (a shard's clip), optionally resized (area filter). :func:`read_video` loads a
+  whole (short) video.
 
-Commands are built with ffmpeg-python; file names are passed with the ``file:`` protocol prefix so names
-that start with ``-`` or contain ``:`` are never read as options or protocols.
+Every error is a :class:`VideoError` that names the file (or the clip) and says what is wrong.
+
+The ffmpeg command-line binary is no longer needed for any of this; :func:`ffmpeg_exe` still finds one for
+the few tools that run the CLI on purpose (the benches' peers, the GTA V session simulator's concat demuxer).
 """
 
 from __future__ import annotations
 
-import collections
+import io
 import os
-import queue
 import re
 import shutil
 import subprocess
-import tempfile
-import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Iterator, Literal
+from typing import Iterator, Literal, Union
 
 import numpy as np
 
@@ -38,18 +38,17 @@ X264_PRESETS: tuple[str, ...] = (
 )
 #: The type of a config key that names an x264 preset.
 X264Preset = Literal[X264_PRESETS]
-#: Default x264 preset of :class:`VideoWriter`. Measured encode-only at 640x352, one core (taskset), on
-#: panning rendered-like content: ultrafast ~430-490 frames/s, superfast ~300, veryfast ~290-300, with files
-#: about 4x smaller for veryfast (0.6 vs 2.3-2.5 Mbit/s at crf 18). veryfast costs ~3.4 ms a frame, which
-#: leaves ~6.5 ms a frame for rendering and the CSV row within the 100 frames/s collection budget, for a
-#: quarter of the disk and I/O of the faster presets. (Pure noise, the worst case: 270 / 80 / 60 frames/s.)
+#: Default x264 preset of :class:`VideoWriter`. Measured encode-only at 640x352, one core, through PyAV on
+#: panning rendered-like content: ultrafast ~700 frames/s, superfast ~450, veryfast ~340, with files about 4x
+#: smaller for veryfast. Collection (pipeline.yaml ``collect.preset``) picks its own.
 DEFAULT_PRESET = "veryfast"
 #: Default constant rate factor (visually near-lossless for rendered gameplay).
 DEFAULT_CRF = 18
-#: Environment variable that names the ffmpeg binary to use.
+#: Environment variable that names the ffmpeg binary to use (:func:`ffmpeg_exe`).
 FFMPEG_ENV = "PLAYMILL_FFMPEG"
 
-_STDERR_TAIL_LINES = 20
+#: What :func:`iter_frames` and :func:`probe_video` read: a path, or the bytes of a whole file.
+VideoSource = Union[str, os.PathLike, bytes, bytearray, memoryview]
 
 
 class FFmpegNotFoundError(RuntimeError):
@@ -61,7 +60,7 @@ class VideoError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------------------
-# the ffmpeg binary
+# the ffmpeg binary (only for tools that run the command line on purpose)
 
 
 @lru_cache(maxsize=16)
@@ -76,10 +75,6 @@ def _version_text(exe: str) -> str | None:
         return None
     text = res.stdout.decode("utf-8", "replace")
     return text if res.returncode == 0 and "ffmpeg" in text.lower() else None
-
-
-def _runs(exe: str) -> bool:
-    return _version_text(exe) is not None
 
 
 _HOW_TO_FIX = (
@@ -99,14 +94,14 @@ def ffmpeg_exe() -> str:
     env = os.environ.get(FFMPEG_ENV, "").strip()
     if env:
         exe = shutil.which(env) or env
-        if _runs(exe):
+        if _version_text(exe) is not None:
             return exe
         raise FFmpegNotFoundError(
             f"{FFMPEG_ENV}={env!r} does not point to a working ffmpeg binary; fix or unset {FFMPEG_ENV}, or "
             + _HOW_TO_FIX.split(", or set")[0]
         )
     on_path = shutil.which("ffmpeg")
-    if on_path and _runs(on_path):
+    if on_path and _version_text(on_path) is not None:
         return on_path
     try:
         import imageio_ffmpeg
@@ -114,7 +109,7 @@ def ffmpeg_exe() -> str:
         bundled = imageio_ffmpeg.get_ffmpeg_exe()
     except Exception:  # not installed, or no binary for this platform
         bundled = None
-    if bundled and _runs(bundled):
+    if bundled and _version_text(bundled) is not None:
         return bundled
     raise FFmpegNotFoundError("no working ffmpeg binary found; " + _HOW_TO_FIX)
 
@@ -128,24 +123,58 @@ def ffmpeg_version(exe: str) -> tuple[int, int]:
     return (int(m.group(1)), int(m.group(2))) if m else (99, 0)
 
 
-def _passthrough_args(exe: str) -> dict[str, object]:
-    """Output options that pass every decoded frame through untouched (no duplicate, no drop, exact order),
-    for this ffmpeg version: ``-fps_mode`` exists from 5.1 (``-vsync`` before), and the output time base
-    must be the filter graph's so that close variable-rate timestamps do not collide."""
-    major_minor = ffmpeg_version(exe)
-    args: dict[str, object] = {"fps_mode": "passthrough"} if major_minor >= (5, 1) else {"vsync": "0"}
-    args["enc_time_base"] = "filter" if major_minor >= (7, 0) else "-1"
-    return args
+# --------------------------------------------------------------------------------------------------------
+# errors
 
 
-def _file_arg(path: Path) -> str:
-    """An ffmpeg URL for a local file that is never taken for an option or a protocol."""
-    return "file:" + str(path)
+def _explain(e: BaseException) -> str:
+    """A short human reading of a PyAV/FFmpeg error."""
+    text = str(e).lower()
+    if "moov atom not found" in text:
+        return "not a valid MP4 (no index: truncated before it was finished, or not a video file)"
+    if "invalid data found" in text:
+        return "not a video file or corrupt"
+    if "no such file" in text:
+        return "no such file"
+    if "end of file" in text:
+        return "truncated (the file ends before the data its index refers to)"
+    return f"corrupt or unreadable ({e})"
 
 
-def _tail(text: str, n: int = _STDERR_TAIL_LINES) -> str:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return "\n".join(lines[-n:])
+def _name(source: VideoSource, name: str | None) -> str:
+    if name is not None:
+        return name
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes of video>"
+    return os.fspath(source)
+
+
+def _open(source: VideoSource, what: str, label: str):
+    """``(container, video stream)`` of ``source``; :class:`VideoError` naming ``label`` when it cannot be."""
+    import av
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        target: object = io.BytesIO(bytes(source))
+    else:
+        p = Path(source)
+        if not p.exists():
+            raise VideoError(f"cannot {what} video {label}: no such file")
+        if not p.is_file():
+            raise VideoError(f"cannot {what} video {label}: not a file")
+        target = os.fspath(p)
+    try:
+        container = av.open(target, "r")
+    except av.FFmpegError as e:
+        why = _explain(e)
+        if isinstance(e, av.InvalidDataError) and str(label).lower().endswith((".mp4", ".mov", ".m4v")):
+            why = "not a valid MP4 (no index: truncated before it was finished, or not a video file)"
+        raise VideoError(f"cannot {what} video {label}: {why}") from None
+    except (OSError, ValueError) as e:
+        raise VideoError(f"cannot {what} video {label}: {e}") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"cannot {what} video {label}: has no video stream")
+    return container, container.streams.video[0]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -157,17 +186,48 @@ def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001 * 1000)
 
 
+# x264's CPU feature names for the x86 features numpy detects (numpy's name -> x264's); "MMX2" is SSE's MMX subset.
+_X264_CPU_NAMES: tuple[tuple[str, str], ...] = (
+    ("SSE", "MMX2"), ("SSE", "SSE"), ("SSE2", "SSE2"), ("SSE3", "SSE3"), ("SSSE3", "SSSE3"), ("SSE41", "SSE4.1"),
+    ("SSE42", "SSE4.2"), ("AVX", "AVX"), ("FMA3", "FMA3"), ("BMI", "BMI1"), ("BMI2", "BMI2"), ("LZCNT", "LZCNT"),
+    ("AVX2", "AVX2"),
+)
+
+
+@lru_cache(maxsize=1)
+def x264_cpu_options() -> dict[str, str]:
+    """Encoder options that keep libx264 off its AVX-512 code: ``{"x264-params": "asm=<features>"}`` on CPUs with
+    AVX-512, else ``{}``.
+
+    Measured here (libx264 in PyAV's wheel, AVX-512 CPU): with AVX-512 the macroblock-tree code reads memory it
+    did not write, so the same frames encode to different bytes depending on what the process did before (a
+    resumed curation run then differs from a clean one). Every feature below AVX-512 is kept, so speed is the
+    same within a few percent and the output is a pure function of the input.
+    """
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as feats  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as feats
+        except ImportError:
+            return {}
+    if not feats.get("AVX512F"):
+        return {}
+    names = [x264 for np_name, x264 in _X264_CPU_NAMES if feats.get(np_name)]
+    return {"x264-params": "asm=" + ",".join(names)} if names else {}
+
+
 class VideoWriter:
-    """Encode uint8 RGB frames to an H.264 (libx264, yuv420p, constant frame rate) video file.
+    """Encode uint8 RGB frames to an H.264 (libx264, yuv420p, constant frame rate) video file, in-process.
 
     ``width``/``height`` in pixels (positive, even: yuv420p subsamples chroma by 2), ``fps`` in frames per
-    second (frame ``i`` has presentation time ``i / fps`` s), ``crf`` the x264 constant rate factor (0-51,
-    lower = better), ``preset`` an x264 preset (:data:`X264_PRESETS`), ``threads`` the encoder and filter
-    threads (1 = one core; collection runs one writer per worker). An existing file at ``path`` is replaced.
+    second (frame ``i`` has presentation time ``i / fps`` s, exactly: the stream's time base is ``1 / fps``),
+    ``crf`` the x264 constant rate factor (0-51, lower = better), ``preset`` an x264 preset
+    (:data:`X264_PRESETS`), ``threads`` encoder threads (1 = one core; collection runs one writer per worker;
+    0 = libx264's choice). An existing file at ``path`` is replaced.
 
     Use as a context manager: leaving the block normally calls :meth:`close`, leaving it with an exception
-    calls :meth:`abort` (ffmpeg killed, the partial file removed). ffmpeg's stderr goes to a temporary file,
-    so a chatty ffmpeg can never block the pipe; the tail of it is in every :class:`VideoError`.
+    calls :meth:`abort` (the partial file is removed).
     """
 
     def __init__(
@@ -180,7 +240,7 @@ class VideoWriter:
         preset: str = DEFAULT_PRESET,
         threads: int = 1,
     ) -> None:
-        import ffmpeg  # ffmpeg-python, only used to build the command line
+        import av
 
         self.path = Path(path)
         for name, v in (("width", width), ("height", height)):
@@ -194,8 +254,8 @@ class VideoWriter:
             raise ValueError(f"VideoWriter {self.path}: crf must be in 0..51, got {crf!r}")
         if preset not in X264_PRESETS:
             raise ValueError(f"VideoWriter {self.path}: unknown x264 preset {preset!r}; use one of {X264_PRESETS}")
-        if int(threads) < 1:
-            raise ValueError(f"VideoWriter {self.path}: threads must be >= 1, got {threads!r}")
+        if int(threads) < 0:
+            raise ValueError(f"VideoWriter {self.path}: threads must be >= 0, got {threads!r}")
         if not self.path.parent.is_dir():
             raise VideoError(f"cannot write video {self.path}: folder {self.path.parent} does not exist")
 
@@ -203,35 +263,23 @@ class VideoWriter:
         self._shape = (self.height, self.width, 3)
         self._frames = 0
         self._closed = False  # no more writes: closed, aborted or failed
-        self._failed = False  # the file is not a finished video
-        exe = ffmpeg_exe()
         rate = _fps_fraction(self.fps)
-        rate_s = f"{rate.numerator}/{rate.denominator}"
-        out_kwargs: dict[str, object] = dict(
-            vcodec="libx264", pix_fmt="yuv420p", crf=int(crf), preset=preset, r=rate_s,
-            threads=int(threads),
-        )
-        out_kwargs.update({"fps_mode": "cfr"} if ffmpeg_version(exe) >= (5, 1) else {"vsync": "cfr"})
-        if self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
-            out_kwargs["movflags"] = "+faststart"
-        cmd = (
-            ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{self.width}x{self.height}",
-                         framerate=rate_s)
-            .output(_file_arg(self.path), **out_kwargs)
-            .global_args("-hide_banner", "-nostats", "-loglevel", "error", "-filter_threads", str(int(threads)))
-            .overwrite_output()
-            .compile(cmd=exe)
-        )
-        self._stderr: IO[bytes] = tempfile.TemporaryFile()
+        options = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
         try:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                          stderr=self._stderr, start_new_session=True)  # see iter_frames
-        except OSError as e:
-            self._stderr.close()
-            raise VideoError(f"cannot start ffmpeg to write {self.path}: {e}") from e
-        assert self._proc.stdin is not None
-        self._stdin = self._proc.stdin
-        _grow_pipe(self._stdin.fileno(), self.width * self.height * 3)
+            self._container = av.open(os.fspath(self.path), "w", options=options)
+        except (av.FFmpegError, OSError, ValueError) as e:
+            raise VideoError(f"cannot write video {self.path}: {e}") from None
+        try:
+            s = self._container.add_stream("libx264", rate=rate)
+            s.width, s.height, s.pix_fmt = self.width, self.height, "yuv420p"
+            s.time_base = 1 / rate
+            s.codec_context.time_base = 1 / rate
+            s.thread_count = int(threads)
+            s.options = {"crf": str(int(crf)), "preset": preset, **x264_cpu_options()}
+            self._stream = s
+        except (av.FFmpegError, ValueError) as e:
+            self._fail()
+            raise VideoError(f"cannot write video {self.path}: the H.264 encoder cannot start: {e}") from None
 
     # -- context manager
     def __enter__(self) -> "VideoWriter":
@@ -250,6 +298,9 @@ class VideoWriter:
 
     def write(self, frame: np.ndarray) -> None:
         """Append one ``uint8[height, width, 3]`` RGB frame."""
+        import av
+        import cv2
+
         if self._closed:
             raise VideoError(f"VideoWriter {self.path}: write() after close()/abort()")
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != self._shape:
@@ -259,81 +310,54 @@ class VideoWriter:
                 f"VideoWriter {self.path}: frame {self._frames} must be uint8[{self.height}, {self.width}, 3] "
                 f"RGB, got {got}"
             )
-        if not frame.flags.c_contiguous:
-            frame = np.ascontiguousarray(frame)
+        i420 = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)  # 10x faster than swscale's rgb24 -> yuv420p
+        vf = av.VideoFrame.from_ndarray(i420, format="yuv420p")
+        vf.pts = self._frames
         try:
-            self._stdin.write(frame.data)
-        except (BrokenPipeError, OSError) as e:
-            msg = self._shutdown(kill=True)
-            raise VideoError(f"ffmpeg stopped while writing {self.path} (frame {self._frames}): {e}"
-                             + (f"\n{msg}" if msg else "")) from e
+            for packet in self._stream.encode(vf):
+                self._container.mux(packet)
+        except (av.FFmpegError, OSError) as e:
+            self._fail()
+            raise VideoError(f"cannot write video {self.path} (frame {self._frames}): {e}") from None
         self._frames += 1
 
     def close(self) -> None:
-        """Finish the file: flush, wait for ffmpeg, raise :class:`VideoError` (with ffmpeg's stderr) on failure.
+        """Finish the file (flush the encoder, write the index); :class:`VideoError` on failure.
 
         A file with no frames is an error. On any error the partial file is removed.
         """
+        import av
+
         if self._closed:
             return
-        msg = self._shutdown(kill=False)
-        rc = self._proc.returncode
-        if rc != 0 or self._frames == 0:
-            self._remove_file()
-            why = "no frames were written" if self._frames == 0 and rc == 0 else f"ffmpeg exited with status {rc}"
-            raise VideoError(f"cannot write video {self.path}: {why}" + (f"\n{msg}" if msg else ""))
+        if self._frames == 0:
+            self._fail()
+            raise VideoError(f"cannot write video {self.path}: no frames were written")
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._container.close()
+        except (av.FFmpegError, OSError) as e:
+            self._fail()
+            raise VideoError(f"cannot write video {self.path}: {e}") from None
+        self._closed = True
 
     def abort(self) -> None:
-        """Kill ffmpeg and remove the partial file. Safe to call more than once; after a successful
-        :meth:`close` the finished file is kept."""
+        """Stop and remove the partial file. Safe to call more than once; after a successful :meth:`close`
+        the finished file is kept."""
         if not self._closed:
-            self._shutdown(kill=True)
-        if self._failed:
-            self._remove_file()
+            self._fail()
 
-    # -- internals
-    def _shutdown(self, kill: bool) -> str:
-        """Stop ffmpeg (killed, or waited for after end of input); returns the tail of its stderr."""
+    def _fail(self) -> None:
         self._closed = True
-        self._failed = kill
-        if kill and self._proc.poll() is None:
-            self._proc.kill()
         try:
-            self._stdin.close()
-        except (BrokenPipeError, OSError):
+            self._container.close()
+        except Exception:  # the container is being thrown away
             pass
-        self._proc.wait()
-        try:
-            self._stderr.seek(0)
-            msg = _tail(self._stderr.read().decode("utf-8", "replace"))
-        except (OSError, ValueError):
-            msg = ""
-        self._stderr.close()
-        if kill:
-            self._remove_file()
-        return msg
-
-    def _remove_file(self) -> None:
-        self._failed = True
         try:
             self.path.unlink()
         except FileNotFoundError:
             pass
-
-
-def _grow_pipe(fd: int, frame_bytes: int) -> None:
-    """Best effort: enlarge a Linux pipe to one frame (up to the system limit) to cut context switches."""
-    try:
-        import fcntl
-
-        set_sz = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-        try:
-            limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
-        except (OSError, ValueError):
-            limit = 1 << 20
-        fcntl.fcntl(fd, set_sz, min(frame_bytes, limit))
-    except (ImportError, OSError):
-        pass
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -344,11 +368,10 @@ def _grow_pipe(fd: int, frame_bytes: int) -> None:
 class VideoInfo:
     """What :func:`probe_video` learns about the first video stream of a file.
 
-    ``width``/``height`` in pixels; ``fps`` the stream's nominal frame rate in frames/s (exact when all
-    packets have the same duration, else ffmpeg's average rate); ``frame_count`` the number of video packets
-    (one per frame for H.264 in MP4); ``duration_s`` the span of the packets' presentation times plus the
-    last packet's duration, in seconds; ``codec`` ffmpeg's codec name (``h264``); ``pix_fmt`` the pixel
-    format (``yuv420p``).
+    ``width``/``height`` in pixels; ``fps`` the stream's frame rate in frames/s (exact when all packets have
+    the same duration, else the container's average rate); ``frame_count`` the number of video packets (one per
+    frame for H.264 in MP4); ``duration_s`` the span of the packets' presentation times plus the last packet's
+    duration, in seconds; ``codec`` FFmpeg's codec name (``h264``); ``pix_fmt`` the pixel format (``yuv420p``).
     """
 
     width: int
@@ -360,301 +383,157 @@ class VideoInfo:
     pix_fmt: str
 
 
-_STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+\S*: Video: (.*)$")
-_SIZE_RE = re.compile(r"^(\d+)x(\d+)(?:\s|$)")
-_RATE_RE = re.compile(r"^([\d.]+)(k?) (fps|tbr)$")
-_LEVEL_RE = re.compile(r"\[(error|fatal|panic)\] ")
-_CONTEXT_RE = re.compile(r"\[[^\]]* @ 0x[0-9a-f]+\] ")
+def probe_video(path: VideoSource, *, name: str | None = None) -> VideoInfo:
+    """Probe the first video stream of ``path`` (a file, or its bytes) without decoding it.
 
-
-def _split_top(s: str) -> list[str]:
-    """Split ffmpeg's stream description on commas that are not inside parentheses or brackets."""
-    out, depth, cur = [], 0, []
-    for ch in s:
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth = max(0, depth - 1)
-        if ch == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur).strip())
-    return out
-
-
-def _parse_stream_line(desc: str) -> tuple[str, str, int, int, float | None]:
-    """``(codec, pix_fmt, width, height, fps or None)`` from the text after ``Video:``."""
-    parts = _split_top(desc)
-    codec = parts[0].split()[0] if parts and parts[0] else "unknown"
-    pix_fmt, width, height, fps, tbr = "unknown", 0, 0, None, None
-    if len(parts) > 1:
-        pix_fmt = parts[1].split("(")[0].strip() or "unknown"
-    for p in parts[1:]:
-        m = _SIZE_RE.match(p)
-        if m and not width:
-            width, height = int(m.group(1)), int(m.group(2))
-            continue
-        m = _RATE_RE.match(p)
-        if m:
-            v = float(m.group(1)) * (1000.0 if m.group(2) else 1.0)
-            if m.group(3) == "fps":
-                fps = v
-            else:
-                tbr = v
-    return codec, pix_fmt, width, height, fps if fps is not None else tbr
-
-
-def _error_lines(stderr: str) -> list[str]:
-    """ffmpeg log lines (``-loglevel level+...``) at error level or worse, without the level tag."""
-    out: list[str] = []
-    for ln in stderr.splitlines():
-        if _LEVEL_RE.search(ln):
-            msg = _CONTEXT_RE.sub("", _LEVEL_RE.sub("", ln)).strip()
-            if msg and msg not in out:
-                out.append(msg)
-    return out
-
-
-def _explain(errors: list[str]) -> str:
-    """A short human reading of ffmpeg's error lines."""
-    text = " ".join(errors).lower()
-    if "moov atom not found" in text:
-        return "not a valid MP4 (no index: truncated before it was finished, or not a video file)"
-    if "partial file" in text or "truncat" in text:
-        return "truncated (the file ends before the data its index refers to)"
-    if "matches no streams" in text:
-        return "has no video stream"
-    if "invalid data found" in text:
-        return "not a video file or corrupt"
-    return "corrupt or unreadable"
-
-
-def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Probe the first video stream of ``path`` without decoding it.
-
-    Raises :class:`VideoError` naming the file when it is missing, not a video, has no video stream, has
-    no frames, or is corrupt or truncated (any error ffmpeg reports while reading every packet).
+    Raises :class:`VideoError` naming the file (``name`` for bytes) when it is missing, not a video, has no
+    video stream, has no frames, or is corrupt or truncated (its packets end before its index does).
     """
-    import ffmpeg
+    import av
 
-    path = Path(path)
-    if not path.exists():
-        raise VideoError(f"cannot read video {path}: no such file")
-    if not path.is_file():
-        raise VideoError(f"cannot read video {path}: not a file")
-    cmd = (
-        ffmpeg.input(_file_arg(path))
-        .output("pipe:", map="0:v:0", c="copy", f="framecrc")
-        .global_args("-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info")
-        .compile(cmd=ffmpeg_exe())
-    )
+    label = _name(path, name)
+    container, stream = _open(path, "read", label)
     try:
-        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             check=False)
-    except OSError as e:
-        raise VideoError(f"cannot read video {path}: cannot run ffmpeg: {e}") from e
-    err = res.stderr.decode("utf-8", "replace")
-    errors = _error_lines(err)
-    if res.returncode != 0 or errors:
-        raise VideoError(f"cannot read video {path}: {_explain(errors)}: " + "; ".join(errors[-5:]))
-
-    stream = None
-    for ln in err.splitlines():
-        m = _STREAM_RE.match(re.sub(r"^\[info\] ", "", ln))
-        if m:
-            stream = m.group(1)
-            break
-    if stream is None:
-        raise VideoError(f"cannot read video {path}: has no video stream")
-    codec, pix_fmt, width, height, fps = _parse_stream_line(stream)
-
-    tb = Fraction(1, 1)
-    pts_list: list[int] = []
-    durs: list[int] = []
-    for ln in res.stdout.decode("ascii", "replace").splitlines():
-        if ln.startswith("#tb 0:"):
-            num, den = ln.split(":", 1)[1].strip().split("/")
-            tb = Fraction(int(num), int(den))
-        elif ln.startswith("0,"):
-            f = ln.split(",")
-            pts_list.append(int(f[2]))
-            durs.append(int(f[3]))
-    if not pts_list:
-        raise VideoError(f"cannot read video {path}: the video stream has no frames")
-    last = int(np.argmax(pts_list))
-    duration_s = float((pts_list[last] + durs[last] - min(pts_list)) * tb)
-    if durs and min(durs) == max(durs) > 0:
-        exact = float(1 / (durs[0] * tb))
-        if fps is None or abs(exact - fps) <= 0.01 * max(1.0, fps / 100):
-            fps = exact
-    if fps is None:
-        fps = len(pts_list) / duration_s if duration_s > 0 else 0.0
-    return VideoInfo(width=width, height=height, fps=float(fps), frame_count=len(pts_list),
-                     duration_s=duration_s, codec=codec, pix_fmt=pix_fmt)
+        cc = stream.codec_context
+        tb = stream.time_base or Fraction(1, 1)
+        pts: list[int] = []
+        durs: list[int] = []
+        try:
+            for pk in container.demux(stream):
+                if pk.size == 0:  # the demuxer's end-of-stream marker
+                    continue
+                pts.append(pk.pts if pk.pts is not None else (pk.dts if pk.dts is not None else len(pts)))
+                durs.append(int(pk.duration or 0))
+        except av.FFmpegError as e:
+            raise VideoError(f"cannot read video {label}: {_explain(e)}") from None
+        indexed = int(stream.frames or 0)
+        if not pts:
+            raise VideoError(f"cannot read video {label}: the video stream has no frames")
+        if indexed and len(pts) < indexed:
+            raise VideoError(f"cannot read video {label}: truncated (the file ends before the data its index "
+                             f"refers to: {len(pts)} of {indexed} frames are there)")
+        last = int(np.argmax(pts))
+        duration_s = float((pts[last] + durs[last] - min(pts)) * tb)
+        fps: float | None = None
+        if durs and min(durs) == max(durs) > 0:
+            fps = float(1 / (durs[0] * tb))
+        elif stream.average_rate:
+            fps = float(stream.average_rate)
+        if fps is None:
+            fps = len(pts) / duration_s if duration_s > 0 else 0.0
+        return VideoInfo(width=int(cc.width), height=int(cc.height), fps=float(fps), frame_count=len(pts),
+                         duration_s=duration_s, codec=str(cc.name), pix_fmt=str(cc.pix_fmt or "unknown"))
+    finally:
+        container.close()
 
 
 # --------------------------------------------------------------------------------------------------------
 # decoding
 
-_SHOWINFO_FRAME_RE = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\b.*?\bs:(\d+)x(\d+)\b")
-_SHOWINFO_TB_RE = re.compile(r"config in time_base:\s*(\d+)/(\d+)(?:,\s*frame_rate:\s*(\d+)/(\d+))?")
 
-
-@dataclass(frozen=True)
-class _FrameInfo:
-    pts_s: float
-    width: int
-    height: int
-
-
-class _StderrReader(threading.Thread):
-    """Reads ffmpeg's stderr: one :class:`_FrameInfo` per showinfo frame line into a queue, errors aside."""
-
-    _END = None
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        super().__init__(daemon=True, name="ffmpeg-stderr")
-        self._stream = stream
-        self.frames: "queue.Queue[_FrameInfo | None]" = queue.Queue()
-        self.errors: list[str] = []
-        self.tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
-
-    def run(self) -> None:
-        tb = Fraction(0)
-        rate: Fraction | None = None
-        n_frames = 0
-        try:
-            for raw in self._stream:
-                ln = raw.decode("utf-8", "replace").rstrip()
-                if "Parsed_showinfo" in ln:
-                    m = _SHOWINFO_FRAME_RE.search(ln)
-                    if m:
-                        if m.group(2) != "NOPTS":
-                            pts_s = float(int(m.group(2)) * tb)
-                        else:  # no timestamp in the file: nominal time of the frame
-                            pts_s = float(n_frames / rate) if rate else float("nan")
-                        self.frames.put(_FrameInfo(pts_s, int(m.group(3)), int(m.group(4))))
-                        n_frames += 1
-                        continue
-                    m = _SHOWINFO_TB_RE.search(ln)
-                    if m:
-                        tb = Fraction(int(m.group(1)), int(m.group(2)))
-                        if m.group(3) and int(m.group(3)) > 0 and int(m.group(4)) > 0:
-                            rate = Fraction(int(m.group(3)), int(m.group(4)))
-                    continue
-                if _LEVEL_RE.search(ln):
-                    self.errors.extend(e for e in _error_lines(ln) if e not in self.errors)
-                if ln.strip():
-                    self.tail.append(ln)
-        finally:
-            self.frames.put(self._END)
-
-
-def _read_exact(stream: IO[bytes], buf: memoryview) -> int:
-    """Fill ``buf`` from ``stream``; the number of bytes read (less than ``len(buf)`` only at end of file)."""
-    got = 0
-    n = len(buf)
-    while got < n:
-        k = stream.readinto(buf[got:])
-        if not k:
-            break
-        got += k
-    return got
+def _out_size(w: int, h: int, width: int | None, height: int | None) -> tuple[int, int] | None:
+    """The output size for a requested ``width``/``height`` (one of them: aspect kept), or None for as-is."""
+    if width is None and height is None:
+        return None
+    if width is None:
+        width = max(1, int(round(w * height / h)))
+    if height is None:
+        height = max(1, int(round(h * width / w)))
+    return (int(width), int(height)) if (width, height) != (w, h) else None
 
 
 def iter_frames(
-    path: str | os.PathLike,
+    path: VideoSource,
     width: int | None = None,
     height: int | None = None,
     *,
     strict: bool = True,
     threads: int | None = None,
+    name: str | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
-    """Stream ``(pts_s, frame)`` pairs from the first video stream of ``path``.
+    """Stream ``(pts_s, frame)`` pairs from the first video stream of ``path`` (a file, or its bytes).
 
-    ``pts_s``: the frame's presentation timestamp in seconds (float64, as stored in the file; files written
-    by :class:`VideoWriter` start at 0 and frame ``i`` is at ``i / fps``; variable frame rate files give
+    ``pts_s``: the frame's presentation timestamp in seconds (float64 of the exact ``pts x time_base``; files
+    written by :class:`VideoWriter` start at 0 and frame ``i`` is at ``i / fps``; variable frame rate files give
     their real timestamps). ``frame``: ``uint8[H, W, 3]`` RGB, a fresh array per frame. ``width``/``height``:
-    resize to this size (area filter); give one of them to keep the aspect ratio. ``threads``: decoder
-    threads (None = ffmpeg's choice).
+    resize to this size (area filter); give one of them to keep the aspect ratio. ``threads``: decoder threads
+    (None = FFmpeg's choice; 1 in worker processes). ``name``: what errors call the video (bytes have no path).
 
-    Memory is bounded: one frame at a time is read from ffmpeg's pipe. With ``strict=True`` (default) any
-    error ffmpeg reports (corrupt or truncated file) raises :class:`VideoError` naming the file after the
-    frames that could be decoded were yielded; with ``strict=False`` decoding stops quietly at the damage.
-    Stopping the iteration early kills ffmpeg.
+    Memory is bounded: one frame at a time. With ``strict=True`` (default) a corrupt or truncated file raises
+    :class:`VideoError` naming the file after the frames that could be decoded were yielded; with
+    ``strict=False`` decoding stops quietly at the damage.
     """
-    import ffmpeg
+    import av
 
-    path = Path(path)
-    if not path.is_file():
-        raise VideoError(f"cannot read video {path}: no such file")
-    for name, v in (("width", width), ("height", height)):
+    label = _name(path, name)
+    for k, v in (("width", width), ("height", height)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0):
-            raise ValueError(f"iter_frames {path}: {name} must be a positive int or None, got {v!r}")
-    filters = []
-    if width is not None or height is not None:
-        filters.append(f"scale={width if width is not None else -1}:{height if height is not None else -1}"
-                       ":flags=area")
-    exe = ffmpeg_exe()
-    filters.append("showinfo=checksum=0" if ffmpeg_version(exe) >= (4, 4) else "showinfo")
-    out_kwargs: dict[str, object] = dict(map="0:v:0", vf=",".join(filters), f="rawvideo", pix_fmt="rgb24",
-                                         flush_packets=1, **_passthrough_args(exe))
-    in_kwargs: dict[str, object] = {}
-    if threads is not None:
-        in_kwargs["threads"] = int(threads)
-    cmd = (
-        ffmpeg.input(_file_arg(path), **in_kwargs)
-        .output("pipe:", **out_kwargs)
-        .global_args("-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info")
-        .compile(cmd=exe)
-    )
-    # own session: Ctrl-C in a terminal goes to playmill, which stops ffmpeg itself (it exits on a closed pipe
-    # when its parent dies)
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            bufsize=0, start_new_session=True)
-    assert proc.stdout is not None and proc.stderr is not None
-    reader = _StderrReader(proc.stderr)
-    reader.start()
-    finished = False
-    short_read = False
+            raise ValueError(f"iter_frames {label}: {k} must be a positive int or None, got {v!r}")
+    container, stream = _open(path, "decode", label)
     try:
-        while True:
-            info = reader.frames.get()
-            if info is None:
-                break
-            frame = np.empty((info.height, info.width, 3), dtype=np.uint8)
-            if _read_exact(proc.stdout, memoryview(frame).cast("B")) < frame.nbytes:
-                short_read = True
-                break
-            yield info.pts_s, frame
-        rc = proc.wait()
-        reader.join()
-        finished = True
-        if strict and (rc != 0 or reader.errors or short_read):
-            errors = reader.errors or list(reader.tail)[-5:]
-            why = _explain(errors) if errors else "decoding stopped early"
-            raise VideoError(f"cannot decode video {path}: {why}: " + "; ".join(errors[-5:]))
+        if threads is not None:
+            stream.thread_count = int(threads)
+            stream.thread_type = "AUTO" if int(threads) != 1 else "SLICE"
+        indexed = int(stream.frames or 0)
+        rate = stream.average_rate or stream.guessed_rate
+        n = 0
+        size = None
+        error: str | None = None
+        try:
+            for frame in container.decode(stream):
+                if size is None:
+                    size = _out_size(frame.width, frame.height, width, height)
+                if frame.pts is not None:
+                    t = float(frame.pts * frame.time_base)
+                else:  # no timestamp in the file: the frame's nominal time
+                    t = float(n / rate) if rate else float("nan")
+                if size is None:
+                    rgb = frame.to_ndarray(format="rgb24")
+                else:
+                    rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
+                n += 1
+                yield t, rgb
+        except av.FFmpegError as e:
+            error = _explain(e)
+        if error is None and indexed and n < indexed:
+            error = f"truncated (decoding stopped after {n} of {indexed} frames)"
+        if error is None and n == 0:
+            error = "the video stream has no frames"
+        if error is not None and strict:
+            raise VideoError(f"cannot decode video {label}: {error}")
     finally:
-        if not finished:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            reader.join(timeout=5)
-        proc.stdout.close()
-        proc.stderr.close()
+        container.close()
 
 
 def read_video(
-    path: str | os.PathLike, width: int | None = None, height: int | None = None, *, strict: bool = True
+    path: VideoSource, width: int | None = None, height: int | None = None, *, strict: bool = True,
+    name: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """All frames of ``path``: ``(frames uint8[N, H, W, 3] RGB, pts_s float64[N])``. For short videos."""
     frames: list[np.ndarray] = []
     pts: list[float] = []
-    for t, f in iter_frames(path, width, height, strict=strict):
+    for t, f in iter_frames(path, width, height, strict=strict, name=name):
         pts.append(t)
         frames.append(f)
     if not frames:
-        raise VideoError(f"cannot decode video {path}: no frames")
+        raise VideoError(f"cannot decode video {_name(path, name)}: no frames")
     return np.stack(frames), np.asarray(pts, dtype=np.float64)
+
+
+def encode_video(frames: np.ndarray, fps: float, path: str | os.PathLike, *, crf: int = DEFAULT_CRF,
+                 preset: str = DEFAULT_PRESET, threads: int = 1) -> Path:
+    """Write ``frames`` uint8 ``[T, H, W, 3]`` RGB as an H.264 file at ``path`` (atomically: a temporary name,
+    then a rename); odd sizes are padded by one edge pixel (yuv420p needs even sizes). Returns the path."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(f"encode_video {path}: frames must be uint8[T>0, H, W, 3], got {frames.dtype}{list(frames.shape)}")
+    _, h, w, _ = frames.shape
+    if h % 2 or w % 2:
+        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    with VideoWriter(tmp, frames.shape[2], frames.shape[1], fps, crf=crf, preset=preset, threads=threads) as vw:
+        for f in frames:
+            vw.write(np.ascontiguousarray(f))
+    os.replace(tmp, path)
+    return path

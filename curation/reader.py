@@ -8,8 +8,8 @@ Two torch datasets over the same index:
   distributed ranks and DataLoader workers so that every clip is read by exactly one (rank, worker) per
   epoch, shuffled with a seeded permutation of row groups plus a seeded shuffle buffer of clips.
 
-Each item is a dict: ``frames`` uint8 ``[T, 3, H, W]`` (decoded in the DataLoader worker: H.264 with OpenCV's
-bundled FFmpeg, JPEG with OpenCV), ``keyboard`` ``[T, K]`` (uint8 by default, or the ``keyboard_dtype`` you
+Each item is a dict: ``frames`` uint8 ``[T, 3, H, W]`` (decoded in the DataLoader worker: H.264 in-process with
+PyAV, JPEG with OpenCV), ``keyboard`` ``[T, K]`` (uint8 by default, or the ``keyboard_dtype`` you
 ask for), ``mouse`` float32 ``[T, 2]`` (d_pitch, d_yaw in degrees), ``pose`` float64 ``[T, 7]`` (x, y, z cm,
 qw, qx, qy, qz), ``speed`` float32 ``[T]`` (cm/s), ``collision`` bool ``[T]`` and the clip metadata
 (``clip_id``, ``episode_id``, ``source``, ``scene``, ``start_frame``, ``fps``).
@@ -21,7 +21,6 @@ shard's Arrow schema against what the caller expects), with errors that say what
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -111,67 +110,48 @@ def open_shards(shards_dir: str | os.PathLike, **expect: Any) -> ShardIndex:
 # decoding
 
 
-def _tmp_dir() -> str | None:
-    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-
-
-def _decoded_bgr(media: bytes | Sequence[bytes], frame_codec: str) -> Iterator[np.ndarray]:
-    """BGR ``uint8[H, W, 3]`` frames of a clip's media cell (the same buffer may be reused between frames)."""
-    import cv2
-
+def _decoded_rgb(media: bytes | Sequence[bytes], frame_codec: str) -> Iterator[np.ndarray]:
+    """RGB ``uint8[H, W, 3]`` frames of a clip's media cell: H.264 through capture.video's in-process decoder
+    (the one decoder of curation, the importers and eval), JPEG through OpenCV."""
     if frame_codec == "jpeg":
+        import cv2
+
         for b in media:
             img = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
             if img is None:
                 raise ValueError("undecodable JPEG frame")
-            yield img
+            yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         return
-    with tempfile.NamedTemporaryFile(suffix=".mp4", dir=_tmp_dir()) as f:
-        f.write(media)  # type: ignore[arg-type]
-        f.flush()
-        cap = cv2.VideoCapture(f.name, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-        try:
-            img = None
-            while True:
-                ok, img = cap.read(img)
-                if not ok:
-                    break
-                yield img
-        finally:
-            cap.release()
+    from capture.video import VideoError, iter_frames
+
+    try:
+        for _, frame in iter_frames(bytes(media), threads=1, name="clip"):  # type: ignore[arg-type]
+            yield frame
+    except VideoError as e:
+        raise ValueError(str(e)) from None
 
 
 def decode_clip(media: bytes | Sequence[bytes], frame_codec: str, num_frames: int | None = None,
                 channels_first: bool = False) -> np.ndarray:
     """Decode a clip's media cell to RGB ``uint8[T, H, W, 3]`` (or ``[T, 3, H, W]`` with ``channels_first``):
-    an H.264 mp4 (via a temp file and OpenCV's FFmpeg, one decoder thread) or a list of JPEGs.
-    ``num_frames``: the expected count (checked)."""
-    import cv2
-
+    an H.264 mp4 (in memory, one decoder thread) or a list of JPEGs. ``num_frames``: the expected count (checked)."""
     out: np.ndarray | None = None
-    frames: list[np.ndarray] = []
     n = 0
-    for img in _decoded_bgr(media, frame_codec):
-        if channels_first:
-            if out is None or n >= len(out):
-                cap_n = num_frames if (num_frames and out is None) else max(2 * n, 1)
-                grown = np.empty((cap_n, 3) + img.shape[:2], np.uint8)
-                if out is not None:
-                    grown[:n] = out[:n]
-                out = grown
-            # one pass: BGR interleaved -> R, G, B planes
-            cv2.split(img, [out[n, 2], out[n, 1], out[n, 0]])
-        else:
-            frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    for img in _decoded_rgb(media, frame_codec):
+        if out is None or n >= len(out):
+            shape = (3,) + img.shape[:2] if channels_first else img.shape
+            cap_n = num_frames if (num_frames and out is None) else max(2 * n, 1)
+            grown = np.empty((cap_n,) + shape, np.uint8)
+            if out is not None:
+                grown[:n] = out[:n]
+            out = grown
+        out[n] = img.transpose(2, 0, 1) if channels_first else img
         n += 1
-    if n == 0:
+    if n == 0 or out is None:
         raise ValueError("clip has no decodable frames")
     if num_frames is not None and n != num_frames:
         raise ValueError(f"clip decoded to {n} frames, expected {num_frames}")
-    if channels_first:
-        assert out is not None
-        return out[:n]
-    return np.stack(frames)
+    return out[:n]
 
 
 class _RowGroupCache:

@@ -125,31 +125,13 @@ def sample_latents(
 
 
 def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: float, crf: int = 18) -> Path:
-    """Write RGB uint8 frames [T, H, W, 3] as H.264 (yuv420p) with imageio-ffmpeg, else OpenCV's mp4v."""
+    """Write RGB uint8 frames [T, H, W, 3] as H.264 (yuv420p), in-process (:func:`capture.video.encode_video`;
+    atomic; odd sizes padded by an edge pixel)."""
+    from capture.video import encode_video
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    h, w = frames.shape[1:3]
-    tmp = p.with_name(f".{p.stem}.tmp{p.suffix or '.mp4'}")
-    try:
-        import imageio_ffmpeg
-
-        writer = imageio_ffmpeg.write_frames(
-            os.fspath(tmp), (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-            macro_block_size=1, quality=None, output_params=["-crf", str(crf)], ffmpeg_log_level="error",
-        )
-        writer.send(None)
-        for f in frames:
-            writer.send(np.ascontiguousarray(f))
-        writer.close()
-    except ImportError:
-        import cv2
-
-        vw = cv2.VideoWriter(os.fspath(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-        for f in frames:
-            vw.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-        vw.release()
-    os.replace(tmp, p)
-    return p
+    return encode_video(np.asarray(frames, np.uint8), fps, p, crf=crf)
 
 
 def generate_base(

@@ -6,7 +6,7 @@ Per block of latent frames (:mod:`model.causal`)::
     cond     <- StreamingEncoder.push([frame0] or 4n zero frames)      i2v condition, streamed (causal VAE cache)
     x0       <- few-step denoise of fresh noise with the KV cache, then the cache rewrite
     frames   <- StreamingDecoder.push(x0)                               1 + 4(n-1) frames first, then 4n
-    mp4      <- frames appended (H.264 through imageio-ffmpeg)
+    mp4      <- frames appended (H.264, in-process through capture.video)
 
 Everything carried from block to block is bounded: the KV cache holds at most W - 1 committed latent frames
 (W = ``local_attn_frames``), the VAE caches hold two frames per causal conv, the action history the last
@@ -366,33 +366,36 @@ class TerminalActions:
 
 
 class Mp4Writer:
-    """Appends RGB uint8 frames [n, H, W, 3] to an H.264 mp4 as they come (a temporary file renamed on close)."""
+    """Appends RGB uint8 frames [n, H, W, 3] to an H.264 mp4 as they come (:class:`capture.video.VideoWriter`,
+    in-process; a temporary file renamed on close; odd sizes padded by an edge pixel)."""
 
     def __init__(self, path: str | os.PathLike[str], fps: float, crf: int = 18) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix or '.mp4'}")
         self.fps, self.crf = float(fps), crf
-        self._gen: Any = None
+        self._writer: Any = None
         self.frames = 0
 
     def write(self, frames: np.ndarray) -> None:
-        import imageio_ffmpeg
+        from capture.video import VideoWriter
 
-        if self._gen is None:
-            h, w = frames.shape[1:3]
-            self._gen = imageio_ffmpeg.write_frames(
-                os.fspath(self.tmp), (w, h), fps=self.fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-                macro_block_size=1, quality=None, output_params=["-crf", str(self.crf)], ffmpeg_log_level="error")
-            self._gen.send(None)
+        h, w = frames.shape[1:3]
+        if self._writer is None:
+            self._writer = VideoWriter(self.tmp, w + w % 2, h + h % 2, self.fps, crf=self.crf)
+        if h % 2 or w % 2:
+            frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         for f in frames:
-            self._gen.send(np.ascontiguousarray(f))
+            self._writer.write(np.ascontiguousarray(f, dtype=np.uint8))
         self.frames += len(frames)
 
     def close(self, keep: bool = True) -> Path | None:
-        if self._gen is not None:
-            self._gen.close()
-            self._gen = None
+        if self._writer is not None:
+            if keep:
+                self._writer.close()
+            else:
+                self._writer.abort()
+            self._writer = None
         if keep and self.tmp.exists():
             os.replace(self.tmp, self.path)
             return self.path

@@ -258,7 +258,6 @@ rng = np.random.default_rng(0)
 wr = writer(Path(sys.argv[1]))
 for i in range(5):
     wr.append(make_obs(i, rng), FrameAction.idle())
-wr._video._stdin.flush()
 print(wr.temp_dir, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
