@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from curation.card import CARD_FILE, write_dataset_card
 from curation.config import ENGINES, CurateConfig
 from curation.process import (
     CLIPS_FILE, EPISODE_REJECTS_FILE, WORK_DIR, DatasetParams, EpisodeOutcome, cleanup_work_temp,
@@ -188,6 +189,8 @@ def curate(
         try:
             m = read_manifest(out_dir)
             if m.get("inputs_sha256") == inputs and all((out_dir / s["file"]).is_file() for s in m["shards"]):
+                if not (out_dir / CARD_FILE).is_file():  # curated before dataset cards existed
+                    write_dataset_card(out_dir, m)
                 result.up_to_date = True
                 result.clips = m["totals"]["clips"]
                 result.rejects = m["rejects"]["rows"]

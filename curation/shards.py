@@ -296,6 +296,9 @@ def pack_shards(
     for name, v in manifest_extra.get("sources", {}).items():
         v["clips"] = stats.clips_by_source.get(name, 0)
         v["hours"] = stats.seconds_by_source.get(name, 0.0) / 3600.0
+    from curation.card import write_dataset_card
+
+    write_dataset_card(out_dir, manifest)  # README.md: what `datasets.load_dataset(out_dir)` reads
     write_json_atomic(out_dir / MANIFEST_FILE, manifest)
     return PackResult(manifest, paths)
 
