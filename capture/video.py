@@ -224,7 +224,7 @@ class VideoWriter:
     second (frame ``i`` has presentation time ``i / fps`` s, exactly: the stream's time base is ``1 / fps``),
     ``crf`` the x264 constant rate factor (0-51, lower = better), ``preset`` an x264 preset
     (:data:`X264_PRESETS`), ``threads`` encoder threads (1 = one core; collection runs one writer per worker;
-    0 = libx264's choice). An existing file at ``path`` is replaced.
+    0 = libx264's choice), ``gop`` the largest distance between keyframes (None: libx264's). An existing file at ``path`` is replaced.
 
     Use as a context manager: leaving the block normally calls :meth:`close`, leaving it with an exception
     calls :meth:`abort` (the partial file is removed).
@@ -239,6 +239,7 @@ class VideoWriter:
         crf: int = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
         threads: int = 1,
+        gop: int | None = None,
     ) -> None:
         import av
 
@@ -275,6 +276,8 @@ class VideoWriter:
             s.time_base = 1 / rate
             s.codec_context.time_base = 1 / rate
             s.thread_count = int(threads)
+            if gop is not None:
+                s.codec_context.gop_size = int(gop)
             s.options = {"crf": str(int(crf)), "preset": preset, **x264_cpu_options()}
             self._stream = s
         except (av.FFmpegError, ValueError) as e:
@@ -450,6 +453,7 @@ def iter_frames(
     strict: bool = True,
     threads: int | None = None,
     name: str | None = None,
+    prefetch: int = 0,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream ``(pts_s, frame)`` pairs from the first video stream of ``path`` (a file, or its bytes).
 
@@ -462,20 +466,85 @@ def iter_frames(
     Memory is bounded: one frame at a time. With ``strict=True`` (default) a corrupt or truncated file raises
     :class:`VideoError` naming the file after the frames that could be decoded were yielded; with
     ``strict=False`` decoding stops quietly at the damage.
-    """
-    import av
 
+    ``prefetch``: decode (and convert) up to this many frames ahead in a background thread while the caller
+    works on the current one (FFmpeg releases the GIL while it decodes and scales): the caller's per-frame work
+    then overlaps decoding, as the stages of the ffmpeg command line overlap. 0: decode in the caller's thread.
+    """
     label = _name(path, name)
     for k, v in (("width", width), ("height", height)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0):
             raise ValueError(f"iter_frames {label}: {k} must be a positive int or None, got {v!r}")
-    container, stream = _open(path, "decode", label)
+    container, stream = _open(path, "decode", label)  # open errors are raised in the caller's thread
+    frames = _decode(container, stream, label, width, height, strict, threads)
+    yield from (_ahead(frames, prefetch) if prefetch > 0 else frames)
+
+
+def _ahead(items: Iterator, depth: int) -> Iterator:
+    """``items``, produced by a background thread up to ``depth`` ahead; its exceptions are raised here, in order.
+    Closing the returned generator stops the thread (and closes ``items``)."""
+    import queue
+    import threading
+
+    q: "queue.Queue[tuple[str, object]]" = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, object]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for it in items:
+                if not put(("item", it)):
+                    break
+            else:
+                put(("end", None))
+        except BaseException as e:  # handed to the consumer
+            put(("error", e))
+        finally:
+            items.close()  # type: ignore[attr-defined]
+
+    t = threading.Thread(target=run, name="video-prefetch", daemon=True)
+    t.start()
+
+    def consume() -> Iterator:
+        try:
+            while True:
+                kind, value = q.get()
+                if kind == "item":
+                    yield value
+                elif kind == "end":
+                    return
+                else:
+                    raise value  # type: ignore[misc]
+        finally:
+            stop.set()
+            t.join()
+
+    return consume()
+
+
+def _decode(container, stream, label: str, width: int | None, height: int | None, strict: bool,
+            threads: int | None) -> Iterator[tuple[float, np.ndarray]]:
+    """The frames of an opened ``container``'s ``stream`` (see :func:`iter_frames`); closes the container."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
     try:
         if threads is not None:
             stream.thread_count = int(threads)
             stream.thread_type = "AUTO" if int(threads) != 1 else "SLICE"
         indexed = int(stream.frames or 0)
         rate = stream.average_rate or stream.guessed_rate
+        # one converter for the whole video: it keeps its swscale context (a new one per frame costs 2-4x the
+        # decode itself)
+        reformatter = VideoReformatter()
         n = 0
         size = None
         error: str | None = None
@@ -488,9 +557,10 @@ def iter_frames(
                 else:  # no timestamp in the file: the frame's nominal time
                     t = float(n / rate) if rate else float("nan")
                 if size is None:
-                    rgb = frame.to_ndarray(format="rgb24")
+                    rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
                 else:
-                    rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
+                    rgb = reformatter.reformat(frame, width=size[0], height=size[1], format="rgb24",
+                                               interpolation="AREA").to_ndarray()
                 n += 1
                 yield t, rgb
         except av.FFmpegError as e:

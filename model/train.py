@@ -79,6 +79,7 @@ from .parallel import (
     wrap,
 )
 from .schedule import shift_sigma
+from .run_log import LoggerName, RunLog, frames_uint8, logger_field
 from .vae import WanVAE
 from .vae_train import latent_statistics, set_latent_statistics, train_vae
 
@@ -143,6 +144,8 @@ class TrainConfig:
     seed: int = Field(0, ge=0, description="seed of the batch order and the noise (resumed runs and any number of processes train the same)")
     # bookkeeping
     log_every: int = Field(10, ge=1, description="steps between log rows")
+    logger: LoggerName = logger_field()
+    sample_every: int = Field(0, ge=0, description="steps between sample images (real vs predicted frames) in the logger (0: at each validation)")
     val_every: int = Field(100, ge=1, description="steps between validation losses")
     val_clips: int = Field(8, ge=1, description="clips of the fixed validation batch")
     ckpt_every: int = Field(200, ge=1, description="steps between checkpoints")
@@ -327,7 +330,7 @@ def _weights_ref(path: Path, out_dir: Path) -> str:
 
 
 def prepare_vae(cfg: TrainConfig, mcfg: ModelConfig, shards_dir: Path, out_dir: Path, d: Dist, progress: bool,
-                spec: ConditionSpec) -> tuple[WanVAE, Path, float | None]:
+                spec: ConditionSpec, run_log: RunLog | None = None) -> tuple[WanVAE, Path, float | None]:
     """The VAE: loaded from ``vae_checkpoint``, reused from ``out_dir/vae.safetensors``, or (small configs) fitted
     to the first ``vae_clips`` clips on rank 0 and saved there."""
     target = out_dir / "vae.safetensors"
@@ -349,7 +352,8 @@ def prepare_vae(cfg: TrainConfig, mcfg: ModelConfig, shards_dir: Path, out_dir: 
             clips = torch.stack([ds[i]["frames"][:t] for i in range(n)])  # uint8 [N, T, 3, H, W]
             vae = WanVAE(mcfg.vae).to(d.device)
             fit = train_vae(vae, clips, steps=cfg.vae_train_steps, batch_size=cfg.vae_batch_size,
-                            crop_size=tuple(cfg.vae_crop), lr=cfg.vae_lr, seed=cfg.seed, progress=progress)
+                            crop_size=tuple(cfg.vae_crop), lr=cfg.vae_lr, seed=cfg.seed, progress=progress,
+                            run_log=run_log)
             mean, std = latent_statistics(vae, clips.to(d.device))
             set_latent_statistics(vae, mean, std)
             psnr = fit.psnr_db
@@ -551,7 +555,8 @@ def train(
         write_json_atomic(out_dir / "train_config.json", cfg)
 
     # ---- frozen networks: VAE (fitted first for small configs) and image encoder ----
-    vae, vae_path, vae_psnr = prepare_vae(cfg, mcfg, shards_dir, out_dir, d, progress, spec)
+    run_log = RunLog(out_dir, cfg.logger, config=cfg, enabled=d.main)
+    vae, vae_path, vae_psnr = prepare_vae(cfg, mcfg, shards_dir, out_dir, d, progress, spec, run_log)
     image_encoder, enc_path = prepare_image_encoder(cfg, mcfg, out_dir, d)
     r = mcfg.vae.temporal_compression
 
@@ -615,15 +620,16 @@ def train(
         dit.train()
         return float(v)
 
-    log_path = out_dir / "log.jsonl"
-    history: list[dict[str, Any]] = []
+    log_path = run_log.path
+    history = run_log.history
 
-    def log(row: dict[str, Any]) -> None:
-        history.append(row)
-        if d.main:  # strict JSON: a non-finite value is written as null
-            clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
-            with open(log_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(clean, allow_nan=False) + "\n")
+    def log(row: dict[str, Any]) -> None:  # log.jsonl (strict JSON: non-finite -> null) + TensorBoard / wandb
+        run_log.scalars(row["step"], {k: v for k, v in row.items() if k != "step"}, prefix="train")
+
+    def preview(step: int) -> None:  # the first validation clip, decoded, above the model's one-step prediction
+        if d.main and run_log.logger != "none":
+            run_log.images(step, "train/samples", _val_preview(dit, vae, val_inp, cfg.timestep_shift, amp),
+                           cols=val_inp.x0.shape[2] * r - r + 1)
 
     samples_per_step = cfg.batch_size * cfg.grad_accum * d.world
 
@@ -685,11 +691,14 @@ def train(
             if step % cfg.val_every == 0 or step == cfg.max_steps:
                 row["val_loss"] = val_loss()
             log(row)
+        if (step % (cfg.sample_every or cfg.val_every) == 0) or step == cfg.max_steps:
+            preview(step)
             bar.set_postfix(loss=f"{loss_value:.4f}")
         if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
             save(step, {"loss": loss_value})
             barrier(d)
     bar.close()
+    run_log.close()
     final = latest_checkpoint(out_dir)
     if final is None or int(final.name.split("-")[1]) != step:  # resumed at max_steps: nothing new trained
         final = save(step, {"loss": loss_value}) or final
@@ -704,6 +713,25 @@ def train(
         elapsed_s=time.perf_counter() - t_start, vae_checkpoint=vae_path, vae_psnr=vae_psnr,
         resumed_from=resumed_from, history=history,
     )
+
+
+@torch.no_grad()
+def _val_preview(dit: nn.Module, vae: WanVAE, inp: Inputs, shift: float, amp: torch.dtype | None) -> np.ndarray:
+    """uint8 frames [2T, H, W, 3]: the first validation clip (VAE round trip) then the DiT's one-step estimate of
+    it from the half-noised latents (x0_hat = x_s - s v at s = shift(0.5))."""
+    was_training = dit.training
+    dit.eval()
+    x0 = inp.x0[:1]
+    s = float(shift_sigma(torch.tensor([0.5]), shift)[0])
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)).to(x0.device)
+    x_s = (1.0 - s) * x0 + s * eps
+    with torch.autocast(x0.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        v = dit(x_s, torch.full((1,), s * 1000.0, device=x0.device), inp.image_tokens[:1], inp.cond[:1],
+                inp.keyboard[:1], None if inp.mouse is None else inp.mouse[:1])
+    x0_hat = x_s - s * v.float()
+    real, pred = (frames_uint8(vae.decode(z, streaming=False)[0]) for z in (x0, x0_hat))
+    dit.train(was_training)
+    return np.concatenate([real, pred])
 
 
 def _logged_initial_val_loss(log_path: Path) -> float | None:

@@ -26,7 +26,7 @@ flow-matching noise assumes (the full-size Wan VAE ships its own statistics).
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -98,6 +98,7 @@ def train_vae(
     min_r2: float = 0.5,
     max_attempts: int = 3,
     progress: bool = True,
+    run_log: Any = None,
 ) -> VAEWarmup:
     """Fit ``vae`` (in place, from :func:`init_for_training`) to uint8 clips [N, T, 3, H, W].
 
@@ -109,6 +110,9 @@ def train_vae(
     reconstructions of the first clips explain less than ``min_r2`` of their variance (R^2 = 1 - MSE / Var),
     the VAE is re-initialised with the next seed and trained again, up to ``max_attempts`` times (the best
     attempt is kept).
+
+    ``run_log``: a :class:`model.run_log.RunLog`: the loss every 10 steps (``vae/*`` and ``vae_log.jsonl``, steps counted
+    over all attempts) and, after each attempt, its PSNR, R^2 and reconstructions of the first clip (``vae/reconstruction``).
     """
     if (crop_frames - 1) % vae.cfg.temporal_compression:
         raise ValueError(f"crop_frames must be 1 + {vae.cfg.temporal_compression}k, got {crop_frames}")
@@ -138,8 +142,17 @@ def train_vae(
             losses.append(float(mse.detach()))
             if step % 10 == 0:
                 bar.set_postfix(mse=f"{losses[-1]:.4f}")
+                if run_log is not None:
+                    run_log.scalars((attempt - 1) * steps + step, {"loss": float(loss.detach()), "mse": losses[-1],
+                                                                    "attempt": attempt}, prefix="vae",
+                                       jsonl="vae_log.jsonl")
         vae.eval().requires_grad_(False)
         psnr, r2 = reconstruction_quality(vae, eval_clips)
+        if run_log is not None:
+            at = attempt * steps
+            run_log.scalars(at, {"psnr_db": psnr, "r2": r2, "attempt": attempt}, prefix="vae", jsonl="vae_log.jsonl")
+            run_log.images(at, "vae/reconstruction", _reconstruction_strip(vae, eval_clips[:1]),
+                           cols=eval_clips.shape[1])
         result = VAEWarmup(losses, psnr, r2, attempt)
         if best is None or r2 > best[0]:
             best = (r2, {k: v.detach().clone() for k, v in vae.state_dict().items()}, result)
@@ -167,6 +180,16 @@ def set_latent_statistics(vae: WanVAE, mean: Sequence[float], std: Sequence[floa
     vae.cfg = dataclasses.replace(vae.cfg, latent_mean=tuple(float(m) for m in mean), latent_std=tuple(float(s) for s in std))
     vae.reset_buffers()
     return vae
+
+
+@torch.no_grad()
+def _reconstruction_strip(vae: WanVAE, clip: torch.Tensor) -> np.ndarray:
+    """uint8 [2T, H, W, 3]: a uint8 clip [1, T, 3, H, W] above its reconstruction."""
+    v = clip.permute(0, 2, 1, 3, 4).float().div(127.5).sub(1.0).to(next(vae.parameters()).device)
+    rec = vae.decode(vae.encode(v, streaming=False), streaming=False).clamp(-1, 1)
+    real = clip[0].permute(0, 2, 3, 1).cpu().numpy()
+    out = rec[0].add(1).mul(127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
+    return np.concatenate([real, out])
 
 
 def reconstruction_quality(vae: WanVAE, clips: torch.Tensor) -> tuple[float, float]:

@@ -152,9 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"playmill {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages (and tracebacks)")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    from playmill import cli_data, cli_model, cli_pipeline, cli_rl
+    from playmill import cli_data, cli_export, cli_model, cli_pipeline, cli_rl
 
-    for module in (cli_pipeline, cli_data, cli_rl, cli_model):
+    for module in (cli_pipeline, cli_data, cli_rl, cli_model, cli_export):
         module.add_verbs(sub)
     return parser
 

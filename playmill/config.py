@@ -35,6 +35,7 @@ from curation.config import CurateSection
 from curation.importers import GenericMapping, SekaiImportConfig
 from gta_bridge.importer import GtaImportConfig
 from model.distill.dmd import DMD_PRESETS, DistillDMDConfig
+from model.run_log import LoggerName, logger_field
 from model.distill.init import DISTILL_INIT_PRESETS, DistillInitConfig
 from model.distill.ode_pairs import ODE_PAIRS_PRESETS, OdePairsConfig
 from model.train import TRAIN_PRESETS, TrainConfig
@@ -255,6 +256,7 @@ class DistillSection:
     whose keys the ``preset`` fills when the file does not set them."""
 
     preset: Literal[DISTILL_PRESETS] = Field("tiny", description="tiny: 32 ODE pairs, 200 init steps, 60 DMD steps; mg2: the paper's settings")
+    logger: LoggerName = logger_field()
     ode_pairs: OdePairsConfig = Field(default_factory=OdePairsConfig, description="teacher ODE trajectories")
     init: DistillInitConfig = Field(default_factory=DistillInitConfig, description="student initialisation by ODE regression")
     dmd: DistillDMDConfig = Field(default_factory=DistillDMDConfig, description="DMD self-forcing")

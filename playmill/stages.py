@@ -254,11 +254,11 @@ def distill_step(cfg: PipelineConfig, step: str, *, teacher: Path | None = None,
     elif step == "init":
         out = out or models / "student_init"
         res = distill_init(sec.init, pairs or models / "ode_pairs", out, teacher=teacher, progress=progress,
-                           device=device)
+                           device=device, logger=sec.logger)
     else:
         out = out or models / "student"
         res = distill_dmd(sec.dmd, teacher, student_init or models / "student_init", out, shards_dir=shards,
-                          progress=progress, device=device)
+                          progress=progress, device=device, logger=sec.logger)
     if is_rank_zero():
         write_resolved(cfg, out)
     return res, out

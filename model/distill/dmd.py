@@ -64,6 +64,7 @@ from pydantic import model_validator
 
 from capture.settings import Field, Frames1p4k, Invalid, from_preset, settings
 
+from ..run_log import RunLog, frames_uint8
 from ..bundle import (
     latest_checkpoint,
     load_train_checkpoint,
@@ -288,6 +289,7 @@ def distill_dmd(
     progress: bool = True,
     resume: bool = True,
     device: str | torch.device | None = None,
+    logger: str = "tensorboard",
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> DistillDMDResult:
     """Train the causal student by DMD self-forcing (module doc).
@@ -395,15 +397,11 @@ def distill_dmd(
                                      {**losses, "generator_updates": gen_updates, "global_batch": global_batch,
                                       "world_size": d.world}, cfg.keep_last, write=d.main, extra=critic_files)
 
-    log_path = out / "log.jsonl"
-    history: list[dict[str, Any]] = []
+    run_log = RunLog(out, logger, config=cfg, enabled=d.main)  # rank 0 logs
+    history = run_log.history
 
-    def log(row: dict[str, Any]) -> None:
-        history.append(row)
-        if d.main:
-            clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
-            with open(log_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(clean, allow_nan=False) + "\n")
+    def log(row: dict[str, Any]) -> None:  # log.jsonl + TensorBoard / wandb
+        run_log.scalars(row["step"], {k: v for k, v in row.items() if k != "step"}, prefix="distill/dmd")
 
     def check_finite(step: int, what: str, loss: torch.Tensor, where: list[str]) -> None:
         here = not bool(torch.isfinite(loss))
@@ -476,10 +474,15 @@ def distill_dmd(
             row["elapsed_s"] = time.perf_counter() - t_start
             log(row)
             bar.set_postfix(critic=f"{row['critic_loss']:.4f}")
+        if d.main and run_log.logger != "none" and (step % cfg.ckpt_every == 0 or step == cfg.max_steps):
+            with torch.no_grad():  # the student's own rollout of this step (what DMD trains on), decoded
+                video = tb.vae.decode(x[:1].detach().float(), streaming=False)[0]
+            run_log.images(step, "distill/dmd/rollout", frames_uint8(video))
         if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
             save(step, {"critic_loss": row["critic_loss"], "gen_loss": row.get("gen_loss")})
             barrier(d)
     bar.close()
+    run_log.close()
     final = latest_checkpoint(out)
     if final is None or int(final.name.split("-")[1]) != step:
         final = save(step, {}) or final

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import time
@@ -47,6 +46,7 @@ from pydantic import AfterValidator
 
 from capture.settings import Field, Invalid, from_preset, settings
 
+from ..run_log import RunLog
 from ..bundle import (
     CHECKPOINTS,
     Bundle,
@@ -317,6 +317,7 @@ def distill_init(
     progress: bool = True,
     resume: bool = True,
     device: str | torch.device | None = None,
+    logger: str = "tensorboard",
     on_step: Callable[[int, float], None] | None = None,
 ) -> DistillInitResult:
     """Initialise a causal student from the teacher's weights by ODE regression on ``pairs_dir``.
@@ -429,15 +430,11 @@ def distill_init(
         student.train()
         return float(v)
 
-    history: list[dict[str, Any]] = []
-    log_path = out / "log.jsonl"
+    run_log = RunLog(out, logger, config=cfg, enabled=d.main)  # rank 0 logs
+    history = run_log.history
 
-    def log(row: dict[str, Any]) -> None:
-        history.append(row)
-        if d.main:
-            clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
-            with open(log_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(clean, allow_nan=False) + "\n")
+    def log(row: dict[str, Any]) -> None:  # log.jsonl + TensorBoard / wandb
+        run_log.scalars(row["step"], {k: v for k, v in row.items() if k != "step"}, prefix="distill/init")
 
     def save(step: int) -> Path | None:  # every rank (gathers shards), rank 0 writes
         return save_train_checkpoint(out, step, student, ema, opt, run,
@@ -487,6 +484,7 @@ def distill_init(
             save(step)
             barrier(d)
     bar.close()
+    run_log.close()
     final = latest_checkpoint(out)
     if final is None or int(final.name.split("-")[1]) != step:
         final = save(step) or final

@@ -249,3 +249,25 @@ def test_pixel_path_and_other_modes_train(trained_run, small_shards, tmp_path):
               progress=False)
     meta = read_meta(r.checkpoint / "dit.safetensors")
     assert meta["conditions"]["mouse_scale"] == 0.0 and meta["model"]["dit"]["action"]["keyboard_dim"] == 7
+
+
+def test_tensorboard_shows_training_vae_warmup_and_samples(trained_run):
+    """The default logger writes TensorBoard events beside log.jsonl: the losses, learning rate, throughput and
+    validation of base training, the VAE warm-up, and sample images."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = trained_run.out_dir / "tensorboard"
+    acc = EventAccumulator(str(tb), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for tag in ("train/loss", "train/lr", "train/grad_norm", "train/samples_per_s", "train/val_loss", "vae/mse",
+                "vae/psnr_db"):
+        assert tag in tags["scalars"], (tag, tags["scalars"])
+    rows = [json.loads(line) for line in (trained_run.out_dir / "log.jsonl").read_text().splitlines()]
+    logged = {r["step"]: r["loss"] for r in rows if r.get("loss") is not None}
+    events = {e.step: e.value for e in acc.Scalars("train/loss")}
+    assert logged and all(events[s] == pytest.approx(v, rel=1e-6) for s, v in logged.items())
+    assert {"train/samples", "vae/reconstruction"} <= set(tags["images"])
+    img = acc.Images("train/samples")[-1]
+    assert img.step == trained_run.steps and img.width > img.height > 0  # a strip: real above predicted
+    assert (trained_run.out_dir / "vae_log.jsonl").is_file()

@@ -1,0 +1,213 @@
+"""Export a shards folder as FastVideo's Matrix-Game 2.0 training Parquet (``pyarrow_schema_matrixgame2``).
+
+FastVideo (fastvideo/dataset/dataloader/schema.py) stores each tensor as three columns ``<name>_bytes`` (raw
+bytes), ``<name>_shape`` (list<int64>) and ``<name>_dtype`` (string); its reader ignores ``_dtype`` and decodes
+every tensor as float32, so every tensor here is float32. Per clip (one row):
+
+    vae_latent          [16, T_lat, H/8, W/8]  the VAE posterior mean, raw (FastVideo's trainer normalises it)
+    clip_feature        [L, D]                 the image encoder's tokens of frame 0 (CLIP ViT-H/14: [257, 1280])
+    first_frame_latent  [16, T_lat, H/8, W/8]  VAE.encode([frame 0, 0, ..., 0]), normalised (shift/scale applied)
+    mouse_cond          [T, 2]                 (pitch up +, yaw right +) per frame, Matrix-Game units = degrees / 15
+    keyboard_cond       [T, K]                 W, S, A, D held (0/1), then zeros to ``keyboard_dim`` columns
+    pil_image           empty                  (absent: FastVideo reads empty bytes as a missing tensor)
+    id, file_name, caption, media_type ("video"), width, height, num_frames (video frames), duration_sec, fps
+
+The VAE and image encoder are playmill's: the Wan 2.1 VAE and CLIP files when given (FastVideo's own shapes),
+otherwise those a playmill base run trained (the tiny ones: the same layout at their sizes). Action rows follow
+playmill's convention (row i: the input that produced frame i), as Matrix-Game's per-frame conditions do.
+
+Output: ``OUT/<split>/data_chunk_<n>.parquet`` for each held-out split of the shards (``--split``), small row
+groups (FastVideo reads a row by loading its whole row group), nothing else: FastVideo's loader reads every
+``.parquet`` under its ``data_path`` (``OUT/train``). Provenance is in each file's Parquet key-value metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+#: FastVideo's key order of the base model's keyboard (KEYBOARD_MAP_4, widened with zero columns).
+MG2_KEYS: tuple[str, ...] = ("w", "s", "a", "d")
+#: Matrix-Game mouse units per degree (a Matrix-Game maintainer, SkyworkAI/Matrix-Game#16: 1 degree = 1/15).
+MG2_MOUSE_PER_DEGREE = 1.0 / 15.0
+TENSORS: tuple[str, ...] = ("vae_latent", "clip_feature", "first_frame_latent", "mouse_cond", "keyboard_cond",
+                            "pil_image")
+
+
+def matrixgame2_schema():
+    """The Arrow schema FastVideo names ``pyarrow_schema_matrixgame2`` (27 fields, in its order)."""
+    import pyarrow as pa
+
+    fields = [pa.field("id", pa.string())]
+    for t in TENSORS:
+        fields += [pa.field(f"{t}_bytes", pa.binary()), pa.field(f"{t}_shape", pa.list_(pa.int64())),
+                   pa.field(f"{t}_dtype", pa.string())]
+    fields += [pa.field("file_name", pa.string()), pa.field("caption", pa.string()),
+               pa.field("media_type", pa.string()), pa.field("width", pa.int64()), pa.field("height", pa.int64()),
+               pa.field("num_frames", pa.int64()), pa.field("duration_sec", pa.float64()),
+               pa.field("fps", pa.float64())]
+    return pa.schema(fields)
+
+
+def tensor_cells(name: str, value: np.ndarray | None) -> dict[str, Any]:
+    """``{<name>_bytes, <name>_shape, <name>_dtype}`` of a float32 tensor (None: absent, empty bytes)."""
+    if value is None:
+        return {f"{name}_bytes": b"", f"{name}_shape": [], f"{name}_dtype": "float32"}
+    a = np.ascontiguousarray(value, dtype=np.float32)
+    return {f"{name}_bytes": a.tobytes(), f"{name}_shape": list(a.shape), f"{name}_dtype": "float32"}
+
+
+def mg2_actions(keyboard: np.ndarray, mouse_deg: np.ndarray, keys: Iterable[str], keyboard_dim: int = 4
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(keyboard_cond float32 [T, keyboard_dim]: W, S, A, D then zeros; mouse_cond float32 [T, 2] = degrees / 15).
+
+    ``keys``: the dataset's key order; W/S/A/D are found by name (a dataset without one of them gets zeros)."""
+    keys = list(keys)
+    if keyboard_dim < len(MG2_KEYS):
+        raise ValueError(f"keyboard_dim {keyboard_dim}: Matrix-Game's keyboard has at least {len(MG2_KEYS)} columns")
+    kb = np.zeros((len(keyboard), keyboard_dim), np.float32)
+    for j, k in enumerate(MG2_KEYS):
+        if k in keys:
+            kb[:, j] = np.asarray(keyboard)[:, keys.index(k)]
+    return kb, (np.asarray(mouse_deg, np.float64) * MG2_MOUSE_PER_DEGREE).astype(np.float32)
+
+
+@dataclass
+class FastVideoExport:
+    out_dir: Path
+    rows: dict[str, int]
+    files: list[Path]
+    latent_shape: list[int]
+    clip_feature_shape: list[int]
+    seconds: float
+
+
+def _encoders(model: str | os.PathLike | None, vae: str | os.PathLike | None,
+              image_encoder: str | os.PathLike | None, device: torch.device):
+    from .bundle import load_image_encoder, load_vae
+    from .configs import get_config
+
+    full = get_config("mg2-1.3b-base")
+    if vae is None or image_encoder is None:
+        if model is None:
+            raise ValueError("give --model (a playmill base run: its vae.safetensors and image_encoder.safetensors) "
+                             "or both --vae and --image-encoder")
+        run = Path(model)
+    v = load_vae(vae, full.vae, device) if vae else load_vae(run / "vae.safetensors", device=device)
+    e = (load_image_encoder(image_encoder, full.image_encoder, device) if image_encoder
+         else load_image_encoder(run / "image_encoder.safetensors", device=device))
+    return v.eval(), e.eval()
+
+
+@torch.no_grad()
+def export_fastvideo(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                     model: str | os.PathLike | None = None, vae: str | os.PathLike | None = None,
+                     image_encoder: str | os.PathLike | None = None, splits: Iterable[str] | None = None,
+                     keyboard_dim: int = 4, rows_per_file: int = 4, caption: str = "",
+                     device: str | torch.device = "cpu", overwrite: bool = False,
+                     progress: bool = True) -> FastVideoExport:
+    """Write FastVideo's MG2 Parquet of ``shards_dir`` into ``out_dir/<split>/`` (module doc), atomically.
+
+    ``splits``: the held-out splits to export (None: every split the shards have). ``keyboard_dim``: 4
+    (Matrix-Game 2.0's distilled models, FastVideo's default) or 6 (``Matrix-Game-2.0-Base-Diffusers``: extra
+    columns are zero; FastVideo's new trainer accepts wider arrays whose extra columns are zero).
+    """
+    import time
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    from curation.card import shard_splits
+    from curation.reader import decode_clip
+    from curation.shards import read_manifest
+
+    from .latents import encode_condition, frames_to_video
+
+    t0 = time.perf_counter()
+    shards_dir, out_dir = Path(shards_dir), Path(out_dir)
+    m = read_manifest(shards_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} exists; choose a new folder or pass overwrite")
+    dev = torch.device(device)
+    v, e = _encoders(model, vae, image_encoder, dev)
+    keys = list(m["action_space"]["keys"])
+    fps = float(m["fps"])
+    by_split = shard_splits(m)
+    want = list(by_split) if splits is None else [s for s in splits]
+    missing = [s for s in want if s not in by_split]
+    if missing:
+        raise ValueError(f"{shards_dir}: no clips in split(s) {missing}; it has {list(by_split)}")
+    schema = matrixgame2_schema().with_metadata({"playmill": json.dumps({
+        "source": os.fspath(shards_dir.resolve()), "manifest_sha256": m.get("inputs_sha256"),
+        "vae": os.fspath(vae or Path(model) / "vae.safetensors"),
+        "image_encoder": os.fspath(image_encoder or Path(model) / "image_encoder.safetensors"),
+        "keyboard": list(MG2_KEYS) + ["zero"] * (keyboard_dim - 4), "mouse": "pitch, yaw; degrees / 15"})})
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    rows_out: dict[str, int] = {}
+    files: list[Path] = []
+    shapes: dict[str, list[int]] = {}
+    total = sum(int(s["rows"]) for s in m["shards"] if (s.get("split") or "train") in want)
+    bar = tqdm(total=total, desc="export fastvideo", unit="clip", disable=not progress)
+    try:
+        for split in want:
+            (tmp / split).mkdir(parents=True)
+            buf: list[dict[str, Any]] = []
+
+            def flush() -> None:
+                if buf:
+                    path = tmp / split / f"data_chunk_{len([f for f in files if f.parent.name == split]):05d}.parquet"
+                    pq.write_table(pa.Table.from_pylist(buf, schema=schema), path, row_group_size=1,
+                                   compression="zstd")
+                    files.append(out_dir / split / path.name)
+                    buf.clear()
+
+            for f in by_split[split]:
+                pf = pq.ParquetFile(shards_dir / f)
+                for g in range(pf.num_row_groups):
+                    for row in pf.read_row_group(g).to_pylist():
+                        media = row["video"] if m["frame_codec"] == "h264" else row["frames"]
+                        n = int(row["num_frames"])
+                        frames = torch.from_numpy(decode_clip(media, m["frame_codec"], n, channels_first=True))
+                        t = 1 + 4 * ((n - 1) // 4)  # the VAE's 1 + 4k frames
+                        clip = frames[None, :t].to(dev)
+                        mu, _ = v.encode_moments(frames_to_video(clip))
+                        cond, tokens = encode_condition(v, e, clip[:, 0], t)
+                        kb, mouse = mg2_actions(np.asarray(row["keyboard"])[:t], np.asarray(row["mouse"])[:t],
+                                                keys, keyboard_dim)
+                        cells = {"id": row["clip_id"], "file_name": f"{row['clip_id']}.mp4", "caption": caption,
+                                 "media_type": "video", "width": int(row["width"]), "height": int(row["height"]),
+                                 "num_frames": t, "duration_sec": t / fps, "fps": fps}
+                        for name, val in (("vae_latent", mu[0].float().cpu().numpy()),
+                                          ("clip_feature", tokens[0].float().cpu().numpy()),
+                                          ("first_frame_latent", cond[0].float().cpu().numpy()),
+                                          ("mouse_cond", mouse), ("keyboard_cond", kb), ("pil_image", None)):
+                            cells.update(tensor_cells(name, val))
+                            if val is not None:
+                                shapes.setdefault(name, list(np.shape(val)))
+                        buf.append(cells)
+                        rows_out[split] = rows_out.get(split, 0) + 1
+                        bar.update(1)
+                        if len(buf) >= rows_per_file:
+                            flush()
+            flush()
+        bar.close()
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return FastVideoExport(out_dir, rows_out, files, shapes.get("vae_latent", []), shapes.get("clip_feature", []),
+                           time.perf_counter() - t0)
+
+
+__all__ = ["FastVideoExport", "MG2_KEYS", "MG2_MOUSE_PER_DEGREE", "export_fastvideo", "matrixgame2_schema",
+           "mg2_actions", "tensor_cells"]
