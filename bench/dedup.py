@@ -5,7 +5,8 @@ object moving over a still background) into which duplicates are injected and la
 previous frame, near copies (the previous frame plus Gaussian noise, as a re-encoded duplicate looks) and
 frozen runs of several copies. Both filters see the same encoded file:
 
-* playmill: ``capture.video.iter_frames`` decode + :class:`curation.stages.RedundantFrameFilter`;
+* playmill: ``capture.video.iter_frames`` (PyAV, in-process; decoding one frame ahead in a thread, as the
+  ffmpeg command line runs its decoder and filters in threads of their own) + :class:`curation.stages.RedundantFrameFilter`;
 * peer: the real ``ffmpeg -vf mpdecimate,showinfo`` (default hi/lo/frac), kept frames read from showinfo's pts.
 
 A "positive" is a dropped frame: precision/recall/F1 of dropping exactly the injected duplicates.
@@ -128,7 +129,7 @@ def run_ours(path: Path, cfg: DedupConfig) -> tuple[np.ndarray, float, float, fl
     keep = []
     t_filter = 0.0
     # decode straight to the compare size (ffmpeg's area scaler): the filter never needs more pixels
-    for t, f in iter_frames(path, width=cfg.compare_width, threads=1):
+    for t, f in iter_frames(path, width=cfg.compare_width, threads=1, prefetch=4):
         a = time.perf_counter()
         keep.append(filt.keep(f, t))
         t_filter += time.perf_counter() - a
@@ -220,8 +221,8 @@ def main() -> None:
     for name, r in rows.items():
         print(f"{name:<12}" + "".join(f"{r['by_kind'][k]:>10.3f}" for k in ks))
     print("* injected duplicates. frames/s: decode + filter end to end (wall clock), one thread each; "
-          "frames/CPU-s: the same per CPU second of all processes (playmill: its ffmpeg decodes and area-scales "
-          "to the compare width, RGB through a pipe, beside the Python filter).")
+          "frames/CPU-s: the same per CPU second of all processes (playmill: PyAV decodes and area-scales "
+          "to the compare width in-process, beside the Python filter).")
     o, m = rows["ours"], rows["mpdecimate"]
     print(json.dumps({
         "bench": "dedup", "quick": args.quick, "frames": frames_total,

@@ -111,13 +111,15 @@ def export_fastvideo(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, 
                      model: str | os.PathLike | None = None, vae: str | os.PathLike | None = None,
                      image_encoder: str | os.PathLike | None = None, splits: Iterable[str] | None = None,
                      keyboard_dim: int = 4, rows_per_file: int = 4, caption: str = "",
-                     device: str | torch.device = "cpu", overwrite: bool = False,
+                     device: str | torch.device = "cpu", streaming: bool = False, overwrite: bool = False,
                      progress: bool = True) -> FastVideoExport:
     """Write FastVideo's MG2 Parquet of ``shards_dir`` into ``out_dir/<split>/`` (module doc), atomically.
 
     ``splits``: the held-out splits to export (None: every split the shards have). ``keyboard_dim``: 4
     (Matrix-Game 2.0's distilled models, FastVideo's default) or 6 (``Matrix-Game-2.0-Base-Diffusers``: extra
-    columns are zero; FastVideo's new trainer accepts wider arrays whose extra columns are zero).
+    columns are zero; FastVideo's new trainer accepts wider arrays whose extra columns are zero). ``streaming``:
+    the VAE encodes chunk by chunk (bounded memory for the full-size VAE at 352x640) instead of in one causal pass
+    (2x faster on the tiny VAE).
     """
     import time
 
@@ -179,8 +181,8 @@ def export_fastvideo(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, 
                         frames = torch.from_numpy(decode_clip(media, m["frame_codec"], n, channels_first=True))
                         t = 1 + 4 * ((n - 1) // 4)  # the VAE's 1 + 4k frames
                         clip = frames[None, :t].to(dev)
-                        mu, _ = v.encode_moments(frames_to_video(clip))
-                        cond, tokens = encode_condition(v, e, clip[:, 0], t)
+                        mu, _ = v.encode_moments(frames_to_video(clip), streaming=streaming)
+                        cond, tokens = encode_condition(v, e, clip[:, 0], t, streaming=streaming)
                         kb, mouse = mg2_actions(np.asarray(row["keyboard"])[:t], np.asarray(row["mouse"])[:t],
                                                 keys, keyboard_dim)
                         cells = {"id": row["clip_id"], "file_name": f"{row['clip_id']}.mp4", "caption": caption,

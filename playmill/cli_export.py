@@ -38,6 +38,8 @@ def add_verbs(sub: Any) -> None:
                    help="keyboard columns: 4 (W, S, A, D: the distilled models) or 6 (Matrix-Game-2.0-Base: 2 zero columns)")
     p.add_argument("--rows-per-file", type=int, default=4, help="clips per Parquet file (one row group each)")
     p.add_argument("--device", default="cpu", help="torch device of the encoders (cuda for the full-size ones)")
+    p.add_argument("--streaming", action="store_true",
+                   help="encode chunk by chunk: bounded memory for the full-size Wan VAE at 352x640 (slower)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     add_progress(p)
 
@@ -83,7 +85,7 @@ def cmd_export_fastvideo(args: argparse.Namespace) -> int:
         raise UsageError(f"{model} has no vae.safetensors: give --model <a base run> or --vae and --image-encoder")
     res = export_fastvideo(shards, out, model=model, vae=args.vae, image_encoder=args.image_encoder,
                            splits=args.splits, keyboard_dim=args.keyboard_dim, rows_per_file=args.rows_per_file,
-                           device=args.device, overwrite=args.overwrite, progress=not args.no_progress)
+                           device=args.device, streaming=args.streaming, overwrite=args.overwrite, progress=not args.no_progress)
     rows = ", ".join(f"{s}: {n}" for s, n in res.rows.items())
     print(f"export fastvideo: {sum(res.rows.values())} clip(s) ({rows}) in {len(res.files)} file(s) -> {out} "
           f"({res.seconds:.1f}s)")

@@ -128,3 +128,27 @@ def test_refuses_an_existing_folder(exported, tmp_path):
     (tmp_path / "x").mkdir()
     with pytest.raises(FileExistsError, match="exists"):
         export_lerobot(shards, tmp_path / "x", progress=False)
+
+
+def test_hugging_face_datasets_reads_the_data_with_lerobots_features(exported, tmp_path, monkeypatch):
+    """lerobot reads data/*.parquet with datasets.Dataset.from_parquet(path, features=get_hf_features_from_features(
+    info["features"])): (1,) -> Value, (n,) -> Sequence(length=n), videos skipped. The same call here."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    _, res = exported
+    info = json.loads((res.out_dir / "meta/info.json").read_text())
+    hf = {}
+    for key, ft in info["features"].items():
+        if ft["dtype"] == "video":
+            continue
+        hf[key] = (datasets.Value(ft["dtype"]) if ft["shape"] == [1]
+                   else datasets.Sequence(length=ft["shape"][0], feature=datasets.Value(ft["dtype"])))
+    ds = datasets.Dataset.from_parquet(str(res.out_dir / "data/chunk-000/file-000.parquet"),
+                                       features=datasets.Features(hf), cache_dir=str(tmp_path / "cache"))
+    assert ds.num_rows == info["total_frames"]
+    row = ds.with_format("numpy")[3]
+    assert row["action"].shape == (info["features"]["action"]["shape"][0],) and row["index"] == 3
+    eps = datasets.Dataset.from_parquet(str(res.out_dir / "meta/episodes/chunk-000/file-000.parquet"),
+                                        cache_dir=str(tmp_path / "cache"))
+    assert eps.num_rows == info["total_episodes"]
