@@ -566,8 +566,8 @@ class ResizeCrop(FrameStage):
 
 
 class _Window:
-    """An open clip window: receives cropped frames and encodes them as they come (h264: its own ffmpeg
-    process writing ``clip-<p0>.mp4`` in ``tmp``; jpeg: a list of JPEG bytes)."""
+    """An open clip window: receives cropped frames and encodes them as they come (h264: its own
+    in-process encoder writing ``clip-<p0>.mp4`` in ``tmp``; jpeg: a list of JPEG bytes)."""
 
     def __init__(self, p0: int, tmp: Path, cfg: CurateConfig, fps: float) -> None:
         self.p0, self.n, self.cfg = p0, 0, cfg

@@ -11,8 +11,12 @@ for byte too. The input exercises every stage: a 30 fps episode with a frozen st
 and a folder that is no episode (rejected whole), an episode shorter than one clip, overlapping windows, JPEG
 frames and motion-matched Sekai footage.
 
+When issue 17 moved video I/O in-process (PyAV), the fixture was rewritten once more: clips are encoded by
+PyAV's libx264 (another build than the ffmpeg binary's) and decoded frames are converted by PyAV's swscale, and a
+truncated video's reason is worded anew; the stage classes on both engines reproduce the new digests.
+
 ``python -m tests.curation.golden --write`` rewrites the fixture with the current code (only after a change
-that is meant to change the shards, or a new x264/ffmpeg build: the fixture records the versions).
+that is meant to change the shards, or a new PyAV/libavcodec build: the fixture records the versions).
 """
 
 from __future__ import annotations
@@ -121,9 +125,11 @@ def shard_digests(out: Path, root: Path) -> dict:
 def versions() -> dict:
     import pyarrow
 
-    from capture.video import ffmpeg_exe, ffmpeg_version
+    import av
 
-    return {"pyarrow": pyarrow.__version__, "ffmpeg": ".".join(map(str, ffmpeg_version(ffmpeg_exe())))}
+    # the libraries that decode and encode the clips (in-process, issue 17): PyAV and its libavcodec (x264 inside)
+    return {"pyarrow": pyarrow.__version__,
+            "libav": f"av {av.__version__}, libavcodec {'.'.join(map(str, av.library_versions['libavcodec']))}"}
 
 
 def curate_all(eps: Path, root: Path, engine: str = "local", workers: int = 1) -> dict:

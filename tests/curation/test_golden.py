@@ -18,8 +18,8 @@ def golden_inputs(tmp_path_factory):
 def _check(got: dict, name: str) -> None:
     doc = json.loads(FIXTURE.read_text())
     want = doc["configs"]
-    assert versions()["ffmpeg"] == doc["versions"]["ffmpeg"], (
-        f"the x264 build changed ({doc['versions']['ffmpeg']} -> {versions()['ffmpeg']}): clip bytes differ by "
+    assert versions()["libav"] == doc["versions"]["libav"], (
+        f"the x264 build changed ({doc['versions']['libav']} -> {versions()['libav']}): clip bytes differ by "
         "design; rewrite the fixture with `python -m tests.curation.golden --write` after checking the shards")
     for cfg in want:
         assert got[cfg]["content"] == want[cfg]["content"], f"{name}: rows of config {cfg!r} differ from the fixture"
