@@ -627,7 +627,7 @@ def train(
         run_log.scalars(row["step"], {k: v for k, v in row.items() if k != "step"}, prefix="train")
 
     def preview(step: int) -> None:  # the first validation clip, decoded, above the model's one-step prediction
-        if d.main and run_log.logger != "none":
+        if run_log.logger != "none":  # every rank runs the forward (a sharded model needs them all); rank 0 logs
             run_log.images(step, "train/samples", _val_preview(dit, vae, val_inp, cfg.timestep_shift, amp),
                            cols=val_inp.x0.shape[2] * r - r + 1)
 
