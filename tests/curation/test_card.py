@@ -12,7 +12,6 @@ from curation.runner import curate
 from curation.shards import read_manifest
 from tests.curation.helpers import small_config
 
-datasets = pytest.importorskip("datasets", reason="pip install -e .[test] installs datasets")
 
 
 @pytest.fixture(autouse=True)

@@ -133,7 +133,7 @@ def test_refuses_an_existing_folder(exported, tmp_path):
 def test_hugging_face_datasets_reads_the_data_with_lerobots_features(exported, tmp_path, monkeypatch):
     """lerobot reads data/*.parquet with datasets.Dataset.from_parquet(path, features=get_hf_features_from_features(
     info["features"])): (1,) -> Value, (n,) -> Sequence(length=n), videos skipped. The same call here."""
-    datasets = pytest.importorskip("datasets")
+    import datasets
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     _, res = exported
