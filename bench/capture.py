@@ -3,8 +3,8 @@
     python bench/capture.py [--quick] [--scene city] [--width 640 --height 352]
 
 1. render-only: the sandbox world stepped by the wandering controller, frames discarded; pinned to one core.
-2. recorded: the same world, seed and controller through the episode writer (the ffmpeg encoder inherits the
-   pin, so render, encode and CSV share that one core).
+2. recorded: the same world, seed and controller through the episode writer (H.264 encoded in-process with
+   PyAV, so render, encode and CSV share that one core).
 3. workers: the same set of episodes collected with 1 and with 2 worker processes (unpinned).
 
 Targets (issue "Foundation"): >= 100 recorded frames/s per core, recording overhead <= 30 % over render-only,

@@ -56,6 +56,19 @@ def matrixgame2_schema():
     return pa.schema(fields)
 
 
+def ode_trajectory_schema():
+    """The Arrow schema FastVideo names ``pyarrow_schema_matrixgame2_ode_trajectory`` (25 fields, in its order)."""
+    import pyarrow as pa
+
+    fields = [pa.field("id", pa.string())]
+    for t in ("mouse_cond", "keyboard_cond", "clip_feature", "first_frame_latent", "pil_image", "trajectory_latents",
+              "trajectory_timesteps"):
+        fields += [pa.field(f"{t}_bytes", pa.binary()), pa.field(f"{t}_shape", pa.list_(pa.int64())),
+                   pa.field(f"{t}_dtype", pa.string())]
+    fields += [pa.field("file_name", pa.string()), pa.field("caption", pa.string()), pa.field("media_type", pa.string())]
+    return pa.schema(fields)
+
+
 def tensor_cells(name: str, value: np.ndarray | None) -> dict[str, Any]:
     """``{<name>_bytes, <name>_shape, <name>_dtype}`` of a float32 tensor (None: absent, empty bytes)."""
     if value is None:
@@ -211,5 +224,92 @@ def export_fastvideo(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, 
                            time.perf_counter() - t0)
 
 
-__all__ = ["FastVideoExport", "MG2_KEYS", "MG2_MOUSE_PER_DEGREE", "export_fastvideo", "matrixgame2_schema",
+def export_fastvideo_ode(pairs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, keyboard_dim: int = 4,
+                         rows_per_file: int = 4, caption: str = "", overwrite: bool = False) -> FastVideoExport:
+    """Write playmill's ODE pairs (``playmill distill ode-pairs``) as FastVideo's ODE-trajectory Parquet
+    (``pyarrow_schema_matrixgame2_ode_trajectory``, what ``matrixgame2_ode_causal_pipeline.py`` trains on) into
+    ``out_dir`` (its own data_path: another schema than the MG2 rows).
+
+    Per pair: ``trajectory_latents`` [S, 16, F, h, w] = the teacher's states at the student's noise levels then the
+    clean endpoint; ``trajectory_timesteps`` [S] = 1000 x those noise levels (FastVideo's timestep scale);
+    ``first_frame_latent``, ``clip_feature`` as stored; actions back in Matrix-Game units: the pairs hold the
+    teacher's model-space actions, so the mouse is divided by the teacher's ``mouse_scale`` (model units per
+    degree) and then by 15, and the keyboard's W, S, A, D columns are found by the teacher's key names.
+    """
+    import time
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .latents import decode_array
+
+    t0 = time.perf_counter()
+    pairs_dir, out_dir = Path(pairs_dir), Path(out_dir)
+    try:
+        man = json.loads((pairs_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{pairs_dir}: not an ODE pairs folder (manifest.json: {e})") from None
+    if man.get("schema") != "playmill.ode_pairs/1":
+        raise ValueError(f"{pairs_dir}/manifest.json: schema is {man.get('schema')!r}, expected 'playmill.ode_pairs/1'")
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} exists; choose a new folder or pass overwrite")
+    cond = man["teacher_run"]["conditions"]
+    model_keys = list((cond.get("keyboard_map") or {}).keys())
+    scale = cond.get("mouse_scale")
+    timesteps = np.asarray(man["sigmas"], np.float32) * 1000.0
+    schema = ode_trajectory_schema().with_metadata({"playmill": json.dumps({
+        "source": os.fspath(pairs_dir.resolve()), "teacher": man.get("teacher"), "sigmas": man["sigmas"],
+        "keyboard": list(MG2_KEYS) + ["zero"] * (keyboard_dim - 4), "mouse": "pitch, yaw; degrees / 15"})})
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    files: list[Path] = []
+    buf: list[dict[str, Any]] = []
+    shapes: dict[str, list[int]] = {}
+    n = 0
+
+    def flush() -> None:
+        if buf:
+            name = f"data_chunk_{len(files):05d}.parquet"
+            pq.write_table(pa.Table.from_pylist(buf, schema=schema), tmp / name, row_group_size=1, compression="zstd")
+            files.append(out_dir / name)
+            buf.clear()
+
+    try:
+        for part in man["parts"]:
+            for row in pq.read_table(pairs_dir / part["file"]).to_pylist():
+                arr = {k: decode_array(row[f"{k}_bytes"], row[f"{k}_shape"], row[f"{k}_dtype"])
+                       for k in ("ode_latents", "first_frame_latent", "clip_feature", "keyboard")}
+                kb_model = arr["keyboard"]
+                mouse_deg = None
+                if row.get("mouse_bytes"):
+                    mouse_model = decode_array(row["mouse_bytes"], row["mouse_shape"], row["mouse_dtype"])
+                    mouse_deg = mouse_model.astype(np.float64) / float(scale or 1.0)
+                t = kb_model.shape[0]
+                kb, mouse = mg2_actions(kb_model, mouse_deg if mouse_deg is not None else np.zeros((t, 2)),
+                                        model_keys or list(MG2_KEYS)[:kb_model.shape[1]], keyboard_dim)
+                cells: dict[str, Any] = {"id": f"{row['clip_id']}-pair{row['pair_id']}",
+                                         "file_name": f"{row['clip_id']}.mp4", "caption": caption, "media_type": "video"}
+                for name, val in (("mouse_cond", mouse if mouse_deg is not None else None), ("keyboard_cond", kb),
+                                  ("clip_feature", arr["clip_feature"]), ("first_frame_latent", arr["first_frame_latent"]),
+                                  ("pil_image", None), ("trajectory_latents", arr["ode_latents"]),
+                                  ("trajectory_timesteps", timesteps)):
+                    cells.update(tensor_cells(name, val))
+                    if val is not None:
+                        shapes.setdefault(name, list(np.shape(val)))
+                buf.append(cells)
+                n += 1
+                if len(buf) >= rows_per_file:
+                    flush()
+        flush()
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return FastVideoExport(out_dir, {"ode_trajectory": n}, files, shapes.get("trajectory_latents", []),
+                           shapes.get("clip_feature", []), time.perf_counter() - t0)
+
+
+__all__ = ["FastVideoExport", "export_fastvideo_ode", "ode_trajectory_schema", "MG2_KEYS", "MG2_MOUSE_PER_DEGREE", "export_fastvideo", "matrixgame2_schema",
            "mg2_actions", "tensor_cells"]

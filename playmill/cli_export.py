@@ -40,6 +40,9 @@ def add_verbs(sub: Any) -> None:
     p.add_argument("--device", default="cpu", help="torch device of the encoders (cuda for the full-size ones)")
     p.add_argument("--streaming", action="store_true",
                    help="encode chunk by chunk: bounded memory for the full-size Wan VAE at 352x640 (slower)")
+    p.add_argument("--ode-pairs", type=Path, metavar="DIR",
+                   help="also write playmill's ODE pairs (playmill distill ode-pairs) as FastVideo's ODE-trajectory "
+                        "Parquet into OUT/ode_trajectory (FastVideo's matrixgame2 ODE causal pipeline)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     add_progress(p)
 
@@ -86,6 +89,13 @@ def cmd_export_fastvideo(args: argparse.Namespace) -> int:
     res = export_fastvideo(shards, out, model=model, vae=args.vae, image_encoder=args.image_encoder,
                            splits=args.splits, keyboard_dim=args.keyboard_dim, rows_per_file=args.rows_per_file,
                            device=args.device, streaming=args.streaming, overwrite=args.overwrite, progress=not args.no_progress)
+    if args.ode_pairs is not None:
+        from model.fastvideo import export_fastvideo_ode
+
+        ode = export_fastvideo_ode(args.ode_pairs, out / "ode_trajectory", keyboard_dim=args.keyboard_dim,
+                                   rows_per_file=args.rows_per_file)
+        print(f"export fastvideo: {ode.rows['ode_trajectory']} ODE trajectories, trajectory_latents "
+              f"{ode.latent_shape} -> {ode.out_dir}")
     rows = ", ".join(f"{s}: {n}" for s, n in res.rows.items())
     print(f"export fastvideo: {sum(res.rows.values())} clip(s) ({rows}) in {len(res.files)} file(s) -> {out} "
           f"({res.seconds:.1f}s)")

@@ -112,3 +112,34 @@ def test_splits_and_existing_folder(exported, synthetic_shards, trained_run):
     with pytest.raises(ValueError, match="no clips in split"):
         export_fastvideo(synthetic_shards, exported.out_dir.parent / "x", model=trained_run.out_dir, splits=["test"],
                          progress=False)
+
+
+PUBLISHED_ODE = ["id"] + [f"{t}_{k}" for t in ("mouse_cond", "keyboard_cond", "clip_feature", "first_frame_latent",
+                                                "pil_image", "trajectory_latents", "trajectory_timesteps")
+                          for k in ("bytes", "shape", "dtype")] + ["file_name", "caption", "media_type"]
+
+
+def test_ode_trajectory_variant_from_playmill_ode_pairs(trained_run, synthetic_shards, tmp_path):
+    """pyarrow_schema_matrixgame2_ode_trajectory (fastvideo/dataset/dataloader/schema.py, 25 fields): the teacher's
+    states at the student's levels [S, C, T, H, W], timesteps = 1000 sigma, actions back in Matrix-Game units."""
+    from model.distill.ode_pairs import get_ode_pairs_config, make_ode_pairs
+    from model.fastvideo import export_fastvideo_ode, ode_trajectory_schema
+    from model.latents import decode_array
+
+    pairs = make_ode_pairs(get_ode_pairs_config("tiny", num_pairs=3, teacher_steps=4, pairs_per_part=2),
+                           trained_run.out_dir, synthetic_shards, tmp_path / "pairs", progress=False)
+    res = export_fastvideo_ode(pairs.out_dir, tmp_path / "ode", rows_per_file=2)
+    assert [f.name for f in ode_trajectory_schema()] == PUBLISHED_ODE
+    rows = [r for p in res.files for r in pq.read_table(p).to_pylist()]
+    assert len(rows) == 3 and all(pq.read_schema(p).equals(ode_trajectory_schema()) for p in res.files)
+    man = json.loads((pairs.out_dir / "manifest.json").read_text())
+    src = pq.read_table(pairs.out_dir / man["parts"][0]["file"]).to_pylist()[0]
+    r = rows[0]
+    traj = fastvideo_read(r, "trajectory_latents")
+    np.testing.assert_array_equal(traj, decode_array(src["ode_latents_bytes"], src["ode_latents_shape"],
+                                                     src["ode_latents_dtype"]))
+    np.testing.assert_allclose(fastvideo_read(r, "trajectory_timesteps"), np.asarray(man["sigmas"]) * 1000, rtol=1e-6)
+    scale = man["teacher_run"]["conditions"]["mouse_scale"]
+    mouse_model = decode_array(src["mouse_bytes"], src["mouse_shape"], src["mouse_dtype"])
+    np.testing.assert_allclose(fastvideo_read(r, "mouse_cond"), mouse_model / scale / 15.0, rtol=1e-5)
+    assert fastvideo_read(r, "keyboard_cond").shape == (mouse_model.shape[0], 4)
