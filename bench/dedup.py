@@ -5,8 +5,7 @@ object moving over a still background) into which duplicates are injected and la
 previous frame, near copies (the previous frame plus Gaussian noise, as a re-encoded duplicate looks) and
 frozen runs of several copies. Both filters see the same encoded file:
 
-* playmill: ``capture.video.iter_frames`` (PyAV, in-process; decoding one frame ahead in a thread, as the
-  ffmpeg command line runs its decoder and filters in threads of their own) + :class:`curation.stages.RedundantFrameFilter`;
+* playmill: ``capture.video.iter_frames`` (PyAV, in-process, one thread) + :class:`curation.stages.RedundantFrameFilter`;
 * peer: the real ``ffmpeg -vf mpdecimate,showinfo`` (default hi/lo/frac), kept frames read from showinfo's pts.
 
 A "positive" is a dropped frame: precision/recall/F1 of dropping exactly the injected duplicates.
@@ -129,7 +128,7 @@ def run_ours(path: Path, cfg: DedupConfig) -> tuple[np.ndarray, float, float, fl
     keep = []
     t_filter = 0.0
     # decode straight to the compare size (ffmpeg's area scaler): the filter never needs more pixels
-    for t, f in iter_frames(path, width=cfg.compare_width, threads=1, prefetch=4):
+    for t, f in iter_frames(path, width=cfg.compare_width, threads=1):
         a = time.perf_counter()
         keep.append(filt.keep(f, t))
         t_filter += time.perf_counter() - a

@@ -453,7 +453,6 @@ def iter_frames(
     strict: bool = True,
     threads: int | None = None,
     name: str | None = None,
-    prefetch: int = 0,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream ``(pts_s, frame)`` pairs from the first video stream of ``path`` (a file, or its bytes).
 
@@ -466,10 +465,6 @@ def iter_frames(
     Memory is bounded: one frame at a time. With ``strict=True`` (default) a corrupt or truncated file raises
     :class:`VideoError` naming the file after the frames that could be decoded were yielded; with
     ``strict=False`` decoding stops quietly at the damage.
-
-    ``prefetch``: decode (and convert) up to this many frames ahead in a background thread while the caller
-    works on the current one (FFmpeg releases the GIL while it decodes and scales): the caller's per-frame work
-    then overlaps decoding, as the stages of the ffmpeg command line overlap. 0: decode in the caller's thread.
     """
     label = _name(path, name)
     for k, v in (("width", width), ("height", height)):
@@ -477,57 +472,7 @@ def iter_frames(
             raise ValueError(f"iter_frames {label}: {k} must be a positive int or None, got {v!r}")
     container, stream = _open(path, "decode", label)  # open errors are raised in the caller's thread
     frames = _decode(container, stream, label, width, height, strict, threads)
-    yield from (_ahead(frames, prefetch) if prefetch > 0 else frames)
-
-
-def _ahead(items: Iterator, depth: int) -> Iterator:
-    """``items``, produced by a background thread up to ``depth`` ahead; its exceptions are raised here, in order.
-    Closing the returned generator stops the thread (and closes ``items``)."""
-    import queue
-    import threading
-
-    q: "queue.Queue[tuple[str, object]]" = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: tuple[str, object]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for it in items:
-                if not put(("item", it)):
-                    break
-            else:
-                put(("end", None))
-        except BaseException as e:  # handed to the consumer
-            put(("error", e))
-        finally:
-            items.close()  # type: ignore[attr-defined]
-
-    t = threading.Thread(target=run, name="video-prefetch", daemon=True)
-    t.start()
-
-    def consume() -> Iterator:
-        try:
-            while True:
-                kind, value = q.get()
-                if kind == "item":
-                    yield value
-                elif kind == "end":
-                    return
-                else:
-                    raise value  # type: ignore[misc]
-        finally:
-            stop.set()
-            t.join()
-
-    return consume()
+    yield from frames
 
 
 def _decode(container, stream, label: str, width: int | None, height: int | None, strict: bool,
@@ -537,14 +482,15 @@ def _decode(container, stream, label: str, width: int | None, height: int | None
     from av.video.reformatter import VideoReformatter
 
     try:
-        if threads is not None:
+        if threads is not None:  # (thread_type left alone: SLICE frames make swscale 5x slower, measured)
             stream.thread_count = int(threads)
-            stream.thread_type = "AUTO" if int(threads) != 1 else "SLICE"
         indexed = int(stream.frames or 0)
         rate = stream.average_rate or stream.guessed_rate
         # one converter for the whole video: it keeps its swscale context (a new one per frame costs 2-4x the
         # decode itself)
         reformatter = VideoReformatter()
+        tb = stream.time_base or Fraction(1, 1)
+        tb_num, tb_den = tb.numerator, tb.denominator
         n = 0
         size = None
         error: str | None = None
@@ -552,8 +498,8 @@ def _decode(container, stream, label: str, width: int | None, height: int | None
             for frame in container.decode(stream):
                 if size is None:
                     size = _out_size(frame.width, frame.height, width, height)
-                if frame.pts is not None:
-                    t = float(frame.pts * frame.time_base)
+                if frame.pts is not None:  # pts x time_base, exactly rounded (int / int), no Fraction per frame
+                    t = (frame.pts * tb_num) / tb_den
                 else:  # no timestamp in the file: the frame's nominal time
                     t = float(n / rate) if rate else float("nan")
                 if size is None:

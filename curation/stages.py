@@ -196,7 +196,10 @@ def block_differences(sig_a: np.ndarray, sig_b: np.ndarray, block: int) -> np.nd
         return np.array([[d.mean(axis=(0, 1)).max()]], dtype=np.float32)
     # area resampling by an integer factor is exactly the block mean
     m = cv2.resize(d[:bh * block, :bw * block], (bw, bh), interpolation=cv2.INTER_AREA)
-    return m.max(axis=2) if m.ndim == 3 else m
+    if m.ndim == 2:
+        return m
+    # the largest over the planes; numpy's max(axis=2) over 3 channels costs 3x the rest of the test (measured)
+    return np.maximum.reduce([m[:, :, c] for c in range(m.shape[2])])
 
 
 def frames_differ(sig_a: np.ndarray, sig_b: np.ndarray, cfg: DedupConfig) -> tuple[bool, float]:
