@@ -11,7 +11,7 @@ Figures, each beside its peer run on the same input in the same run:
    (``mpdecimate,fps=25,scale,crop`` + libx264 segments of 57 frames; no actions, no shards);
 2. shard bytes per hour of curated video for ``frame_codec`` h264 and jpeg;
 3. reader frames/s per core into tensors (``ShardIterableDataset``, no DataLoader workers; target >= 1,000)
-   vs decoding the same clips with the ffmpeg command line (``capture.video.read_video`` per clip);
+   vs decoding the same clips with the ffmpeg command line (``ffmpeg -i clip.mp4 -f rawvideo`` per clip, through a pipe);
 4. peak RSS of a curation of one long episode (100,000 frames; ``--quick``: 3,000 frames) in a fresh
    process, target < 2 GB, vs loading that video whole (what a non-streaming pipeline holds: measured when it
    fits in 4 GB, else computed as frames x bytes per frame).
@@ -143,7 +143,7 @@ def main() -> None:
     import torch
 
     from capture.episode import list_episodes
-    from capture.video import read_video
+    from capture.video import ffmpeg_exe
     from curation.config import CurateConfig
     from curation.runner import curate
     from curation.reader import ShardIterableDataset
@@ -191,15 +191,19 @@ def main() -> None:
         res["reader_fps_per_core"] = n_frames / (_cpu() - c0)
         import pyarrow.parquet as pq
 
-        vids = [v for s in read_manifest(td / "h264")["shards"]
+        man = read_manifest(td / "h264")
+        vids = [v for s in man["shards"]
                 for v in pq.read_table(td / "h264" / s["file"], columns=["video"]).column("video").to_pylist()]
         c0 = _cpu()
         n_peer = 0
-        for v in vids:
+        for v in vids:  # the ffmpeg command line decoding each clip to raw RGB through a pipe
             p = td / "clip.mp4"
             p.write_bytes(v)
-            fr, _ = read_video(p)
-            torch.from_numpy(fr).permute(0, 3, 1, 2).contiguous()
+            raw = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-threads", "1",
+                                  "-i", str(p), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"],
+                                 capture_output=True, check=True).stdout
+            fr = np.frombuffer(raw, np.uint8).reshape(-1, int(man["height"]), int(man["width"]), 3)
+            torch.from_numpy(fr.copy()).permute(0, 3, 1, 2).contiguous()
             n_peer += len(fr)
         res["reader_fps_ffmpeg_cli"] = n_peer / (_cpu() - c0)
 

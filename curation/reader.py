@@ -135,6 +135,8 @@ def decode_clip(media: bytes | Sequence[bytes], frame_codec: str, num_frames: in
                 channels_first: bool = False) -> np.ndarray:
     """Decode a clip's media cell to RGB ``uint8[T, H, W, 3]`` (or ``[T, 3, H, W]`` with ``channels_first``):
     an H.264 mp4 (in memory, one decoder thread) or a list of JPEGs. ``num_frames``: the expected count (checked)."""
+    import cv2
+
     out: np.ndarray | None = None
     n = 0
     for img in _decoded_rgb(media, frame_codec):
@@ -145,7 +147,10 @@ def decode_clip(media: bytes | Sequence[bytes], frame_codec: str, num_frames: in
             if out is not None:
                 grown[:n] = out[:n]
             out = grown
-        out[n] = img.transpose(2, 0, 1) if channels_first else img
+        if channels_first:  # one pass: RGB interleaved -> R, G, B planes (4x a numpy transpose copy)
+            cv2.split(img, [out[n, 0], out[n, 1], out[n, 2]])
+        else:
+            out[n] = img
         n += 1
     if n == 0 or out is None:
         raise ValueError("clip has no decodable frames")
