@@ -17,6 +17,8 @@ from capture.episode import (
     list_episodes,
     read_episode,
 )
+from capture.errors import InputError, UsageError
+from capture.names import MAX_NAME_LEN, UnsafeNameError, check_name, name_problem, slug
 from capture.replay import episode_actions, replay, replay_pose_error
 from capture.rotations import forward_vector, quat_to_matrix, quat_to_rotator, rotator_to_quat, wrap_deg
 from capture.timeline import FrameInputs, InputTimeline
@@ -37,6 +39,7 @@ from capture.world import Controller, Observation, World
 __all__ = [
     "DEFAULT_KEYS", "ActionSpace", "FrameAction",
     "CollectResult", "EpisodeTask", "collect", "derive_seed", "plan_episodes", "record_episode",
+    "InputError", "UsageError", "MAX_NAME_LEN", "UnsafeNameError", "check_name", "name_problem", "slug",
     "episode_actions", "replay", "replay_pose_error",
     "forward_vector", "quat_to_matrix", "quat_to_rotator", "rotator_to_quat", "wrap_deg",
     "FrameInputs", "InputTimeline",

@@ -12,9 +12,9 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-__all__ = ["to_jsonable", "write_json_atomic", "write_text_atomic"]
+__all__ = ["to_jsonable", "write_json_atomic", "write_jsonl_atomic", "write_text_atomic"]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -55,3 +55,10 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int = 1) -> Path:
     """Write ``obj`` as strict JSON (:func:`to_jsonable`) to ``path`` atomically; returns the path."""
     return write_text_atomic(path, json.dumps(to_jsonable(obj), indent=indent, allow_nan=False) + "\n")
+
+
+def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> Path:
+    """Write ``records`` as JSON lines (strict JSON, :func:`to_jsonable`) to ``path`` atomically; returns the
+    path."""
+    return write_text_atomic(path, "".join(json.dumps(to_jsonable(dict(r)), allow_nan=False) + "\n"
+                                           for r in records))

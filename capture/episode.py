@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from capture.actions import ActionSpace, FrameAction
+from capture.errors import InputError
+from capture.names import check_name, name_problem
 from capture.video import DEFAULT_CRF, DEFAULT_PRESET, VideoWriter, iter_frames
 from capture.world import Observation
 
@@ -60,7 +62,7 @@ MOTION_COLUMNS: tuple[str, ...] = ("vx", "vy", "vz", "speed", "collision")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("mouse_dx", "mouse_dy")
 
 
-class EpisodeError(ValueError):
+class EpisodeError(InputError):
     """A malformed episode, or one that cannot be written. ``problems`` lists every problem found."""
 
     def __init__(self, message: str, problems: Sequence["Problem"] = ()) -> None:
@@ -112,7 +114,8 @@ def episode_id(source: str, scene: str, seed: int, index: int) -> str:
     for name, v in (("seed", seed), ("index", index)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ValueError(f"episode_id: {name} must be a non-negative int, got {v!r}")
-    return f"{_id_part('source', source, 32)}-{_id_part('scene', scene, 64)}-s{int(seed):010d}-i{int(index):05d}"
+    return check_name(f"{_id_part('source', source, 32)}-{_id_part('scene', scene, 64)}-s{int(seed):010d}"
+                      f"-i{int(index):05d}", "episode id")
 
 
 def producer() -> str:
@@ -156,8 +159,9 @@ def meta_field_problems(d: Any) -> list[tuple[str | None, str]]:
     if check("schema", isinstance(d.get("schema"), str), "a string") and d["schema"] != SCHEMA:
         out.append(("schema", f"is {d['schema']!r}, expected {SCHEMA!r}"))
     if check("episode_id", isinstance(d.get("episode_id"), str) and bool(d.get("episode_id")), "a non-empty string"):
-        if d["episode_id"].startswith(".") or "/" in d["episode_id"] or "\\" in d["episode_id"]:
-            out.append(("episode_id", f"{d['episode_id']!r} is not a valid folder name"))
+        why = name_problem(d["episode_id"])
+        if why is not None:
+            out.append(("episode_id", f"{d['episode_id']!r} is not a safe folder name: {why}"))
     if check("source", isinstance(d.get("source"), str), "a string") and d["source"] not in SOURCES:
         out.append(("source", f"{d['source']!r} is not one of {list(SOURCES)}"))
     check("scene", isinstance(d.get("scene"), str), "a string")
@@ -446,12 +450,10 @@ class EpisodeWriter:
         threads: int = 1,
     ) -> None:
         self.episodes_dir = Path(episodes_dir)
-        self.target = self.episodes_dir / episode_id
+        self.target = self.episodes_dir / check_name(episode_id, "episode id")
         if not isinstance(action_space, ActionSpace):
             raise TypeError(f"episode {episode_id}: action_space must be an ActionSpace, "
                             f"got {type(action_space).__name__}")
-        if episode_id != Path(episode_id).name or episode_id.startswith("."):
-            raise ValueError(f"episode id {episode_id!r} is not a plain, non-hidden folder name")
         extras = tuple(str(e) for e in extras)
         if len(set(extras)) != len(extras) or any(not e or "," in e or '"' in e or "\n" in e for e in extras):
             raise ValueError(f"episode {episode_id}: extras must be distinct names without ',', '\"' or "

@@ -1,12 +1,34 @@
-"""What an import of existing recordings (Sekai, generic, Unreal, GTA V) reports: the same shape for every
-source, so ``playmill import ...`` prints and exits the same way for all of them."""
+"""What an import of existing recordings (Sekai, generic, Unreal, GTA V) reports, and where it quarantines what
+it cannot use: the same shape for every source, so ``playmill import ...`` prints and exits the same way for all
+of them (DESIGN.md sections 3 and 8).
+
+An import never loses what it cannot use: each refused item (a recording, a clip, a span of frames) is written
+with its reason to ``<episodes_dir>/../rejects/<source>-<name>.jsonl`` (:func:`rejects_path`; the name passes
+:func:`capture.names.check_name`), atomically (:func:`capture.atomic.write_jsonl_atomic`). An import that produced
+nothing from its input, or had no input at all, is not a success: :attr:`ImportResult.exit_code` is 1 and
+:attr:`ImportResult.nothing` says why.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ImportResult"]
+from capture.names import check_name
+
+__all__ = ["REJECTS_DIR", "ImportResult", "rejects_path"]
+
+#: The quarantine folder, beside the episodes folder.
+REJECTS_DIR = "rejects"
+
+
+def rejects_path(episodes_dir: str | os.PathLike, source: str, name: str) -> Path:
+    """``<episodes_dir>/../rejects/<source>-<name>.jsonl`` (absolute). ``source`` and ``name`` must be safe
+    names (:class:`capture.names.UnsafeNameError` otherwise): the file stays in the rejects folder."""
+    check_name(source, "rejects source")
+    check_name(name, f"{source} rejects name")
+    return Path(episodes_dir).resolve().parent / REJECTS_DIR / f"{source}-{name}.jsonl"
 
 
 @dataclass
@@ -16,7 +38,8 @@ class ImportResult:
     (the others still import); ``frames``: frames written; ``rejects_path``: the JSON-lines file the quarantined
     recordings are listed in (None when nothing was rejected or the source keeps none); ``warnings``: what
     imported but deserves a look, each saying what to change; ``notes``: what the import decided, one line per
-    recording (e.g. how a GTA V session was aligned)."""
+    recording (e.g. how a GTA V session was aligned); ``nothing``: why there was nothing to import at all (an
+    empty folder), when so."""
 
     written: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -25,3 +48,10 @@ class ImportResult:
     rejects_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    nothing: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every recording was imported or was already there; 1 when one failed (quarantined) or nothing
+        came of the input (no empty success)."""
+        return 1 if self.failed or self.nothing is not None or not (self.written or self.skipped) else 0

@@ -37,8 +37,11 @@ from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationE
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 from pydantic.fields import FieldInfo
 
-__all__ = ["CONFIG", "ConfigError", "Field", "Frames1p4k", "InputError", "Invalid", "apply_overrides", "describe",
-           "dump", "from_preset", "json_schema", "load_yaml", "merge", "parse_set", "settings", "validate"]
+from capture.errors import InputError, UsageError
+
+__all__ = ["CONFIG", "ConfigError", "Field", "Frames1p4k", "InputError", "Invalid", "SafeName", "UsageError",
+           "apply_overrides", "describe", "dump", "from_preset", "json_schema", "load_yaml", "merge", "parse_set",
+           "settings", "validate"]
 
 #: pydantic options of every config: unknown keys are errors, numbers must be finite.
 CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -84,12 +87,7 @@ def _from_dict(cls: type, data: Any, source: str = "<config>") -> Any:
     return validate(cls, data, source)
 
 
-class InputError(ValueError):
-    """Bad input found before any work started (a config, a command line, a checkpoint or data that does not fit
-    them): the command line reports it and exits with code 2, "nothing was run"."""
-
-
-class ConfigError(InputError):
+class ConfigError(UsageError):
     """A config with problems. ``problems``: one message per bad key, each starting with its dotted path (or
     with ``--set ITEM:`` when the command line set the key); ``source``: the file they come from. Exit code 2 at
     the command line."""
@@ -117,6 +115,21 @@ def _one_plus_4k(n: int) -> int:
 
 #: A frame count of 1 + 4k (the causal VAE's rule: 1 frame, then groups of 4).
 Frames1p4k = Annotated[int, Field(ge=1), AfterValidator(_one_plus_4k)]
+
+
+def _safe_name(name: str) -> str:
+    from capture.names import MAX_NAME_LEN, name_problem
+
+    why = name_problem(name)
+    if why is not None:
+        raise Invalid("", name, f"a safe name (1-{MAX_NAME_LEN} letters, digits, '_', '-', '.'; no '..'): it "
+                                f"{why}")
+    return name
+
+
+#: A name that becomes part of a path (a dataset folder, an episode's scene): :func:`capture.names.check_name`'s
+#: rule, so it cannot lead out of its folder.
+SafeName = Annotated[str, AfterValidator(_safe_name)]
 
 
 # --------------------------------------------------------------------------------------------------------

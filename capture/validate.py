@@ -13,6 +13,7 @@ and then summarised in one more problem with the count and the last row; pass ``
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -254,6 +255,8 @@ def read_actions_csv(
     except OSError as e:
         rep.add(f"unreadable: {e}")
         return None, rep.problems
+    if data.startswith(codecs.BOM_UTF8):  # a byte-order mark (spreadsheet exports) is not part of the header
+        data = data[len(codecs.BOM_UTF8):]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import model_validator
 
 from capture.ray_engine import ENGINES
-from capture.settings import Field, Frames1p4k, Invalid, settings
+from capture.settings import Field, Frames1p4k, Invalid, SafeName, settings
 from capture.video import X264_PRESETS, X264Preset
 
 FRAME_CODECS: tuple[str, ...] = ("h264", "jpeg")
@@ -157,8 +157,8 @@ class CurateSection(CurateConfig):
 
     engine: Literal[ENGINES] = Field("local", description="local (a process pool) or ray (Ray actors on ray.address, pip install playmill[ray])")
     workers: int = Field(2, ge=1, description="worker processes (or Ray actors)")
-    dataset: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                         description="the shards folder under <workdir>/shards/ (letters, digits, _ . -)")
+    dataset: SafeName = Field("default", description="the shards folder under <workdir>/shards/ (a safe name: letters, "
+                                                     "digits, _ . -)")
 
     @property
     def config(self) -> CurateConfig:

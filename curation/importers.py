@@ -30,6 +30,7 @@ deg). With no dead zone the mouse deltas sum exactly to the camera's yaw and pit
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import dataclass
@@ -40,8 +41,11 @@ import numpy as np
 from pydantic import model_validator
 
 from capture.actions import DEFAULT_KEYS, ActionSpace, FrameAction
-from capture.imports import ImportResult
-from capture.settings import Field, Invalid, settings
+from capture.atomic import write_jsonl_atomic
+from capture.errors import InputError
+from capture.imports import ImportResult, rejects_path
+from capture.names import slug
+from capture.settings import Field, Invalid, SafeName, settings
 from capture.video import X264Preset
 
 #: An action space's key names: lower-case letters, digits and '_', at least one.
@@ -153,13 +157,21 @@ class SekaiImportConfig:
     scale_cm: float | None = Field(None, gt=0, description="cm per normalised translation unit (null: from walking_speed_cm_s)")
     walking_speed_cm_s: float = Field(140.0, gt=0, description="the median moving speed when scale_cm is null, cm/s")
     move_threshold: float = Field(1e-4, ge=0, description="normalised translation per frame that presses W/S/A/D")
-    rotation_deadzone_deg: float = Field(0.0, ge=0, description="mouse deltas below this become 0, degrees")
+    rotation_deadzone_deg: float = Field(0.0, ge=0, lt=180, description="mouse deltas below this become 0, degrees")
     camera_dir: str | None = Field(None, min_length=1, description="folder of the .npz camera files (null: next to each video)")
     frame_tolerance: int = Field(2, ge=0, description="allowed difference between video frames and extrinsics")
     keys: ActionKeys = Field(DEFAULT_KEYS, description="the action space written")
     crf: int = Field(18, ge=0, le=51, description="x264 quality of the re-encoded video")
     preset: X264Preset = Field("veryfast", description="x264 preset of the re-encoded video")
     workers: int = Field(1, ge=1, description="parallel processes")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SekaiImportConfig":
+        missing = [k for k in ("w", "s", "a", "d") if k not in self.keys]
+        if missing:
+            raise Invalid("keys", list(self.keys), f"an action space with the keys the import infers (missing "
+                                                   f"{missing})")
+        return self
 
 
 def _sekai_name(stem: str, index: int) -> tuple[str, int, int]:
@@ -215,10 +227,48 @@ def _write_episode(episodes_dir: Path, eid: str, *, source: str, scene: str, see
         raise
 
 
+def load_extrinsics(npz: str | os.PathLike) -> np.ndarray:
+    """The ``extrinsic`` array of a Sekai camera file as float64 ``(N, 4, 4)``, read without pickle.
+
+    Raises :class:`capture.errors.InputError` naming the file, the key and what was expected: not an .npz
+    (zip) archive, an unreadable member, no ``extrinsic`` key, an object (pickled) array, a wrong dtype or
+    shape, non-finite values."""
+    import zipfile
+
+    p = Path(npz)
+    want = "a NumPy .npz archive with the array 'extrinsic': float (N, 4, 4) camera-to-world matrices"
+    if not zipfile.is_zipfile(p):  # np.load would take any other bytes for a pickle
+        raise InputError(f"{p}: not an .npz archive (expected {want})")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if "extrinsic" not in z.files:
+                raise InputError(f"{p}: no 'extrinsic' array (keys: {z.files}; expected {want})")
+            raw = z["extrinsic"]
+    except InputError:
+        raise
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "Object arrays" in str(e):
+            raise InputError(f"{p}: 'extrinsic' is an object array, which would need pickle to load; expected "
+                             f"{want}") from None
+        raise InputError(f"{p}: unreadable 'extrinsic' array ({e}); expected {want}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise InputError(f"{p}: unreadable .npz archive ({type(e).__name__}: {e}); expected {want}") from None
+    if raw.dtype.kind not in "fiu":
+        raise InputError(f"{p}: 'extrinsic' has dtype {raw.dtype}; expected {want}")
+    ext = raw.astype(np.float64)
+    if ext.ndim != 3 or ext.shape[1:] != (4, 4) or len(ext) < 1:
+        raise InputError(f"{p}: 'extrinsic' has shape {ext.shape}; expected {want}")
+    bad = np.flatnonzero(~np.isfinite(ext).all(axis=(1, 2)))
+    if bad.size:
+        raise InputError(f"{p}: 'extrinsic' matrix {int(bad[0])} has NaN or infinite values ({bad.size} such "
+                         "frame(s)); expected finite camera-to-world matrices")
+    return ext
+
+
 def _import_one_sekai(video: str, npz: str, episodes_dir: str, cfg: SekaiImportConfig, index: int) -> tuple[str, str | None, str | None]:
     """(name, written path or None, error or None); never raises."""
     from capture.episode import episode_id
-    from capture.video import iter_frames, probe_video
+    from capture.video import VideoError, iter_frames, probe_video
 
     name = Path(video).name
     try:
@@ -229,16 +279,16 @@ def _import_one_sekai(video: str, npz: str, episodes_dir: str, cfg: SekaiImportC
             return name, None, "exists"
         if not Path(npz).is_file():
             return name, None, f"no camera file {npz}"
-        with np.load(npz, allow_pickle=False) as z:
-            if "extrinsic" not in z:
-                return name, None, f"{npz} has no 'extrinsic' array (keys: {list(z.keys())})"
-            ext = np.asarray(z["extrinsic"], dtype=np.float64)
+        ext = load_extrinsics(npz)
         info = probe_video(video)
         n = min(info.frame_count, len(ext))
         if abs(info.frame_count - len(ext)) > cfg.frame_tolerance:
             return name, None, (f"video has {info.frame_count} frames but {npz} has {len(ext)} extrinsics "
                                 f"(tolerance {cfg.frame_tolerance})")
-        acts = sekai_actions(ext[:n], info.fps, cfg)
+        try:
+            acts = sekai_actions(ext[:n], info.fps, cfg)
+        except ValueError as e:
+            return name, None, f"{npz}: 'extrinsic': {e}"
         config = {"source_video": name, "camera_file": Path(npz).name, "scale_cm": acts.scale_cm,
                   "scale_from": "config" if cfg.scale_cm is not None else f"walking speed {cfg.walking_speed_cm_s} cm/s",
                   "move_threshold": cfg.move_threshold, "rotation_deadzone_deg": cfg.rotation_deadzone_deg,
@@ -251,6 +301,8 @@ def _import_one_sekai(video: str, npz: str, episodes_dir: str, cfg: SekaiImportC
             preset=cfg.preset,
         )
         return name, str(path), None
+    except (InputError, VideoError) as e:  # the message names the file: reported, the import goes on
+        return name, None, str(e)
     except Exception as e:  # reported, the import goes on
         return name, None, f"{type(e).__name__}: {e}"
 
@@ -258,13 +310,18 @@ def _import_one_sekai(video: str, npz: str, episodes_dir: str, cfg: SekaiImportC
 def import_sekai(src: str | os.PathLike, episodes_dir: str | os.PathLike,
                  config: SekaiImportConfig | Mapping[str, Any] | None = None) -> ImportResult:
     """Import every ``*.mp4`` under ``src`` (recursively) with its ``<stem>.npz`` camera file as a
-    ``sekai`` episode in ``episodes_dir``. Existing episodes are skipped; failures are reported with reasons."""
+    ``sekai`` episode in ``episodes_dir``. Existing episodes are skipped; a clip that cannot be imported is
+    quarantined with its reason in ``<episodes_dir>/../rejects/sekai-<src name>.jsonl`` and the others import; no
+    clip at all is reported in ``ImportResult.nothing``."""
     cfg = config if isinstance(config, SekaiImportConfig) else SekaiImportConfig.from_dict(config or {})
     src, episodes_dir = Path(src), Path(episodes_dir)
     if not src.exists():
         raise FileNotFoundError(f"Sekai source {src} does not exist")
     episodes_dir.mkdir(parents=True, exist_ok=True)
     videos = [src] if src.is_file() else sorted(src.rglob("*.mp4"))
+    if not videos:
+        return ImportResult(nothing=f"no *.mp4 clip under {src} (Sekai clips are <youtubeId>_<start>_<end>.mp4 "
+                                    "with a .npz camera file of the same name)")
     cam_dir = Path(cfg.camera_dir) if cfg.camera_dir else None
     jobs = [(str(v), str((cam_dir or v.parent) / f"{v.stem}.npz"), str(episodes_dir), cfg, i)
             for i, v in enumerate(videos)]
@@ -276,14 +333,19 @@ def import_sekai(src: str | os.PathLike, episodes_dir: str | os.PathLike,
             outs = list(pool.map(_import_one_sekai, *zip(*jobs)))
     else:
         outs = [_import_one_sekai(*j) for j in jobs]
-    for name, path, err in outs:
+    records = []
+    for job, (name, path, err) in zip(jobs, outs):
         if path:
             result.written.append(Path(path))
         elif err == "exists":
             result.skipped.append(name)
         else:
-            log.error("sekai import of %s failed: %s", name, err)
+            log.info("sekai import of %s failed: %s", name, err)
             result.failed.append((name, err or "unknown error"))
+            records.append({"source": "sekai", "video": job[0], "camera_file": job[1], "reason": err})
+    if records:
+        result.rejects_path = write_jsonl_atomic(
+            rejects_path(episodes_dir, "sekai", slug(src.resolve().stem, fallback="clips")), records)
     return result
 
 
@@ -327,7 +389,7 @@ class GenericMapping:
     speed: str | None = Field(None, min_length=1, description="signed forward ground speed column, cm/s")
     collision: str | None = Field(None, min_length=1, description="0/1 collision column")
     action_keys: ActionKeys | None = Field(None, description="the action space (null: playmill's default keys)")
-    scene: str = Field("generic", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="scene part of the episode id")
+    scene: SafeName = Field("generic", max_length=64, description="scene part of the episode id (a safe name)")
     seed: int = Field(0, ge=0, description="seed part of the episode id")
     index: int = Field(0, ge=0, description="index part of the episode id")
     fps: float | None = Field(None, gt=0, le=240, description="frame rate (null: the video's)")
@@ -359,6 +421,8 @@ def _truthy(col) -> np.ndarray:
 def generic_actions(df, mapping: GenericMapping, fps: float) -> dict[str, Any]:
     """Per-frame arrays from a generic actions table (pure): keys (list of sets), mouse, raw, pos, quat,
     pitch, yaw, vel, speed, collision, and the action space."""
+    import pandas as pd
+
     from capture.rotations import forward_vector, quat_to_rotator, rotator_to_quat
 
     n = len(df)
@@ -368,7 +432,7 @@ def generic_actions(df, mapping: GenericMapping, fps: float) -> dict[str, Any]:
             return None
         if name not in df.columns:
             raise ValueError(f"column {name!r} (mapped to {what}) is not in the CSV; columns: {list(df.columns)}")
-        v = df[name].to_numpy(dtype=np.float64)
+        v = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float64)  # text cells become NaN
         if not np.isfinite(v).all() and what not in ("mouse_dx", "mouse_dy"):
             bad = int(np.flatnonzero(~np.isfinite(v))[0])
             raise ValueError(f"column {name!r} ({what}) has an empty or non-numeric cell at row {bad}")
@@ -438,8 +502,9 @@ def import_generic(mp4: str | os.PathLike, csv: str | os.PathLike, episodes_dir:
                    column_mapping: GenericMapping | Mapping[str, Any]) -> Path:
     """Import one mp4 + actions CSV (one row per video frame) as a ``generic`` episode; returns its folder.
 
-    Raises ``ValueError`` naming the file and column for a CSV that does not fit the mapping or the video,
-    ``FileExistsError`` when the episode exists already. The sources are only read.
+    Raises :class:`capture.errors.InputError` naming the file and column for a CSV that does not fit the
+    mapping or the video, :class:`capture.video.VideoError` for an unreadable video, ``FileExistsError`` when
+    the episode exists already. The sources are only read.
     """
     import pandas as pd
 
@@ -451,21 +516,21 @@ def import_generic(mp4: str | os.PathLike, csv: str | os.PathLike, episodes_dir:
     episodes_dir.mkdir(parents=True, exist_ok=True)
     eid = episode_id("generic", mapping.scene, mapping.seed, mapping.index)
     if (episodes_dir / eid).exists():
-        raise FileExistsError(f"episode {episodes_dir / eid} exists already")
+        raise FileExistsError(errno.EEXIST, f"episode {episodes_dir / eid} exists already", str(episodes_dir / eid))
     info = probe_video(mp4)
     fps = float(mapping.fps or info.fps)
     try:
-        df = pd.read_csv(csv)
+        df = pd.read_csv(csv, encoding="utf-8-sig")  # a byte-order mark (spreadsheet exports) is fine
     except Exception as e:
-        raise ValueError(f"{csv}: unreadable CSV: {e}") from None
+        raise InputError(f"{csv}: unreadable CSV: {e}") from None
     if abs(len(df) - info.frame_count) > mapping.frame_tolerance:
-        raise ValueError(f"{csv}: {len(df)} rows but {mp4} has {info.frame_count} frames (one row per frame; "
+        raise InputError(f"{csv}: {len(df)} rows but {mp4} has {info.frame_count} frames (one row per frame; "
                          f"tolerance {mapping.frame_tolerance})")
     n = min(len(df), info.frame_count)
     try:
         a = generic_actions(df.iloc[:n].reset_index(drop=True), mapping, fps)
     except (ValueError, KeyError) as e:
-        raise ValueError(f"{csv}: {e}") from None
+        raise InputError(f"{csv}: {e}") from None
     config = {"source_video": mp4.name, "actions_csv": csv.name,
               "column_mapping": {k: (dict(v) if isinstance(v, Mapping) else (list(v) if isinstance(v, tuple) else v))
                                  for k, v in mapping.__dict__.items() if v not in (None, {}, ())}}
@@ -475,3 +540,25 @@ def import_generic(mp4: str | os.PathLike, csv: str | os.PathLike, episodes_dir:
         config=config, pos=a["pos"], quat=a["quat"], pitch=a["pitch"], yaw=a["yaw"], vel=a["vel"],
         speed=a["speed"], keys=a["keys"], mouse=a["mouse"], raw=a["raw"], collision=a["collision"],
     )
+
+
+def import_generic_result(mp4: str | os.PathLike, csv: str | os.PathLike, episodes_dir: str | os.PathLike,
+                          column_mapping: GenericMapping | Mapping[str, Any]) -> ImportResult:
+    """:func:`import_generic` reported as an :class:`capture.imports.ImportResult` (what ``playmill import
+    generic`` prints): an episode already there is skipped; a video or CSV that cannot be imported is quarantined
+    with its reason in ``<episodes_dir>/../rejects/generic-<csv name>.jsonl``. A bad mapping still raises
+    :class:`capture.settings.ConfigError`."""
+    from capture.video import VideoError
+
+    mapping = column_mapping if isinstance(column_mapping, GenericMapping) else GenericMapping.from_dict(column_mapping)
+    res = ImportResult()
+    try:
+        res.written.append(import_generic(mp4, csv, episodes_dir, mapping))
+    except FileExistsError as e:
+        res.skipped.append(Path(str(e.filename or e)).name)
+    except (InputError, VideoError) as e:
+        res.rejects_path = write_jsonl_atomic(
+            rejects_path(episodes_dir, "generic", slug(Path(csv).stem, fallback="actions")),
+            [{"source": "generic", "video": str(mp4), "actions_csv": str(csv), "reason": str(e)}])
+        res.failed.append((Path(mp4).name, str(e)))
+    return res

@@ -15,7 +15,10 @@ qw, qx, qy, qz), ``speed`` float32 ``[T]`` (cm/s), ``collision`` bool ``[T]`` an
 (``clip_id``, ``episode_id``, ``source``, ``scene``, ``start_frame``, ``fps``).
 
 The manifest is checked when a dataset is built (schema, action space, resolution, clip length and each
-shard's Arrow schema against what the caller expects), with errors that say what differs.
+shard's Arrow schema against what the caller expects), with errors that say what differs. Each shard's byte
+size, row count and sha256 are checked against the manifest then too (``verify=False``, or a reader opened inside
+:func:`curation.shards.shard_verification` ``(False)``: ``verify_shards: false`` / ``--no-verify``, skip the size
+and sha256); an error names the file.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from curation.schema import SHARDS_SCHEMA, clip_schema, list_column
-from curation.shards import ShardsError, read_manifest
+from curation.shards import ShardsError, read_manifest, shard_problems, shard_verification, verify_by_default
 
-__all__ = ["ShardDataset", "ShardIterableDataset", "ShardIndex", "ShardsError", "decode_clip", "open_shards"]
+__all__ = ["ShardDataset", "ShardIterableDataset", "ShardIndex", "ShardsError", "decode_clip", "open_shards",
+           "shard_verification", "verify_by_default"]
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,12 @@ class ShardIndex:
 
     def __init__(self, shards_dir: str | os.PathLike, *, expect_keys: Sequence[str] | None = None,
                  expect_height: int | None = None, expect_width: int | None = None,
-                 expect_clip_frames: int | None = None, expect_fps: float | None = None) -> None:
+                 expect_clip_frames: int | None = None, expect_fps: float | None = None,
+                 verify: bool | None = None) -> None:
         import pyarrow.parquet as pq
 
         self.dir = Path(shards_dir)
+        self.verify = verify_by_default() if verify is None else bool(verify)
         self.manifest = m = read_manifest(self.dir)
         self.keys: tuple[str, ...] = tuple(m["action_space"]["keys"])
         self.frame_codec: str = m["frame_codec"]
@@ -78,14 +84,15 @@ class ShardIndex:
         first = 0
         for s in m["shards"]:
             p = self.dir / s["file"]
-            if not p.is_file():
-                raise ShardsError(f"{p}: listed in the manifest but missing")
+            problems = shard_problems(self.dir, s, check_sha=self.verify)
+            if problems:
+                hint = ("; re-curate the dataset (playmill curate), or pass --no-verify (verify_shards: false) to "
+                        "read it anyway" if self.verify else "")
+                raise ShardsError("; ".join(problems) + hint)
             md = pq.ParquetFile(p)
             if not md.schema_arrow.equals(schema):
                 raise ShardsError(f"{p}: Arrow schema is not {SHARDS_SCHEMA} with {len(self.keys)} keys "
                                   f"({self.frame_codec}):\n{md.schema_arrow}")
-            if md.metadata.num_rows != s["rows"]:
-                raise ShardsError(f"{p}: {md.metadata.num_rows} rows, the manifest says {s['rows']}")
             for rg in range(md.num_row_groups):
                 n = md.metadata.row_group(rg).num_rows
                 self.row_groups.append(RowGroup(s["file"], rg, n, first))
@@ -172,10 +179,13 @@ class _RowGroupCache:
         import pyarrow.parquet as pq
 
         if self.key != (g.file, g.index):
-            pf = self.files.get(g.file)
-            if pf is None:
-                pf = self.files[g.file] = pq.ParquetFile(self.dir / g.file)
-            self.table = pf.read_row_group(g.index)
+            try:
+                pf = self.files.get(g.file)
+                if pf is None:
+                    pf = self.files[g.file] = pq.ParquetFile(self.dir / g.file)
+                self.table = pf.read_row_group(g.index)
+            except Exception as e:  # changed or corrupt since the index was built
+                raise ShardsError(f"{self.dir / g.file}: cannot read row group {g.index}: {e}") from None
             self.key = (g.file, g.index)
         return self.table
 

@@ -10,17 +10,20 @@ shard is replaced, so a manifest never describes shards it does not match).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from capture.atomic import write_json_atomic
+from capture.errors import InputError
+from capture.names import name_problem
 
 from curation.schema import (
     MANIFEST_FILE, PART_PATTERN, REJECTS_FILE, REJECTS_SCHEMA, SHARDS_SCHEMA, clip_schema, list_column,
@@ -307,29 +310,135 @@ def pack_shards(
 # reading the manifest, verifying, summarising
 
 
-class ShardsError(ValueError):
-    """A shards folder that cannot be used; the message names the folder and what is wrong."""
+class ShardsError(InputError):
+    """A shards folder that cannot be used; the message names the folder (or file) and what is wrong."""
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def manifest_problems(m: Any) -> list[str]:
+    """Every structural problem of a parsed manifest, each naming its field (empty: usable). Shard file
+    names must be safe names (:func:`capture.names.check_name`): a manifest cannot point outside its folder."""
+    if not isinstance(m, dict):
+        return [f"must be a JSON object, got {type(m).__name__}"]
+    if m.get("schema") != SHARDS_SCHEMA:
+        return [f"schema is {m.get('schema')!r}, expected {SHARDS_SCHEMA!r}"]
+    out = [f"missing field {k!r}" for k in ("shards", "action_space", "clip_frames", "fps", "height", "width",
+                                           "frame_codec") if k not in m]
+    if out:
+        return out
+    keys = m["action_space"].get("keys") if isinstance(m["action_space"], dict) else None
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) and k for k in keys):
+        out.append(f"action_space: expected {{\"keys\": [key names]}}, got {str(m['action_space'])[:80]}")
+    for k in ("clip_frames", "height", "width"):
+        if not _is_count(m[k]) or m[k] == 0:
+            out.append(f"{k}: expected a positive integer, got {m[k]!r}")
+    if isinstance(m["fps"], bool) or not isinstance(m["fps"], (int, float)) or not 0 < m["fps"] < 1e4:
+        out.append(f"fps: expected a positive number, got {m['fps']!r}")
+    if m["frame_codec"] not in ("h264", "jpeg"):
+        out.append(f"frame_codec: expected h264 or jpeg, got {m['frame_codec']!r}")
+    if not isinstance(m["shards"], list):
+        return out + [f"shards: expected a list of {{file, rows, bytes, sha256}}, got {type(m['shards']).__name__}"]
+    seen: set[str] = set()
+    for i, s in enumerate(m["shards"]):
+        where = f"shards[{i}]"
+        if not isinstance(s, dict):
+            out.append(f"{where}: expected {{file, rows, bytes, sha256}}, got {str(s)[:60]}")
+            continue
+        why = name_problem(s.get("file"))
+        if why is not None:
+            out.append(f"{where}.file: {str(s.get('file'))[:80]!r} {why} (shards are files of the manifest's folder)")
+        elif s["file"] in seen:
+            out.append(f"{where}.file: {s['file']!r} is listed twice")
+        else:
+            seen.add(s["file"])
+        for k in ("rows", "bytes"):
+            if not _is_count(s.get(k)):
+                out.append(f"{where}.{k}: expected an integer >= 0, got {s.get(k)!r}")
+        if not (isinstance(s.get("sha256"), str) and len(s["sha256"]) == 64
+                and all(c in "0123456789abcdef" for c in s["sha256"])):
+            out.append(f"{where}.sha256: expected 64 lower-case hex digits, got {str(s.get('sha256'))[:80]!r}")
+    rj = m.get("rejects", {})
+    if not isinstance(rj, dict) or name_problem(rj.get("file", REJECTS_FILE)) is not None:
+        out.append(f"rejects: expected {{file: a file name of the folder, rows, sha256}}, got {str(rj)[:80]}")
+    return out
 
 
 def read_manifest(shards_dir: str | os.PathLike) -> dict[str, Any]:
-    """Parse ``manifest.json`` of a shards folder; :class:`ShardsError` when missing, unreadable or of
-    another schema."""
+    """Parse and check ``manifest.json`` of a shards folder; :class:`ShardsError` naming the file and every
+    problem when it is missing, unreadable, of another schema or malformed (:func:`manifest_problems`)."""
     d = Path(shards_dir)
     p = d / MANIFEST_FILE
     if not p.is_file():
         raise ShardsError(f"{d}: no {MANIFEST_FILE} (not a shards folder, or curation has not finished; "
                           "rerun `playmill curate` to complete it)")
     try:
-        m = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+        m = json.loads(p.read_bytes().decode("utf-8-sig"))
+    except (OSError, ValueError, RecursionError) as e:
         raise ShardsError(f"{p}: unreadable manifest: {e}") from None
-    if not isinstance(m, dict) or m.get("schema") != SHARDS_SCHEMA:
-        got = m.get("schema") if isinstance(m, dict) else type(m).__name__
-        raise ShardsError(f"{p}: schema is {got!r}, expected {SHARDS_SCHEMA!r}")
-    for k in ("shards", "action_space", "clip_frames", "fps", "height", "width", "frame_codec"):
-        if k not in m:
-            raise ShardsError(f"{p}: missing field {k!r}")
+    problems = manifest_problems(m)
+    if problems:
+        raise ShardsError(f"{p}: " + "; ".join(problems[:10]) + (f"; ... {len(problems) - 10} more"
+                                                                  if len(problems) > 10 else ""))
     return m
+
+
+_VERIFY = [True]  # the process's default for readers opened with verify=None (see shard_verification)
+
+
+def verify_by_default() -> bool:
+    """Whether a reader opened with ``verify=None`` checks each shard's size and sha256 against the manifest: yes,
+    unless it runs inside ``shard_verification(False)`` (``verify_shards: false`` in pipeline.yaml,
+    ``--no-verify`` on the command line)."""
+    return _VERIFY[-1]
+
+
+@contextlib.contextmanager
+def shard_verification(enabled: bool) -> Iterator[None]:
+    """Readers opened inside this block (``verify=None``) check each shard's size and sha256 (``enabled``) or
+    only its rows. The stage runner applies ``verify_shards`` of pipeline.yaml with it."""
+    _VERIFY.append(bool(enabled))
+    try:
+        yield
+    finally:
+        _VERIFY.pop()
+
+
+_VERIFIED: dict[tuple, str] = {}  # (path, size, mtime_ns, inode) -> sha256 verified in this process
+
+
+def shard_problems(shards_dir: Path, entry: Mapping[str, Any], *, check_sha: bool = True,
+                   cached: bool = True) -> list[str]:
+    """What is wrong with one shard of a manifest (empty: it is the file the manifest describes): missing, a
+    different byte size (truncated?), a different sha256, not readable as Parquet, a different row count. Each
+    message starts with the file. ``check_sha=False`` skips the size and sha256 checks. With ``cached``, a file verified by this process is not hashed again while
+    its size, modification time and inode are unchanged."""
+    import pyarrow.parquet as pq
+
+    p = Path(shards_dir) / entry["file"]
+    if not p.is_file():
+        return [f"{p}: listed in the manifest but missing"]
+    st = p.stat()
+    out = []
+    if check_sha and st.st_size != entry["bytes"]:
+        out.append(f"{p}: {st.st_size} bytes, the manifest says {entry['bytes']} (truncated or replaced?)")
+    if check_sha and not out:
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+        sha = (_VERIFIED.get(key) if cached else None) or _sha256(p)
+        if sha != entry["sha256"]:
+            out.append(f"{p}: sha256 {sha} does not match the manifest's {entry['sha256']} (the file changed or is "
+                       "corrupt)")
+        else:
+            _VERIFIED[key] = sha
+    try:
+        rows = pq.ParquetFile(p).metadata.num_rows
+    except Exception as e:
+        return out + [f"{p}: not a readable Parquet file: {e}"]
+    if rows != entry["rows"]:
+        out.append(f"{p}: {rows} rows, the manifest says {entry['rows']}")
+    return out
 
 
 def verify_shards(shards_dir: str | os.PathLike) -> list[str]:
@@ -352,27 +461,21 @@ def verify_shards(shards_dir: str | os.PathLike) -> list[str]:
     for s in m["shards"]:
         p = d / s["file"]
         listed.add(s["file"])
-        if not p.is_file():
-            problems.append(f"{p}: listed in the manifest but missing")
+        found = shard_problems(d, s, cached=False)
+        problems += found
+        if any("missing" in f or "not a readable Parquet" in f for f in found):
             continue
-        size = p.stat().st_size
-        if size != s["bytes"]:
-            problems.append(f"{p}: {size} bytes, the manifest says {s['bytes']}")
-        sha = _sha256(p)
-        if sha != s["sha256"]:
-            problems.append(f"{p}: sha256 {sha} does not match the manifest's {s['sha256']}")
         try:
             pf = pq.ParquetFile(p)
-        except Exception as e:
-            problems.append(f"{p}: not a readable Parquet file: {e}")
+            if not pf.schema_arrow.equals(schema):
+                problems.append(f"{p}: Arrow schema differs from {SHARDS_SCHEMA} with {len(keys)} keys and "
+                                f"frame_codec {m['frame_codec']}:\n{pf.schema_arrow}")
+            total += pf.metadata.num_rows
+            clip_ids = pq.read_table(p, columns=["clip_id"]).column("clip_id").to_pylist()
+        except Exception as e:  # corrupt pages behind a readable footer
+            problems.append(f"{p}: unreadable Parquet data: {e}")
             continue
-        if pf.metadata.num_rows != s["rows"]:
-            problems.append(f"{p}: {pf.metadata.num_rows} rows, the manifest says {s['rows']}")
-        if not pf.schema_arrow.equals(schema):
-            problems.append(f"{p}: Arrow schema differs from {SHARDS_SCHEMA} with {len(keys)} keys and "
-                            f"frame_codec {m['frame_codec']}:\n{pf.schema_arrow}")
-        total += pf.metadata.num_rows
-        for cid in pq.read_table(p, columns=["clip_id"]).column("clip_id").to_pylist():
+        for cid in clip_ids:
             if cid in ids:
                 problems.append(f"{p}: clip {cid} appears more than once")
             ids.add(cid)
@@ -387,9 +490,29 @@ def verify_shards(shards_dir: str | os.PathLike) -> list[str]:
         problems.append(f"{rp}: missing")
     elif rj.get("sha256") and _sha256(rp) != rj["sha256"]:
         problems.append(f"{rp}: sha256 does not match the manifest")
-    elif pq.ParquetFile(rp).metadata.num_rows != rj.get("rows"):
-        problems.append(f"{rp}: row count does not match the manifest")
+    else:
+        try:
+            if pq.ParquetFile(rp).metadata.num_rows != rj.get("rows"):
+                problems.append(f"{rp}: row count does not match the manifest")
+        except Exception as e:
+            problems.append(f"{rp}: not a readable Parquet file: {e}")
     return problems
+
+
+#: The stages whose dropped clips mean bad data (not a cut by design such as the frames after the last clip).
+BAD_DATA_STAGES: tuple[str, ...] = ("pose", "decode", "validate")
+
+
+def bad_data_rejects(shards_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of ``rejects.parquet`` for episodes rejected whole and clips dropped for bad data
+    (:data:`BAD_DATA_STAGES`): ``episode_id, kind, start_frame, end_frame, stage, reason``; [] without the file."""
+    import pyarrow.parquet as pq
+
+    p = Path(shards_dir) / REJECTS_FILE
+    if not p.is_file():
+        return []
+    rows = pq.read_table(p, columns=["episode_id", "kind", "start_frame", "end_frame", "stage", "reason"]).to_pylist()
+    return [r for r in rows if r["kind"] == "episode" or (r["kind"] == "clip" and r["stage"] in BAD_DATA_STAGES)]
 
 
 def _fmt_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:

@@ -29,10 +29,8 @@ the frame's tick, extras ``gta_steer`` (logged wheel angle, deg), ``gta_throttle
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Sequence
@@ -41,11 +39,14 @@ import numpy as np
 from pydantic import AfterValidator
 
 from capture.actions import ActionSpace, FrameAction
+from capture.atomic import write_jsonl_atomic
 from capture.episode import EpisodeWriter, META_FILE, episode_id
-from capture.imports import ImportResult
+from capture.errors import InputError
+from capture.imports import ImportResult, rejects_path as quarantine_path
+from capture.names import check_name, slug
 from capture.rotations import quat_to_matrix
-from capture.settings import Field, Invalid, settings
-from capture.video import DEFAULT_CRF, DEFAULT_PRESET, X264Preset, iter_frames, probe_video
+from capture.settings import Field, Invalid, SafeName, settings
+from capture.video import DEFAULT_CRF, DEFAULT_PRESET, VideoError, X264Preset, iter_frames, probe_video
 from capture.world import Observation
 from gta_bridge import frames as fr
 from gta_bridge.keys import (KeyInferenceConfig, controls_agreement, detect_steering_sign, infer_drive_keys,
@@ -94,7 +95,7 @@ class GtaImportConfig:
     render_lag_ticks: int = Field(0, ge=0, description="frames show the state logged this many ticks earlier")
     rig_tolerance_cm: float = Field(5.0, gt=0, description="rig pose vs logged camera tolerance, cm")
     analysis_width: int = Field(160, ge=16, description="width the video is analysed at, px")
-    video: str | None = Field(None, min_length=1, description="the video's file name in the recording folder (null: the only one)")
+    video: SafeName | None = Field(None, description="the video's file name in the recording folder (null: the only one)")
     rejects_path: str | None = Field(None, min_length=1, description="rejects file (null: <episodes>/../rejects/gta-<session>.jsonl)")
     action_space: Annotated[ActionSpace, AfterValidator(_gta_keys)] = Field(
         default_factory=ActionSpace, description="the recorded keys")
@@ -391,7 +392,7 @@ def plan_frames(rec: Recording, der: TickDerived, va: VideoAnalysis, al: Alignme
 def find_video(recording_dir: Path, name: str | None) -> Path:
     """The OBS video of a recording folder: ``name`` if given, else the only .mp4/.mkv/.mov there."""
     if name is not None:
-        p = recording_dir / name
+        p = recording_dir / check_name(name, "imports.gta.video (a file name inside the recording folder)")
         if not p.is_file():
             raise RecordingError(f"{p}: video not found")
         return p
@@ -400,7 +401,7 @@ def find_video(recording_dir: Path, name: str | None) -> Path:
         raise RecordingError(f"{recording_dir}: no video ({', '.join(VIDEO_SUFFIXES)}) next to the behaviour log; "
                              "put the OBS recording of this session in the folder")
     if len(vids) > 1:
-        raise RecordingError(f"{recording_dir}: several videos {[v.name for v in vids]}; choose one (--video NAME)")
+        raise RecordingError(f"{recording_dir}: several videos {[v.name for v in vids]}; choose one (--set imports.gta.video=NAME)")
     return vids[0]
 
 
@@ -421,13 +422,8 @@ def _clean(o: Any) -> Any:
 
 
 def _write_rejects(path: Path, rejects: Sequence[Reject], recording: Path, session_id: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for r in rejects:
-            fh.write(json.dumps(_clean({"source": SOURCE, "recording": str(recording), "session_id": session_id,
-                                        **r.to_dict()}), allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_jsonl_atomic(path, (_clean({"source": SOURCE, "recording": str(recording), "session_id": session_id,
+                                      **r.to_dict()}) for r in rejects))
 
 
 def import_gta(recording_dir: str | os.PathLike, episodes_dir: str | os.PathLike,
@@ -513,7 +509,7 @@ def import_gta(recording_dir: str | os.PathLike, episodes_dir: str | os.PathLike
     rejects_path = None
     if rejects:
         rejects_path = Path(cfg.rejects_path) if cfg.rejects_path else (
-            episodes_root.parent / "rejects" / f"gta-{rec.header.session_id}.jsonl")
+            quarantine_path(episodes_root, SOURCE, rec.header.session_id))
         _write_rejects(rejects_path, rejects, rdir, rec.header.session_id)
     space = cfg.action_space
     rec_mask = t.phase == "record"
@@ -617,17 +613,26 @@ def _write_episodes(video: Path, out_w: int, out_h: int, rec: Recording, der: Ti
 
 def import_gta_sessions(recording_dirs: Sequence[str | os.PathLike], episodes_dir: str | os.PathLike,
                         config: GtaImportConfig | None = None) -> ImportResult:
-    """Import several recording sessions into ``episodes_dir``: one that cannot be imported is reported in
-    ``failed`` with its reason and the others still import; ``notes`` say how each session was aligned."""
-    from gta_bridge.scenario import ScenarioError
-
+    """Import several recording sessions into ``episodes_dir``: one that cannot be imported at all, or that gives
+    no episode, is reported in ``failed`` with its reason (and, when it cannot be imported, quarantined as a whole:
+    a ``kind: recording`` line in ``<episodes_dir>/../rejects/gta-<folder name>.jsonl``); the others still import.
+    ``notes`` say how each session was aligned."""
+    cfg = config or GtaImportConfig()
     total = ImportResult()
-    for d in recording_dirs:
+    for d in map(Path, recording_dirs):
         try:
-            r = import_gta(d, episodes_dir, config)
-        except (RecordingError, ScenarioError, AlignmentError, OSError) as e:
-            total.failed.append((str(d), str(e)))
+            r = import_gta(d, episodes_dir, cfg)
+        except (InputError, VideoError, OSError) as e:  # the message names the file
+            path = quarantine_path(episodes_dir, SOURCE, slug(d.name, fallback="recording"))
+            write_jsonl_atomic(path, [{"source": SOURCE, "recording": str(d), "kind": "recording", "reason": str(e)}])
+            total.failed.append((str(d), f"{e} (recorded in {path})"))
             continue
+        if not (r.written or r.skipped):
+            short = [x for x in r.rejects if x.kind == "short_segment"]
+            why = (f"no run of usable frames reaches min_episode_frames = {cfg.min_episode_frames} ("
+                   f"{len(short)} shorter run(s))" if short else "no usable frames")
+            where = f"; every span is in {r.rejects_path}" if r.rejects_path else ""
+            total.failed.append((str(d), f"no episode: {why}{where}"))
         total.written += r.written
         total.skipped += r.skipped
         total.frames += r.frames

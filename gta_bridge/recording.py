@@ -21,6 +21,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from capture.errors import InputError
+from capture.names import name_problem
 from gta_bridge.scenario import Scenario, ScenarioError, load_schema, validate_scenario
 
 SCHEMA_NAME = "playmill.gta.recording"
@@ -33,7 +35,7 @@ CONTROL_NAMES: tuple[str, ...] = ("accelerate", "brake", "left", "right", "handb
                                   "move_back", "move_left", "move_right", "sprint")
 
 
-class RecordingError(ValueError):
+class RecordingError(InputError):
     """A recording that cannot be imported at all; the message names the file (and line)."""
 
 
@@ -313,7 +315,13 @@ def parse_header(d: Any, path: Path) -> Header:
     except ScenarioError as e:
         raise ScenarioError(f"{path}:1: invalid scenario in the session header:\n  " + "\n  ".join(e.problems),
                             e.problems) from None
+    why = name_problem(d["session_id"], 64)
+    if why is not None:  # it names the rejects file and the episodes: it must not lead out of their folders
+        raise RecordingError(f"{path}:1: session_id {str(d['session_id'])[:80]!r} is not a safe name: {why} (the "
+                             "schema allows 1-64 letters, digits, '_' and '-')")
     sm = d.get("sync_marker", {})
+    if not isinstance(sm, Mapping):
+        raise RecordingError(f"{path}:1: sync_marker must be an object, got {str(sm)[:60]!r}")
     if (sm.get("kind"), sm.get("rows"), sm.get("cols"), sm.get("bits")) != ("binary_grid", 4, 8, 12):
         raise RecordingError(f"{path}:1: unsupported sync marker {sm!r} (this importer decodes binary_grid 4x8, "
                              "12 bits)")
@@ -331,7 +339,7 @@ def _read_csv(path: Path, rejects: list[Reject], warnings: list[str]
               ) -> dict[tuple[int, int], tuple[int, dict[str, str]]]:
     """Rows of ticks.csv keyed by (tick, frame): ``-> (line number, {column: cell})``."""
     rows: dict[tuple[int, int], tuple[int, dict[str, str]]] = {}
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:  # a byte-order mark is fine
         reader = csv.reader(fh)
         try:
             head = next(reader)
@@ -434,7 +442,7 @@ def read_recording(recording_dir: str | os.PathLike) -> Recording:
     raw = jsonl.read_bytes()
     if not raw.strip():
         raise RecordingError(f"{jsonl}: empty file (no session header)")
-    text = raw.decode("utf-8", errors="replace")
+    text = raw.decode("utf-8-sig", errors="replace")  # a byte-order mark is fine
     lines = text.split("\n")
     ends_with_newline = text.endswith("\n")
     if ends_with_newline:

@@ -16,10 +16,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
+from capture.errors import InputError
+
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "recording-v1.schema.json"
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InputError):
     """A scenario with out-of-range or unknown parameters; ``problems`` lists each one with the allowed values."""
 
     def __init__(self, message: str, problems: list[str]) -> None:

@@ -29,13 +29,15 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from capture.errors import InputError
+
 ROWS = 4
 COLS = 8
 BITS = 12
 MODULUS = 1 << BITS
 
 
-class AlignmentError(ValueError):
+class AlignmentError(InputError):
     """The video could not be aligned to the behaviour log; the message says why and names the files."""
 
 

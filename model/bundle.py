@@ -35,8 +35,10 @@ import torch
 from torch import nn
 
 from capture.atomic import to_jsonable, write_json_atomic
+from capture.names import name_problem
 
-from .checkpoint import load_checkpoint, load_state_dict_strict
+from .checkpoint import (CheckpointError, load_checkpoint, load_state_dict_strict, read_safetensors,
+                         safetensors_header)
 from .conditions import ConditionSpec
 from .configs import ActionConfig, DiTConfig, ImageEncoderConfig, ModelConfig, VAEConfig
 from .dit import WorldModelDiT
@@ -47,6 +49,8 @@ from .vae import WanVAE
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 META_KEY = "playmill"
+PLAYMILL_WEIGHTS = ("a safetensors file written by playmill (train, distill: a checkpoint's dit_ema.safetensors, "
+                    "vae.safetensors, ...)")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -96,22 +100,28 @@ def save_safetensors(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapp
 
 
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The "playmill" JSON metadata of a safetensors file ({} when absent or not safetensors)."""
+    """The "playmill" JSON metadata of a safetensors file ({} when absent or not safetensors).
+    :class:`~model.checkpoint.CheckpointError` naming the file when it cannot be read."""
     p = Path(path)
     if p.suffix != ".safetensors":
         return {}
-    from safetensors import safe_open
-
-    with safe_open(str(p), framework="pt") as f:
-        md = f.metadata() or {}
-    return json.loads(md[META_KEY]) if META_KEY in md else {}
+    _, md = safetensors_header(p, expected=PLAYMILL_WEIGHTS)
+    if META_KEY not in md:
+        return {}
+    try:
+        meta = json.loads(md[META_KEY])
+    except ValueError as e:
+        raise CheckpointError(f"{p}: its metadata {META_KEY!r} is not valid JSON ({e}); expected the run "
+                              "description that playmill writes") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{p}: its metadata {META_KEY!r} is a {type(meta).__name__}, expected a JSON object")
+    return meta
 
 
 def read_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """All tensors of a safetensors file on CPU."""
-    from safetensors.torch import load_file
-
-    return dict(load_file(str(path), device="cpu"))
+    """All tensors of a safetensors file on CPU (:class:`~model.checkpoint.CheckpointError` naming the file when
+    it cannot be read)."""
+    return read_safetensors(path, expected=PLAYMILL_WEIGHTS)[0]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -163,7 +173,10 @@ def latest_checkpoint(out_dir: str | os.PathLike[str]) -> Path | None:
     p = root / LATEST
     if not p.is_file():
         return None
-    d = root / p.read_text(encoding="utf-8").strip()
+    name = p.read_text(encoding="utf-8", errors="replace").strip()
+    if name_problem(name) is not None:  # it names a folder of checkpoints/: never one elsewhere
+        raise CheckpointError(f"{p}: names {name[:80]!r}, not a checkpoint folder of {root} ({name_problem(name)})")
+    d = root / name
     return d if (d / "state.json").is_file() else None
 
 
@@ -269,7 +282,20 @@ def load_train_checkpoint(
     for k, v in ema_sd.items():
         ema[k].copy_(shard_like(v, ema[k]))
     optimizer_from_tensors(opt, read_tensors(ckpt / "optimizer.safetensors"), read_meta(ckpt / "optimizer.safetensors"))
-    return json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+    return read_state_json(ckpt)
+
+
+def read_state_json(ckpt: Path) -> dict[str, Any]:
+    """A checkpoint folder's state.json (:class:`~model.checkpoint.CheckpointError` naming it when unreadable)."""
+    p = ckpt / "state.json"
+    try:
+        state = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"{p}: unreadable ({e}); expected the JSON state that playmill writes with each "
+                              "checkpoint") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{p}: holds a {type(state).__name__}, expected a JSON object")
+    return state
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -297,17 +323,20 @@ def _resolve(p: str, base: Path) -> Path:
 
 
 def resolve_weights(checkpoint: str | os.PathLike[str], use_ema: bool = True) -> Path:
-    """A checkpoint folder, a run folder (its latest checkpoint) or a DiT safetensors file -> the weights file."""
+    """A checkpoint folder, a run folder (its latest checkpoint) or a DiT safetensors file -> the weights file.
+    ``FileNotFoundError`` when ``checkpoint`` does not exist, :class:`~model.checkpoint.CheckpointError` for a folder
+    without usable weights."""
     p = Path(checkpoint)
     if p.is_dir():
         if (p / CHECKPOINTS).is_dir():
             latest = latest_checkpoint(p)
             if latest is None:
-                raise FileNotFoundError(f"{p}: a training run folder without a complete checkpoint")
+                raise CheckpointError(f"{p}: a training run folder without a complete checkpoint (the run has not "
+                                      "written one yet)")
             p = latest
         name = "dit_ema.safetensors" if use_ema else "dit.safetensors"
         if not (p / name).is_file():
-            raise FileNotFoundError(f"{p}: no {name} (not a playmill checkpoint folder)")
+            raise CheckpointError(f"{p}: no {name} (not a playmill checkpoint folder)")
         return p / name
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
@@ -324,7 +353,8 @@ def load_bundle(checkpoint: str | os.PathLike[str], device: str | torch.device =
     weights = resolve_weights(checkpoint, use_ema)
     run = read_meta(weights)
     if "model" not in run or "conditions" not in run:
-        raise ValueError(f"{weights}: no playmill run description in its metadata (not written by model.train)")
+        raise CheckpointError(f"{weights}: no playmill run description in its metadata (not written by model.train); "
+                              f"expected {PLAYMILL_WEIGHTS}")
     base = weights.parent
     mcfg = model_config_from_dict(run["model"])
     with torch.device("meta"):

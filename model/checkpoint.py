@@ -15,12 +15,20 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from capture.errors import InputError
+
 from .parallel import is_sharded, shard_like
 
 MG2_DISTILLED_PREFIX = "model."
+SAFETENSORS_EXPECTED = "a safetensors file (8-byte little-endian header size, a JSON header, the tensor bytes)"
 
 
-class CheckpointMismatchError(RuntimeError):
+class CheckpointError(InputError):
+    """A weights file that cannot be read at all: the message names the file, what it looks like and what was
+    expected."""
+
+
+class CheckpointMismatchError(InputError, RuntimeError):
     """A state dict does not fit a module; lists what is missing, unexpected and mis-shaped."""
 
     def __init__(
@@ -56,25 +64,100 @@ class CheckpointMismatchError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Read a flat {name: tensor} dict from ``.safetensors`` or a torch file (``weights_only=True``).
+def _safetensors_diagnosis(p: Path) -> str:
+    """What is wrong with a file that safetensors refused, in words (empty, truncated, not safetensors)."""
+    import json
+    import struct
 
-    A torch file holding {"state_dict": {...}} is unwrapped.
-    """
+    size = p.stat().st_size
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    with open(p, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return f"the file has {size} bytes, too few for a safetensors header"
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8:
+            return (f"its first 8 bytes announce a {n}-byte header but the file has {size} bytes (truncated, or not a "
+                    "safetensors file)")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, ValueError):
+            return "its header is not valid JSON (corrupt, or not a safetensors file)"
+    if not isinstance(header, dict):
+        return "its header is not a JSON object"
+    ends = [v["data_offsets"][1] for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict) and isinstance(v.get("data_offsets"), list)
+            and len(v["data_offsets"]) == 2 and isinstance(v["data_offsets"][1], int)]
+    if ends and max(ends) > size - 8 - n:
+        return f"the header describes {max(ends)} bytes of tensors but {size - 8 - n} follow it (truncated)"
+    return "its header does not describe valid tensors"
+
+
+def _refused(p: Path, exc: BaseException, expected: str) -> CheckpointError:
+    try:
+        why = _safetensors_diagnosis(p)
+    except OSError as e:
+        why = f"unreadable: {e}"
+    return CheckpointError(f"{p}: not a readable safetensors file: {why} [{type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}]; expected {expected}")
+
+
+def read_safetensors(path: str | os.PathLike[str], *, expected: str = SAFETENSORS_EXPECTED
+                     ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors on CPU, metadata)`` of a safetensors file; :class:`CheckpointError` naming the file, what is
+    wrong with it (empty, truncated, not safetensors) and ``expected`` when it cannot be read."""
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"weights file not found: {p}")
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except Exception as e:  # SafetensorError, OSError, ValueError: the file, not the code
+        raise _refused(p, e, expected) from None
+
+
+def safetensors_header(path: str | os.PathLike[str], *, expected: str = SAFETENSORS_EXPECTED
+                       ) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """``(tensor shapes, metadata)`` of a safetensors file without reading the tensors; errors as
+    :func:`read_safetensors`."""
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"weights file not found: {p}")
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, dict(f.metadata() or {})
+    except Exception as e:
+        raise _refused(p, e, expected) from None
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a flat {name: tensor} dict from ``.safetensors`` or a torch file (``weights_only=True``: never
+    pickle). A torch file holding {"state_dict": {...}} is unwrapped. An unreadable file raises
+    :class:`CheckpointError` naming it and what was expected."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"weights file not found: {p}")
     if p.suffix == ".safetensors":
-        try:
-            from safetensors.torch import load_file
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError(f"reading {p} needs the 'safetensors' package (pip install safetensors)") from e
-        return dict(load_file(str(p), device="cpu"))
-    obj = torch.load(p, map_location="cpu", weights_only=True)
+        return read_safetensors(p)[0]
+    expected = "a .safetensors file, or a torch .pth/.pt file holding a state dict of tensors only"
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, RuntimeError (not a zip), EOFError: say what, never suggest pickle
+        import zipfile
+
+        kind = "a zip archive" if zipfile.is_zipfile(p) else f"not a torch zip archive ({p.stat().st_size} bytes)"
+        raise CheckpointError(f"{p}: cannot be read as torch weights without pickle (weights_only=True refused it: "
+                              f"{type(e).__name__}); the file is {kind}; expected {expected}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{p} does not hold a flat state dict of tensors")
+        raise CheckpointError(f"{p}: holds a {type(obj).__name__}, not a flat state dict of tensors; expected "
+                              f"{expected}")
     return dict(obj)
 
 

@@ -39,7 +39,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from capture.settings import InputError
+from capture.errors import InputError
 
 from .configs import ACTION_MODES
 
@@ -61,7 +61,12 @@ DEFAULT_KEYBOARD_MAPS: dict[str, dict[str, str]] = {
 
 
 class ConditionError(InputError):
-    """A dataset (or an action file) that does not fit the model's conditions; the message says what to change."""
+    """A dataset (or an action file) that does not fit the model's conditions; the message says what to change.
+    Data, not usage: exit code 1 at the command line (:mod:`capture.errors`)."""
+
+
+class ActionsFileError(ConditionError):
+    """An actions table (a CSV file) that cannot drive the model: the message names the file, row and column."""
 
 
 def check_num_frames(num_frames: int, temporal_compression: int = 4) -> int:
@@ -280,13 +285,29 @@ def actions_from_table(table: Any, spec: ConditionSpec) -> tuple[np.ndarray, np.
     """
     import pandas as pd
 
+    where = "actions"
     if isinstance(table, (str, os.PathLike)):
-        df = pd.read_csv(table)
+        where = os.fspath(table)
+        try:
+            df = pd.read_csv(table, encoding="utf-8-sig")  # a byte-order mark (spreadsheet exports) is fine
+        except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as e:
+            raise ActionsFileError(f"{where}: unreadable CSV: {e}") from None
     elif isinstance(table, pd.DataFrame):
         df = table
     else:
         df = pd.DataFrame(dict(table))
     n = len(df)
+    if n == 0:
+        raise ActionsFileError(f"{where}: no rows (one row per video frame is needed)")
+
+    def numbers(col: str) -> np.ndarray:
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
+        bad = np.flatnonzero(~np.isfinite(v))
+        if bad.size:
+            r = int(bad[0])
+            raise ActionsFileError(f"{where}: row {r} column {col!r}: {df[col].iloc[r]!r} is not a finite number "
+                                   f"({bad.size} such row(s); rows are 0-based data rows, row i = frame i)")
+        return v
     needed = {src for _, src in spec.keyboard_map if src != NO_KEY}
     kb = np.zeros((n, len(spec.dataset_keys)), np.float32)
     missing = []
@@ -296,16 +317,16 @@ def actions_from_table(table: Any, spec: ConditionSpec) -> tuple[np.ndarray, np.
             if k in needed:
                 missing.append(f"key_{k}")
             continue
-        kb[:, i] = df[col].to_numpy(np.float32)
+        kb[:, i] = numbers(col)
     mouse = np.zeros((n, 2), np.float32)
     for j, c in enumerate(("d_pitch", "d_yaw")):
         if c in df.columns:
-            mouse[:, j] = df[c].to_numpy(np.float32)
+            mouse[:, j] = numbers(c)
         elif spec.uses_mouse:
             missing.append(c)
     if missing:
-        raise ConditionError(f"actions lack columns {missing} (have {list(df.columns)}); the model maps "
-                             f"{dict(spec.keyboard_map)} from the dataset keys {list(spec.dataset_keys)}")
-    if not (np.isfinite(kb).all() and np.isfinite(mouse).all()):
-        raise ConditionError("actions contain NaN or infinite values")
+        raise ActionsFileError(f"{where}: the actions lack columns {missing} (have {list(df.columns)}); the model maps "
+                               f"{dict(spec.keyboard_map)} from the dataset keys {list(spec.dataset_keys)}")
+    if not (np.isfinite(kb).all() and np.isfinite(mouse).all()):  # finite float64 beyond float32's range
+        raise ActionsFileError(f"{where}: actions overflow float32 (values beyond +-3.4e38)")
     return kb, mouse

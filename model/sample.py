@@ -24,6 +24,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from capture.errors import InputError
+
 from .bundle import Bundle, load_bundle
 from .conditions import ConditionError, ConditionSpec, actions_from_table, check_num_frames
 from .dit import i2v_condition
@@ -47,9 +49,11 @@ def load_image(image: str | os.PathLike[str] | np.ndarray, height: int, width: i
     import cv2
 
     if isinstance(image, (str, os.PathLike)):
+        if not os.path.isfile(image):
+            raise FileNotFoundError(f"cannot read image {image}: no such file")
         bgr = cv2.imread(os.fspath(image), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise FileNotFoundError(f"cannot read image {image}")
+            raise InputError(f"cannot read image {image}: not an image OpenCV can decode (expected a PNG or JPEG)")
         img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     else:
         img = np.asarray(image)
@@ -167,6 +171,8 @@ def generate_base(
         :class:`GenerateResult` with frames uint8 [T, H, W, 3] (frame 0 is the model's reconstruction of the
         first frame).
     """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:  # 0 steps would write pure noise
+        raise ValueError(f"steps: {steps!r} is not allowed; expected an integer >= 1 (Euler steps, e.g. 30)")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     bundle = checkpoint if isinstance(checkpoint, Bundle) else load_bundle(checkpoint, dev, use_ema)
     spec = bundle.spec

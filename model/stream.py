@@ -104,10 +104,9 @@ def mg2_mode_from_shapes(shapes: Mapping[str, tuple[int, ...]], source: str = "c
 
 
 def _shapes_of(path: Path) -> dict[str, tuple[int, ...]]:
-    from safetensors import safe_open
+    from .checkpoint import safetensors_header
 
-    with safe_open(str(path), framework="pt") as f:
-        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    return safetensors_header(path, expected="a Matrix-Game 2.0 distilled DiT .safetensors (keys model.*)")[0]
 
 
 def load_mg2_dit(

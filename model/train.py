@@ -54,6 +54,7 @@ from .bundle import (
     load_train_checkpoint,
     load_vae,
     read_meta,
+    read_state_json,
     save_module,
     save_train_checkpoint,
     to_jsonable,
@@ -590,7 +591,7 @@ def train(
     start_step, resumed_from, resumed_loss = 0, 0, float("nan")
     last_ckpt = latest_checkpoint(out_dir) if resume else None
     if last_ckpt is not None:
-        state = json.loads((last_ckpt / "state.json").read_text(encoding="utf-8"))
+        state = read_state_json(last_ckpt)
         _check_resume(cfg, spec, state, last_ckpt, d.world)
         load_train_checkpoint(last_ckpt, dit, ema, opt)
         start_step = resumed_from = int(state["step"])

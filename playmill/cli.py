@@ -6,8 +6,11 @@ first argument of the verbs that run a stage, ``--config`` for the verbs whose a
 ``--set SECTION.KEY=VALUE`` (typed by the schema, values in YAML syntax). Convenience flags (``--workers``,
 ``--episodes``, ...) are the same overrides under another name.
 
-Exit codes: 0 done; 1 the work ran and something failed (each failed item is reported); 2 usage or config
-error (nothing was run); 130 / 143 stopped by Ctrl-C / SIGTERM (it says what it kept).
+Exit codes (one rule for every verb, decided by the class of the error: :mod:`capture.errors`): 0 done; 1 the data
+being processed is unusable or some items failed (each is reported; :class:`capture.errors.InputError`); 2 what the
+user wrote is wrong: the command line, the config, a ``--set``, a mapping or settings file, a path that does not
+exist (:class:`capture.errors.UsageError`; nothing was run); 130 / 143 stopped by Ctrl-C / SIGTERM (it says what it
+kept).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from capture.settings import InputError
+from capture.errors import InputError, UsageError
 from playmill import __version__
 
 EPILOG = """\
@@ -29,14 +32,11 @@ examples:
   playmill collect --scenes indoor --episodes 2 --frames 100
   playmill validate runs/default/episodes
 
-exit codes: 0 done; 1 the work ran and something failed (each failed item is reported); 2 usage or config error
-(nothing was run); 130 / 143 stopped by Ctrl-C / SIGTERM (finished work is kept; rerun to resume).
+exit codes: 0 done; 1 the data is unusable or some items failed (each is reported); 2 what you wrote is wrong: a
+flag, a config key, a mapping file, a path that does not exist (nothing was run); 130 / 143 stopped by Ctrl-C /
+SIGTERM (finished work is kept; rerun to resume).
 `playmill VERB --help` explains a verb, with an example.
 """
-
-
-class UsageError(InputError):
-    """A bad command line (exit code 2, nothing run); the message names the option and what to do."""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -68,12 +68,22 @@ def add_verb(sub: Any, name: str, *, help: str, description: str, example: str,
 
 
 def add_sugar(p: argparse.ArgumentParser, flag: str, key: str, help: str, *, as_list: bool = False,
-              metavar: str | None = None) -> None:
+              metavar: str | None = None, const: str | None = None) -> None:
     """``flag VALUE`` = ``--set key=VALUE`` (checked by the schema like any override). ``as_list``: the value
-    is comma-separated (``--scenes city,park``)."""
+    is comma-separated (``--scenes city,park``). ``const``: a switch without a value, ``flag`` = ``--set
+    key=const`` (``--no-verify`` = ``--set verify_shards=false``)."""
     dest = "sugar_" + flag.lstrip("-").replace("-", "_")
-    p.add_argument(flag, dest=dest, metavar=metavar or "VALUE", help=f"{help} (= --set {key}=...)")
+    if const is None:
+        p.add_argument(flag, dest=dest, metavar=metavar or "VALUE", help=f"{help} (= --set {key}=...)")
+    else:
+        p.add_argument(flag, dest=dest, action="store_const", const=const, help=f"{help} (= --set {key}={const})")
     p.get_default("sugar")[dest] = (key, flag, as_list)
+
+
+def add_no_verify(p: argparse.ArgumentParser) -> None:
+    """``--no-verify`` of the verbs that read shards."""
+    add_sugar(p, "--no-verify", "verify_shards", "do not check each shard's size and sha256 against manifest.json "
+              "when opening the shards (faster on huge datasets; a corrupt shard then fails later)", const="false")
 
 
 def add_progress(p: argparse.ArgumentParser) -> None:
@@ -179,9 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Nothing was run. Fix the key(s) above; `playmill config show` prints every key with its value.",
               file=sys.stderr)
         return 2
-    except InputError as exc:  # a usage error, a bad checkpoint, data that does not fit: found before any work
+    except UsageError as exc:  # what the user wrote is wrong (a flag, a mapping file, a path): found before any work
         print(f"playmill {args.verb}: {exc}\nNothing was run.", file=sys.stderr)
         return 2
+    except InputError as exc:  # the data cannot be used (a shard, a checkpoint, a CSV): the message names it
+        print(f"playmill {args.verb}: error: {exc}", file=sys.stderr)
+        return 1
     except Interrupted as exc:
         print(f"playmill {args.verb}: stopped by {exc.signal_name}. "
               + (exc.kept or "Finished work is kept; rerun the same command to resume."), file=sys.stderr)

@@ -172,11 +172,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_import(res: Any, out: Path) -> int:
-    """The import's summary: what was written where, then each failure with its reason (exit 1 if any)."""
+def _report_import(res: Any, source: str, out: Path) -> int:
+    """The import's summary: what was written where, then each failure with its reason; the exit code of
+    :attr:`capture.imports.ImportResult.exit_code` (1 if a recording failed or nothing came of the input)."""
     sys.stderr.flush()
-    print(f"import: {len(res.written)} episode(s) written, {len(res.skipped)} already there, {len(res.failed)} "
-          f"failed, {res.frames} frames -> {out}", flush=True)
+    print(f"import {source}: {len(res.written)} episode(s) written, {len(res.skipped)} already there, "
+          f"{len(res.failed)} failed, {res.frames} frames -> {out}", flush=True)
     for line in res.notes:
         print(f"  {line}")
     for name, reason in res.failed:
@@ -185,7 +186,11 @@ def _report_import(res: Any, out: Path) -> int:
         print(f"  warning: {w}")
     if res.rejects_path:
         print(f"  rejects: {res.rejects_path}")
-    return 1 if res.failed else 0
+    if res.nothing is not None:
+        print(f"import {source}: nothing imported: {res.nothing}", file=sys.stderr)
+    elif not (res.written or res.skipped):
+        print(f"import {source}: nothing imported: every recording failed (reasons above)", file=sys.stderr)
+    return res.exit_code
 
 
 def _run_import(args: argparse.Namespace, importer: Any) -> int:
@@ -193,7 +198,7 @@ def _run_import(args: argparse.Namespace, importer: Any) -> int:
     report."""
     cfg = load(args)
     out = args.out or cfg.episodes_dir
-    return _report_import(importer(cfg, out), out)
+    return _report_import(importer(cfg, out), args.import_verb, out)
 
 
 def cmd_import_sekai(args: argparse.Namespace) -> int:
@@ -204,26 +209,13 @@ def cmd_import_sekai(args: argparse.Namespace) -> int:
 
 def cmd_import_generic(args: argparse.Namespace) -> int:
     from capture.settings import load_yaml
-    from curation.importers import GenericMapping
+    from curation.importers import GenericMapping, import_generic_result
 
     mapping = None
     if args.mapping is not None:
         mapping = GenericMapping.from_dict(load_yaml(args.mapping), str(args.mapping))
-    return _run_import(args, lambda cfg, out: _import_generic(args.mp4, args.csv, out, mapping or cfg.imports.generic))
-
-
-def _import_generic(mp4: Path, csv: Path, out: Path, mapping: Any):
-    from capture.imports import ImportResult
-    from curation.importers import import_generic
-
-    res = ImportResult()
-    try:
-        res.written.append(import_generic(mp4, csv, out, mapping))
-    except FileExistsError as exc:
-        res.skipped.append(str(exc))
-    except ValueError as exc:  # the CSV does not fit the mapping or the video: the item failed
-        res.failed.append((csv.name, str(exc)))
-    return res
+    return _run_import(args, lambda cfg, out: import_generic_result(args.mp4, args.csv, out,
+                                                                    mapping or cfg.imports.generic))
 
 
 def cmd_import_gta(args: argparse.Namespace) -> int:

@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from capture.settings import InputError
-from playmill.cli import UsageError, add_progress, add_sugar, add_verb, existing, load, print_run
+from playmill.cli import UsageError, add_no_verify, add_progress, add_sugar, add_verb, existing, load, print_run
 
 TRAIN_EXAMPLES = """\
 playmill train --set train.max_steps=500
@@ -68,6 +67,7 @@ def add_verbs(sub: Any) -> None:
     p.add_argument("--out", type=Path, help="run folder (default: <workdir>/models/base)")
     p.add_argument("--no-resume", action="store_true",
                    help="start again from step 0 even when --out holds a run (new checkpoints replace its ones)")
+    add_no_verify(p)
     add_progress(p)
     _add_encode_latents(sub)
     _add_generate(sub)
@@ -92,6 +92,7 @@ def _add_encode_latents(sub: Any) -> None:
     add_sugar(p, "--dtype", "train.latent_dtype", "storage dtype: float16 or float32")
     p.add_argument("--batch-size", type=_positive, default=4, metavar="N", help="clips per VAE batch (default 4)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_no_verify(p)
     add_progress(p)
 
 
@@ -164,6 +165,8 @@ def _add_distill(sub: Any) -> None:
             p.add_argument("--init", type=existing("student folder"), help="the initialised student (default <workdir>/models/student_init)")
         p.add_argument("--out", type=Path, help=f"output folder (default {default_out})")
         p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+        if name in ("ode-pairs", "dmd"):
+            add_no_verify(p)
         add_progress(p)
 
 
@@ -172,7 +175,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load(args)
     try:
-        report = run_stage(cfg, "train", progress=not args.no_progress, reraise=(InputError,),
+        report = run_stage(cfg, "train", progress=not args.no_progress, reraise=(UsageError,),
                            run=lambda c, progress: run_train(c, shards=args.shards, out=args.out,
                                                              resume=not args.no_resume, progress=progress))
     finally:
@@ -198,12 +201,14 @@ def _end_distributed() -> None:
 
 
 def cmd_encode_latents(args: argparse.Namespace) -> int:
+    from curation.shards import shard_verification
     from model.latents import encode_latents
 
     cfg = load(args)
-    out = encode_latents(args.shards, args.vae, args.out, image_encoder=args.image_encoder, num_frames=args.frames,
-                         batch_size=args.batch_size, dtype=cfg.train.latent_dtype, device=args.device,
-                         progress=not args.no_progress)
+    with shard_verification(cfg.verify_shards):
+        out = encode_latents(args.shards, args.vae, args.out, image_encoder=args.image_encoder,
+                             num_frames=args.frames, batch_size=args.batch_size, dtype=cfg.train.latent_dtype,
+                             device=args.device, progress=not args.no_progress)
     print(f"encode-latents: {out}")
     return 0
 
@@ -258,7 +263,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     try:
         report = run_stage(cfg, f"distill {args.distill_verb}", progress=not args.no_progress, run=step,
-                           describe=describe, reraise=(InputError,))
+                           describe=describe, reraise=(UsageError,))
     finally:
         _end_distributed()
     return _report(report)

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from capture.settings import InputError
-from playmill.cli import UsageError, add_progress, add_sugar, add_verb, load, print_run
+from playmill.cli import UsageError, add_no_verify, add_progress, add_sugar, add_verb, load, print_run
 
 
 def add_verbs(sub: Any) -> None:
@@ -22,6 +21,7 @@ def add_verbs(sub: Any) -> None:
                  func=cmd_run)
     p.add_argument("--stages", help="comma-separated stages to run instead of the config's, e.g. collect,curate")
     add_sugar(p, "--workdir", "workdir", "where the run writes (relative to the working directory)", metavar="DIR")
+    add_no_verify(p)
     add_progress(p)
 
     cfg = add_verb(sub, "config", help="show the resolved config or its JSON Schema", config=None,
@@ -104,10 +104,10 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     from playmill.stages import run_pipeline
 
-    return print_run(run_pipeline(load(args), ["collect"], progress=not args.no_progress, reraise=(InputError,)))
+    return print_run(run_pipeline(load(args), ["collect"], progress=not args.no_progress, reraise=(UsageError,)))
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
     from playmill.stages import run_pipeline
 
-    return print_run(run_pipeline(load(args), ["curate"], progress=not args.no_progress, reraise=(InputError,)))
+    return print_run(run_pipeline(load(args), ["curate"], progress=not args.no_progress, reraise=(UsageError,)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from capture.errors import InputError
 from playmill.cli import UsageError, add_progress, add_sugar, add_verb, load, print_run
 
 #: ``--minutes`` without ``--timesteps`` lifts the decision budget to this, so the clock decides.
@@ -87,7 +88,6 @@ def add_verbs(sub: Any) -> None:
 
 
 def cmd_rl_train(args: argparse.Namespace) -> int:
-    from capture.settings import InputError
     from playmill.config import write_resolved
     from playmill.stages import run_stage
     from rl_agent.run import train_run, with_tensorboard, world_factory
@@ -112,7 +112,7 @@ def cmd_rl_train(args: argparse.Namespace) -> int:
         write_resolved(c, out)  # the complete config beside the run (its rl section is also config.json)
         return run
 
-    report = run_stage(cfg, "rl", progress=not args.no_progress, reraise=(InputError,), run=train,
+    report = run_stage(cfg, "rl", progress=not args.no_progress, reraise=(UsageError,), run=train,
                        describe=_describe_train)
     from playmill.stages import PipelineRun
 
@@ -158,11 +158,13 @@ def cmd_rl_eval(args: argparse.Namespace) -> int:
         from rl_agent.checkpoint import load_policy
 
         load_policy(ckpt, expected_env=None if own_env else cfg.rl.env)  # a bad checkpoint: nothing is run
-    except CheckpointMismatchError as exc:
-        raise UsageError(f"{exc}\nThe checkpoint was trained with another observation/action space: evaluate it "
+    except CheckpointMismatchError as exc:  # the checkpoint does not fit the settings: data, exit 1
+        raise InputError(f"{exc}\nThe checkpoint was trained with another observation/action space: evaluate it "
                          "with its own settings (leave out the CONFIG/--set rl.env keys that differ)") from None
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:
-        raise UsageError(f"bad checkpoint: {exc}") from None
+    except FileNotFoundError as exc:  # the path given does not exist: exit 2
+        raise UsageError(str(exc)) from None
+    except (CheckpointError, ValueError) as exc:  # the file cannot be used: exit 1
+        raise InputError(f"bad checkpoint: {exc}") from None
     if args.plot and progress_csv_of(ckpt) is None:
         raise UsageError(f"--plot: no logs/progress.csv next to {ckpt}; the learning curves come from the training "
                          "run's folder")

@@ -28,7 +28,7 @@ from pydantic import AfterValidator, ValidationInfo, field_validator, model_vali
 from pydantic_core import ArgsKwargs
 
 from capture.ray_engine import ENGINES, check_address
-from capture.settings import (ConfigError, Field, Frames1p4k, Invalid, apply_overrides, dump, json_schema,
+from capture.settings import (ConfigError, Field, Frames1p4k, Invalid, SafeName, apply_overrides, dump, json_schema,
                               load_yaml, merge, parse_set, settings, validate)
 from capture.video import X264Preset
 from curation.config import CurateSection
@@ -46,6 +46,7 @@ from unreal_bridge.unrealcv_world import UnrealCVConfig
 __all__ = ["STAGES", "CollectConfig", "ConfigError", "DistillSection", "Endpoint", "GenerateConfig",
            "ImportsSection", "PipelineConfig", "RayConfig", "SandboxConfig", "TrainSection", "config_yaml", "load_config",
            "parse_config", "pipeline_schema", "sample_param", "write_resolved"]
+
 
 STAGES = ("rl", "collect", "curate", "train", "distill", "generate")  # the order they run in
 SOURCES = ("sandbox", "unrealcv")
@@ -227,8 +228,8 @@ class TrainSection(TrainConfig):
     fills when the file does not set them, and the shards to train on."""
 
     preset: Literal[tuple(TRAIN_PRESETS)] = Field("tiny", description="tiny: 17 frames at 64x112, trains on CPU in minutes; mg2-1.3b: the paper's")
-    dataset: str = Field("auto", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                         description="a dataset under <workdir>/shards, or auto: the curated episodes at the model's clip size")
+    dataset: SafeName = Field("auto", description="a dataset under <workdir>/shards, or auto: the curated episodes at the "
+                                                  "model's clip size")
 
     _fill = _before(lambda d: _preset_under(TRAIN_PRESETS, d.get("preset", "tiny"), d))
 
@@ -296,6 +297,9 @@ class PipelineConfig:
     distill: DistillSection = Field(default_factory=DistillSection, description="Self-Forcing -> <workdir>/models/student")
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="videos from the trained models -> <workdir>/generate")
     imports: ImportsSection = Field(default_factory=ImportsSection, description="settings of playmill import ...")
+    verify_shards: bool = Field(True, description="shard readers (train, encode-latents, distill) check each shard's "
+                                                  "size, rows and sha256 against manifest.json when they open a shards "
+                                                  "folder; false (--no-verify): rows only, faster on huge datasets")
     ray: RayConfig = Field(default_factory=RayConfig, description="the Ray of collect.engine: ray and curate.engine: ray")
 
     @property

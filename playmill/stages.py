@@ -159,7 +159,21 @@ def run_curate(cfg: PipelineConfig, *, progress: bool = True):
                     progress=progress, ray_address=cfg.ray.address)
     write_report(cfg.shards_dir)
     _record(cfg, "curate", _summary(result), cfg.shards_dir)
+    _warn_bad_data(cfg.shards_dir)
     return result
+
+
+def _warn_bad_data(shards: Path, limit: int = 20) -> None:
+    """A warning for each episode curation rejected whole and each clip it dropped for bad data, with the stage
+    and the reason (from rejects.parquet; spans cut by design, e.g. frames after the last clip, are not listed)."""
+    from curation.shards import bad_data_rejects
+
+    rows = bad_data_rejects(shards)
+    for r in rows[:limit]:
+        what = "episode" if r["kind"] == "episode" else f"clip of frames {r['start_frame']}-{r['end_frame']} of"
+        log.warning("rejected %s %s (%s): %s", what, r["episode_id"], r["stage"], r["reason"].splitlines()[0])
+    if len(rows) > limit:
+        log.warning("... and %d more rejected for bad data in %s", len(rows) - limit, shards / "rejects.parquet")
 
 
 def base_checkpoints_kept(out: Path) -> str:
@@ -404,6 +418,10 @@ def _describe_collect(cfg: PipelineConfig, r: CollectResult) -> tuple[str, str, 
 
 
 def _describe_curate(cfg: PipelineConfig, r: Any) -> tuple[str, str, Path, list]:
+    if r.clips == 0:  # no empty success: the stages after it would have nothing to read
+        why = (f"no clips: no episodes in {cfg.episodes_dir} (collect or import some first)" if not r.episodes else
+               f"no clips: all {r.episodes} episode(s) gave no clip; the reasons are in {r.out_dir / 'rejects.parquet'}")
+        return "failed", why, r.out_dir, []
     done = "up to date" if r.up_to_date else f"{r.processed} episode(s) curated, {r.reused} reused"
     wrote = f"{r.clips} clip(s) in {len(r.shards)} shard(s) ({done}); {r.rejected} episode(s) rejected"
     return ("skipped" if r.up_to_date else "done"), wrote, r.out_dir, []
@@ -514,9 +532,12 @@ def run_stage(cfg: PipelineConfig, stage: str, *, progress: bool = True,
               run: Callable[..., Any] | None = None, describe: Callable[..., tuple] | None = None,
               reraise: tuple[type[BaseException], ...] = ()) -> StageReport:
     """Run one stage and describe it; an exception becomes ``status: failed`` with its reason (the caller
-    decides whether later stages run), except those of ``reraise`` (bad input found before any work: the
-    command line turns them into exit code 2). ``run``/``describe`` replace the stage's own (a verb's variant
-    of a stage). KeyboardInterrupt propagates."""
+    decides whether later stages run), except those of ``reraise`` (a usage error found before any work: the
+    command line turns it into exit code 2). ``run``/``describe`` replace the stage's own (a verb's variant
+    of a stage); ``describe`` may say ``failed`` (its ``wrote`` is then the reason). Shard readers opened by the
+    stage verify as ``cfg.verify_shards`` says. KeyboardInterrupt propagates."""
+    from curation.shards import shard_verification
+
     run = run or STAGE_FUNCTIONS[stage][0]
     describe = describe or STAGE_FUNCTIONS[stage][1]
     rep = StageReport(stage)
@@ -524,8 +545,11 @@ def run_stage(cfg: PipelineConfig, stage: str, *, progress: bool = True,
     logging.getLogger().addHandler(handler)
     t0 = time.perf_counter()
     try:
-        rep.result = run(cfg, progress=progress)
+        with shard_verification(cfg.verify_shards):
+            rep.result = run(cfg, progress=progress)
         rep.status, rep.wrote, rep.where, rep.failed_items = describe(cfg, rep.result)
+        if rep.status == "failed":  # the stage ran but gave nothing to go on with (e.g. no clip)
+            rep.error = rep.wrote
     except reraise:
         raise
     except Exception as exc:  # reported in the summary; the traceback is in the log at debug level

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rl_agent.actions import COMPONENTS, ActionCodec
-from capture.settings import ConfigError, InputError
+from capture.errors import InputError
+from capture.settings import ConfigError
 from rl_agent.config import EnvConfig, RLConfig
 from rl_agent.observation import observation_space, state_dim, state_names
 

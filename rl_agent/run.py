@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from capture.atomic import write_json_atomic
-from capture.settings import InputError
+from capture.errors import InputError, UsageError
 from rl_agent.config import RLConfig, heldout_seeds
 
 #: Worlds known by name (else MODULE:FUNCTION of a picklable factory(scene, params) -> World).
@@ -84,17 +84,17 @@ def train_run(cfg: RLConfig, out_dir: str | os.PathLike, *, mode: Literal["new",
               make_world: Any = None, progress: bool = True, plot: bool = True) -> TrainRun:
     """Train (or continue) the agent into ``out_dir``. ``mode``: ``new`` refuses a folder that holds checkpoints of
     a previous run; ``resume`` continues from its newest checkpoint (same observation/action space) up to
-    ``ppo.total_timesteps``; ``fresh`` deletes the previous run's files first. :class:`capture.settings.InputError`
+    ``ppo.total_timesteps``; ``fresh`` deletes the previous run's files first. :class:`capture.errors.UsageError`
     for a folder it must not touch."""
     from rl_agent.checkpoint import latest_checkpoint
     from rl_agent.train import train_ppo
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
+        raise UsageError(f"{out}: exists and is not a folder")
     previous = latest_checkpoint(out / "checkpoints")
     if previous is not None and mode == "new":
-        raise InputError(f"{out} holds checkpoints of a previous run (newest {previous.name}); pass --resume to "
+        raise UsageError(f"{out} holds checkpoints of a previous run (newest {previous.name}); pass --resume to "
                          "continue it, --fresh to delete it and start anew, or choose another --out")
     if mode == "fresh":
         for name in RUN_FILES:

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -40,8 +39,11 @@ import numpy as np
 from pydantic import model_validator
 
 from capture.actions import ActionSpace, FrameAction
+from capture.atomic import write_jsonl_atomic
 from capture.episode import EpisodeWriter, META_FILE, episode_id
-from capture.imports import ImportResult
+from capture.errors import InputError
+from capture.imports import ImportResult, rejects_path as quarantine_path
+from capture.names import slug
 from capture.rotations import rotator_to_quat, wrap_deg
 from capture.settings import Field, Invalid, settings
 from capture.video import DEFAULT_CRF, DEFAULT_PRESET, X264Preset, VideoError, iter_frames, probe_video
@@ -84,7 +86,7 @@ class Problem:
         return f"{where}" + (f" column {self.column!r}" if self.column else "") + f": {self.message}"
 
 
-class RecordingError(ValueError):
+class RecordingError(InputError):
     """A recording that cannot be imported; ``problems`` lists each problem with file, line and column."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
@@ -411,7 +413,8 @@ def import_unreal(src_dir: str | os.PathLike, episodes_dir: str | os.PathLike,
     """Import every recording under ``src_dir`` into ``episodes_dir`` (created if missing); see the module docstring.
 
     Bad recordings are quarantined (``ImportResult.failed``, with their problems in the rejects file) and the others still
-    import; an existing episode is skipped. Raises only for a missing ``src_dir`` or a bad ``config``."""
+    import; an existing episode is skipped; a folder without recordings is reported in ``ImportResult.nothing``.
+    Raises only for a missing ``src_dir`` or a bad ``config``."""
     cfg = config or UEImportConfig()
     src = Path(src_dir)
     recs = find_recordings(src)
@@ -435,26 +438,14 @@ def import_unreal(src_dir: str | os.PathLike, episodes_dir: str | os.PathLike,
             result.written.append(path)
             result.frames += int(json.loads((path / META_FILE).read_text())["frame_count"])
     rejects_path = Path(cfg.rejects_path) if cfg.rejects_path else (
-        out_dir.resolve().parent / "rejects" / f"{SOURCE}-{_safe(src.resolve().name)}.jsonl")
-    _write_rejects(rejects_path, rejects)
+        quarantine_path(out_dir, SOURCE, slug(src.resolve().name, fallback="recordings")))
+    # the file always shows the latest run: rewritten, or removed when nothing was rejected
+    if rejects:
+        result.rejects_path = write_jsonl_atomic(rejects_path, (r.to_dict() for r in rejects))
+    elif rejects_path.is_file():
+        rejects_path.unlink()
     result.failed = [(r.recording, r.reason) for r in rejects]
-    result.rejects_path = rejects_path if rejects else None
+    if not recs:
+        result.nothing = (f"no recordings (<name>{VIDEO_SUFFIX} + <name>.csv) under {src}; see "
+                          "unreal_bridge/UE_EXPORT.md for what the in-engine recorder writes")
     return result
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "recordings"
-
-
-def _write_rejects(path: Path, rejects: Sequence[Reject]) -> None:
-    """Write the rejects as JSON lines atomically (the file always shows the latest run; removed when none)."""
-    if not rejects:
-        if path.is_file():
-            path.unlink()
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for r in rejects:
-            fh.write(json.dumps(r.to_dict(), allow_nan=False) + "\n")
-    os.replace(tmp, path)

@@ -71,6 +71,7 @@ from ..bundle import (
     optimizer_from_tensors,
     optimizer_to_tensors,
     read_meta,
+    read_state_json,
     read_tensors,
     save_train_checkpoint,
     write_json_atomic,
@@ -373,7 +374,7 @@ def distill_dmd(
     start_step = resumed_from = gen_updates = 0
     last = latest_checkpoint(out) if resume else None
     if last is not None:
-        state = json.loads((last / "state.json").read_text(encoding="utf-8"))
+        state = read_state_json(last)
         old = state.get("run", {}).get("distill", {})
         check_global_batch(int(state.get("global_batch", old.get("batch_size", b))), b, 1, d.world, str(last),
                            "distill_dmd")

@@ -53,6 +53,7 @@ from ..bundle import (
     latest_checkpoint,
     load_bundle,
     load_train_checkpoint,
+    read_state_json,
     resolve_weights,
     save_train_checkpoint,
     to_jsonable,
@@ -389,7 +390,7 @@ def distill_init(
     loss_value = float("nan")
     last = latest_checkpoint(out) if resume else None
     if last is not None:
-        state = json.loads((last / "state.json").read_text(encoding="utf-8"))
+        state = read_state_json(last)
         old = state.get("run", {})
         check_global_batch(int(state.get("global_batch", old.get("distill", {}).get("batch_size", cfg.batch_size))),
                            cfg.batch_size, 1, d.world, str(last), "distill_init")

@@ -242,7 +242,7 @@ def test_writer_rejects_bad_metadata(tmp_path):
         writer(tmp_path, width=33)
     with pytest.raises(ValueError, match="config is not JSON"):
         writer(tmp_path, config={"f": object()})
-    with pytest.raises(ValueError, match="folder name"):
+    with pytest.raises(ValueError, match="is not a safe name: contains a path separator"):
         writer(tmp_path, "../escape")
     assert os.listdir(tmp_path) == []
 
