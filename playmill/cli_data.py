@@ -109,6 +109,8 @@ def _out_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _sandbox_options(p: argparse.ArgumentParser, serve: bool) -> None:
+    from unreal_bridge.unrealcv_server import ServerConfig
+
     p.add_argument("--scene", default="city", help="scene family: city, indoor, park")
     p.add_argument("--seed", default="0", help="scene seed")
     p.add_argument("--width", default="640", help="image width, px")
@@ -122,6 +124,10 @@ def _sandbox_options(p: argparse.ArgumentParser, serve: bool) -> None:
         p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
         p.add_argument("--port", default="9000", help="TCP port (0: any free port)")
         p.add_argument("--fps", default="25", help="simulation rate of vset /action/keyboard")
+        for flag, key in (("--max-clients", "max_clients"), ("--max-request-bytes", "max_request_bytes"),
+                          ("--idle-timeout", "idle_timeout_s")):
+            f = ServerConfig.__pydantic_fields__[key]
+            p.add_argument(flag, dest=key, metavar="N", help=f"{f.description} (default {f.default:g})")
     else:
         p.add_argument("-o", "--output", type=Path, default=Path("preview.png"), help="PNG to write")
 
@@ -131,8 +137,8 @@ def _sandbox_config(args: argparse.Namespace, serve: bool):
     from unreal_bridge.unrealcv_server import ServerConfig
 
     keys = ["scene", "seed", "width", "height", "fov_deg", "weather", "time_of_day", "npc_density", "vehicle_density"]
-    keys += ["host", "port", "fps"] if serve else []
-    return ServerConfig.from_dict({k: getattr(args, k) for k in keys}, "command line")
+    keys += ["host", "port", "fps", "max_clients", "max_request_bytes", "idle_timeout_s"] if serve else []
+    return ServerConfig.from_dict({k: getattr(args, k) for k in keys if getattr(args, k) is not None}, "command line")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -250,6 +256,5 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     load(args)
     o = _sandbox_config(args, serve=True)
     logging.getLogger("unreal_bridge").setLevel(logging.INFO)
-    serve(o.host, o.port, o.scene, o.seed, o.width, o.height, o.fov_deg, o.fps, weather=o.weather,
-          time_of_day=o.time_of_day, npc_density=o.npc_density, vehicle_density=o.vehicle_density)
+    serve(o)
     return 0

@@ -8,13 +8,19 @@ Wire protocol (UnrealCV, as the real ``unrealcv`` client speaks it): every messa
 0x9E2B83C1``, ``uint32 payload size`` (little-endian), payload. On connect the server sends ``connected to
 <project>``; each request ``<id>:<command>`` is answered, in order, by ``<id>:<body>`` where the body is ``ok``,
 ``error <why>``, text, or raw bytes (PNG / BMP / NPY). ``vbatch N`` is answered ``ok`` at once and the next N
-requests are read first and then run together (no world time passes between them). Empty or oversized
-(> 256 MiB) payloads and a wrong magic close the connection; a request without ``<id>:`` gets ``error ...``.
+requests are read first and then run together (no world time passes between them, and no other client's
+request runs in between). A request without ``<id>:`` gets ``error ...``.
 
-One client at a time (a second one receives ``error: ...busy`` instead of the greeting and is closed, so the
-real client's ``connect()`` returns False). Every socket operation has a timeout: a client idle for
-``idle_timeout_s`` or stalled mid-message for ``io_timeout_s`` is dropped; a client that disconnects mid-request
-or mid-batch is dropped quietly. The server binds 127.0.0.1 unless told otherwise.
+Many clients at once: each connection has its own thread, and one world thread runs every client's requests in
+the order they arrive, one request (or one whole ``vbatch``) at a time, so world access is serialised and a slow
+or idle client delays nobody. Limits, each answered with an ``error ...`` frame: more than ``max_clients``
+connections (the extra client gets ``error too many clients ...`` instead of the greeting, so the real client's
+``connect()`` returns False); a request above ``max_request_bytes`` (read past in small pieces and answered
+``<id>:error request of N bytes exceeds ...``; the connection stays usable); a client idle for
+``idle_timeout_s`` (told, then dropped); a wrong magic or a frame size outside 1..256 MiB (told, then dropped).
+A client stalled mid-message for ``io_timeout_s`` or that disconnects mid-request or mid-batch is dropped
+quietly. Memory is bounded per connection (see :class:`ServerConfig`). The server binds 127.0.0.1 unless told
+otherwise.
 
 Commands (``<id>`` is the camera id; only camera 0, the player camera, exists): see :data:`COMMANDS` and
 ``vget /unrealcv/commands``. Camera 0 has a float64 pose; ``vset .../location|rotation`` set it exactly (and the
@@ -38,7 +44,7 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -58,7 +64,12 @@ _REQUEST_RE = re.compile(rb"^(\d{1,10}):(.*)$", re.DOTALL)
 
 
 class ProtocolError(ConnectionError):
-    """The peer broke the framing (bad magic, empty or oversized payload) or closed the connection mid-message."""
+    """The peer broke the framing (bad magic, empty or oversized payload) or closed the connection mid-message.
+    ``reply``: the ``error ...`` line the server sends before closing (None: nothing to say, the peer is gone)."""
+
+    def __init__(self, message: str, reply: str | None = None) -> None:
+        super().__init__(message)
+        self.reply = reply
 
 
 def encode_frame(payload: bytes) -> bytes:
@@ -70,15 +81,19 @@ def encode_frame(payload: bytes) -> bytes:
     return _HEADER.pack(MAGIC, len(payload)) + payload
 
 
-def recv_exact(sock: socket.socket, n: int, deadline: float | None, stop: threading.Event | None = None) -> bytes | None:
+def recv_exact(sock: socket.socket, n: int, deadline: float | None, stop: threading.Event | None = None,
+               idle: bool = False) -> bytes | None:
     """Read exactly ``n`` bytes. ``None`` when the peer closed cleanly before the first byte; :class:`ProtocolError`
-    when it closed mid-way; ``TimeoutError`` when ``deadline`` (``time.monotonic()``) passes or ``stop`` is set.
-    The socket must have a (short) timeout so the deadline and ``stop`` are checked."""
+    when it closed mid-way; ``TimeoutError`` when ``deadline`` (``time.monotonic()``) passes (its message starts
+    with "idle" when ``idle`` and nothing was read) or ``stop`` is set. The socket must have a (short) timeout so
+    the deadline and ``stop`` are checked."""
     buf = bytearray()
     while len(buf) < n:
         if stop is not None and stop.is_set():
             raise TimeoutError("server stopping")
         if deadline is not None and time.monotonic() > deadline:
+            if idle and not buf:
+                raise TimeoutError("idle: nothing received before the idle timeout")
             raise TimeoutError(f"timed out after reading {len(buf)} of {n} bytes")
         try:
             chunk = sock.recv(min(n - len(buf), 1 << 20))
@@ -119,6 +134,31 @@ def send_frame(sock: socket.socket, payload: bytes) -> None:
     sock.sendall(encode_frame(payload))
 
 
+class RequestError(ValueError):
+    """A request payload that is not ``<id>:<command>``; the reply is ``error <message>`` (without an id)."""
+
+
+def parse_request(payload: bytes) -> tuple[bytes, str]:
+    """Split a request payload ``<id>:<command>`` into the id (1-10 ASCII digits, echoed in the reply) and the
+    command (UTF-8, invalid bytes replaced, surrounding white space removed). :class:`RequestError` otherwise."""
+    m = _REQUEST_RE.match(payload)
+    if m is None:
+        raise RequestError("malformed request: expected '<id>:<command>' with a numeric id")
+    return m.group(1), m.group(2).decode("utf-8", "replace").strip()
+
+
+def parse_vbatch(command: str) -> int | None:
+    """The count of a ``vbatch N`` command (None when the command is not ``vbatch``); :class:`CommandError` when
+    N is not an integer in 1..MAX_BATCH."""
+    bm = re.match(r"^vbatch(?:\s+(\S+))?$", command)
+    if bm is None:
+        return None
+    n = bm.group(1)
+    if n is None or not n.isdigit() or not 1 <= int(n) <= MAX_BATCH:
+        raise CommandError(f"vbatch takes a count in 1..{MAX_BATCH}, got {n!r}")
+    return int(n)
+
+
 # ------------------------------------------------------------------------------------------------ configuration
 
 SCENE_LEVEL_RE = re.compile(r"^(city|indoor|park)(?:_(\d{1,10}))?$")
@@ -129,13 +169,15 @@ KEY_NAMES: dict[str, str] = {
     "control": "ctrl", "leftcontrol": "ctrl",
 }
 MAX_KEY_SECONDS = 60.0
-MAX_BATCH = 10000
+#: Most requests one ``vbatch`` may collect.
+MAX_BATCH = 1000
 
 
 @settings
 class ServerConfig:
     """Options of the sandbox UnrealCV server (``playmill sandbox serve``; units in the names). The first level is
-    ``<scene>_<seed>``; camera 0 defaults to UnrealCV's 640x480, 90 degrees."""
+    ``<scene>_<seed>``; camera 0 defaults to UnrealCV's 640x480, 90 degrees. Memory is bounded: per connection at
+    most ``MAX_BATCH * max_request_bytes`` of requests and ``max_batch_reply_bytes`` plus one reply of replies."""
 
     host: str = Field("127.0.0.1", min_length=1, description="address to listen on (127.0.0.1: this machine only)")
     port: int = Field(9000, ge=0, le=65535, description="TCP port (0: any free port)")
@@ -150,10 +192,12 @@ class ServerConfig:
     npc_density: float = Field(0.5, ge=0, le=2, description="NPC density multiplier")
     vehicle_density: float = Field(0.5, ge=0, le=2, description="vehicle density multiplier")
     project_name: str = Field("playmill_sandbox", pattern=r"^[A-Za-z0-9_.-]+$", description="sent in the greeting")
-    idle_timeout_s: float = Field(600.0, gt=0, description="a client that sends nothing for this long is dropped, s")
+    idle_timeout_s: float = Field(300.0, gt=0, description="a client that sends nothing for this long is told so and dropped, s")
     io_timeout_s: float = Field(30.0, gt=0, description="limit for finishing a frame once started, and for each send, s")
     start_timeout_s: float = Field(120.0, gt=0, description="limit for building the first level, s")
-    busy_wait_s: float = Field(1.0, gt=0, description="how long a new client waits for the previous one to go, s")
+    max_clients: int = Field(64, ge=1, le=4096, description="connections served at once; one more is told 'error too many clients' and closed")
+    max_request_bytes: int = Field(8192, ge=64, le=MAX_PAYLOAD_BYTES, description="the largest request; a longer one is read past in small pieces, never held, and answered with an error")
+    max_batch_reply_bytes: int = Field(64 * 1024 * 1024, ge=1024, le=1 << 34, description="replies of one vbatch beyond this many bytes are error replies (split the batch)")
 
 
 #: Command templates, as ``vget /unrealcv/commands`` lists them (``[x]`` = one argument).
@@ -424,26 +468,40 @@ class SandboxSession:
 # ------------------------------------------------------------------------------------------------ the server
 
 
+class _Job:
+    """Requests of one client that the world thread runs together (one request, or a whole ``vbatch``)."""
+
+    __slots__ = ("requests", "replies", "done")
+
+    def __init__(self, requests: list[tuple[bytes, str]]) -> None:
+        self.requests = requests
+        self.replies: list[bytes] = []
+        self.done = threading.Event()
+
+
 class UnrealCVServer:
     """A threaded UnrealCV-protocol server over the sandbox (see the module docstring).
 
-    :meth:`start` binds, builds the first level on the worker thread and returns once it is ready; :meth:`stop`
-    closes everything and joins the threads. Also a context manager. :attr:`port` is the bound port."""
+    One thread per connection (at most ``max_clients``) reads requests and sends replies; one world thread owns
+    the level and runs the requests of every client, one job at a time in arrival order, so world access is
+    serialised and a ``vbatch`` runs with nothing in between. An idle or stalled client holds only its own
+    connection. :meth:`start` binds, builds the first level on the world thread and returns once it is ready;
+    :meth:`stop` closes everything and joins the threads. Also a context manager. :attr:`port` is the bound port."""
 
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
         self.port: int | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
-        self._clients: "queue.Queue[tuple[socket.socket, Any]]" = queue.Queue()
-        self._busy = threading.Condition()
-        self._active = 0
+        self._jobs: "queue.Queue[_Job]" = queue.Queue()
+        self._lock = threading.Lock()
+        self._conns: dict[threading.Thread, socket.socket] = {}
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._start_error: BaseException | None = None
         self._session: SandboxSession | None = None
         self.clients_served = 0
-        self._client_connected = False
+        self.clients_refused = 0
 
     # -- lifecycle
     def start(self) -> "UnrealCVServer":
@@ -455,11 +513,11 @@ class UnrealCVServer:
         except OSError as e:
             lst.close()
             raise OSError(e.errno, f"UnrealCV server: cannot listen on {c.host}:{c.port}: {e.strerror}") from None
-        lst.listen(4)
+        lst.listen(min(128, c.max_clients + 16))
         lst.settimeout(0.2)
         self._listener = lst
         self.port = lst.getsockname()[1]
-        worker = threading.Thread(target=self._work, name="unrealcv-worker", daemon=True)
+        worker = threading.Thread(target=self._work, name="unrealcv-world", daemon=True)
         acceptor = threading.Thread(target=self._accept, name="unrealcv-accept", daemon=True)
         self._threads = [worker, acceptor]
         worker.start()
@@ -473,22 +531,23 @@ class UnrealCVServer:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop accepting, drop the client, release the level. Idempotent."""
+        """Stop accepting, drop every client, release the level. Idempotent."""
         self._stop.set()
         if self._listener is not None:
             try:
                 self._listener.close()
             except OSError:
                 pass
-        for t in self._threads:
+        with self._lock:
+            conns = list(self._conns.items())
+        for _, sock in conns:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self._threads + [t for t, _ in conns]:
             if t.is_alive() and t is not threading.current_thread():
                 t.join(timeout_s)
-        while True:
-            try:
-                sock, _ = self._clients.get_nowait()
-                sock.close()
-            except queue.Empty:
-                break
 
     def __enter__(self) -> "UnrealCVServer":
         return self.start() if self.port is None else self
@@ -500,6 +559,12 @@ class UnrealCVServer:
     def level_name(self) -> str | None:
         return None if self._session is None or self._session.world is None else self._session.level_name
 
+    @property
+    def clients(self) -> int:
+        """Connections being served now."""
+        with self._lock:
+            return len(self._conns)
+
     # -- threads
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -509,26 +574,32 @@ class UnrealCVServer:
                 continue
             except OSError:
                 return
-            with self._busy:  # a client that just disconnected may not be noticed yet: wait a little for it
-                busy = not self._busy.wait_for(lambda: self._active == 0, timeout=self.config.busy_wait_s)
-                if not busy:
-                    self._active += 1
-            if busy:
-                self._reject(sock, addr)
+            with self._lock:
+                full = len(self._conns) >= self.config.max_clients
+                if not full:
+                    t = threading.Thread(target=self._serve_client, args=(sock, addr), daemon=True,
+                                         name=f"unrealcv-client-{addr[1] if isinstance(addr, tuple) else addr}")
+                    self._conns[t] = sock
+            if full:
+                self._refuse(sock, addr)
             else:
-                self._clients.put((sock, addr))
+                t.start()
 
-    def _reject(self, sock: socket.socket, addr: Any) -> None:
-        log.warning("UnrealCV server: rejecting %s, a client is already connected", addr)
+    def _refuse(self, sock: socket.socket, addr: Any) -> None:
+        n = self.config.max_clients
+        log.warning("UnrealCV server: refusing %s: %d clients connected (max_clients)", addr, n)
+        self.clients_refused += 1
         try:
-            sock.settimeout(2.0)
-            send_frame(sock, b"error: busy, another client is connected (UnrealCV serves one client at a time)")
+            sock.settimeout(1.0)
+            send_frame(sock, f"error too many clients: {n} are connected (max_clients {n}); try again later"
+                       .encode())
         except OSError:
             pass
         finally:
             sock.close()
 
     def _work(self) -> None:
+        """The world thread: builds the level, then runs the clients' jobs one at a time."""
         try:
             self._session = SandboxSession(self.config)
         except BaseException as e:  # reported by start()
@@ -539,62 +610,142 @@ class UnrealCVServer:
         try:
             while not self._stop.is_set():
                 try:
-                    sock, addr = self._clients.get(timeout=0.2)
+                    job = self._jobs.get(timeout=0.2)
                 except queue.Empty:
                     continue
                 try:
-                    self._serve_client(sock, addr)
+                    job.replies = self._run_job(job.requests)
                 finally:
-                    sock.close()
-                    self.clients_served += 1
-                    with self._busy:
-                        self._active -= 1
-                        self._busy.notify_all()
+                    job.done.set()
         finally:
+            while True:  # release clients waiting on jobs that will not run
+                try:
+                    self._jobs.get_nowait().done.set()
+                except queue.Empty:
+                    break
             self._session.close()
+
+    def _run_job(self, requests: list[tuple[bytes, str]]) -> list[bytes]:
+        budget = self.config.max_batch_reply_bytes
+        out, used = [], 0
+        for rid, text in requests:
+            if used > budget:
+                out.append(rid + f":error the replies of this vbatch exceed {budget} bytes; split the batch".encode())
+                continue
+            reply = self._run(rid, text)
+            used += len(reply)
+            out.append(reply)
+        return out
+
+    def _submit(self, requests: list[tuple[bytes, str]]) -> list[bytes] | None:
+        """Run ``requests`` on the world thread; their replies, or None when the server is stopping."""
+        job = _Job(requests)
+        self._jobs.put(job)
+        while not job.done.wait(0.2):
+            if self._stop.is_set():
+                return None
+        return job.replies if len(job.replies) == len(requests) else None
 
     def _serve_client(self, sock: socket.socket, addr: Any) -> None:
         c = self.config
-        sock.settimeout(0.2)  # short: lets reads check the stop flag and their deadlines
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._client_connected = True
         try:
+            sock.settimeout(0.2)  # short: lets reads check the stop flag and their deadlines
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._send(sock, f"connected to {c.project_name}".encode())
             pending = 0  # requests still to collect for a vbatch
             batch: list[tuple[bytes, str]] = []
             while not self._stop.is_set():
-                payload = read_frame(sock, time.monotonic() + c.idle_timeout_s, c.io_timeout_s, self._stop)
+                try:
+                    payload = self._read_request(sock)
+                except TimeoutError as e:
+                    if self._stop.is_set():
+                        return
+                    if "idle" in str(e):
+                        self._send(sock, f"error idle for {c.idle_timeout_s:g} s (idle_timeout_s): connection "
+                                         "closed".encode())
+                    log.info("UnrealCV server: dropping client %s: %s", addr, e)
+                    return
                 if payload is None:
                     return  # the client closed the connection
-                m = _REQUEST_RE.match(payload)
-                if m is None:
-                    self._send(sock, b"error malformed request: expected '<id>:<command>'")
+                if isinstance(payload, _Oversized):
+                    self._send(sock, payload.reply(c.max_request_bytes))
                     continue
-                rid, text = m.group(1), m.group(2).decode("utf-8", "replace").strip()
+                try:
+                    rid, text = parse_request(payload)
+                except RequestError as e:
+                    self._send(sock, f"error {e}".encode())
+                    continue
                 if pending:
                     batch.append((rid, text))
                     pending -= 1
                     if pending == 0:
-                        replies = [self._run(r, t) for r, t in batch]
+                        replies = self._submit(batch)
                         batch = []
+                        if replies is None:
+                            return
                         for reply in replies:
                             self._send(sock, reply)
                     continue
-                bm = re.match(r"^vbatch(?:\s+(\S+))?$", text)
-                if bm:
-                    n = bm.group(1)
-                    if n is None or not n.isdigit() or not 1 <= int(n) <= MAX_BATCH:
-                        self._send(sock, rid + f":error vbatch takes a count in 1..{MAX_BATCH}".encode())
-                    else:
-                        pending = int(n)
-                        self._send(sock, rid + b":ok")
+                try:
+                    n = parse_vbatch(text)
+                except CommandError as e:
+                    self._send(sock, rid + f":error {e}".encode())
                     continue
-                self._send(sock, self._run(rid, text))
+                if n is not None:
+                    pending = n
+                    self._send(sock, rid + b":ok")
+                    continue
+                replies = self._submit([(rid, text)])
+                if replies is None:
+                    return
+                self._send(sock, replies[0])
         except (TimeoutError, ProtocolError, OSError) as e:
             if not self._stop.is_set():
-                log.warning("UnrealCV server: dropping client %s: %s", addr, e)
+                log.info("UnrealCV server: dropping client %s: %s", addr, e)
+                if isinstance(e, ProtocolError) and e.reply:
+                    try:
+                        self._send(sock, e.reply.encode())
+                        _drain_then_close(sock)
+                    except OSError:
+                        pass
         finally:
-            self._client_connected = False
+            sock.close()
+            with self._lock:
+                self._conns.pop(threading.current_thread(), None)
+                self.clients_served += 1
+
+    def _read_request(self, sock: socket.socket) -> "bytes | _Oversized | None":
+        """One request payload; an oversized one is read past in 64 KiB pieces (never held) and returned as
+        :class:`_Oversized` with its id. None when the client closed between requests."""
+        c = self.config
+        first = recv_exact(sock, 1, time.monotonic() + c.idle_timeout_s, self._stop, idle=True)
+        if first is None:
+            return None
+        deadline = time.monotonic() + c.io_timeout_s
+        rest = recv_exact(sock, _HEADER.size - 1, deadline, self._stop)
+        if rest is None:
+            raise ProtocolError("connection closed inside a frame header")
+        magic, size = _HEADER.unpack(first + rest)
+        if magic != MAGIC:
+            raise ProtocolError(f"bad magic 0x{magic:08X} (expected 0x{MAGIC:08X})",
+                                reply=f"error bad frame magic 0x{magic:08X} (expected 0x{MAGIC:08X}): connection closed")
+        if size == 0 or size > MAX_PAYLOAD_BYTES:
+            raise ProtocolError(f"payload size {size} is outside 1..{MAX_PAYLOAD_BYTES}",
+                                reply=f"error frame size {size} is outside 1..{MAX_PAYLOAD_BYTES}: connection closed")
+        if size <= c.max_request_bytes:
+            payload = recv_exact(sock, size, deadline, self._stop)
+            if payload is None:
+                raise ProtocolError("connection closed before the payload")
+            return payload
+        head = recv_exact(sock, min(size, 16), deadline, self._stop) or b""
+        left = size - len(head)
+        while left > 0:
+            chunk = recv_exact(sock, min(left, 1 << 16), deadline, self._stop)
+            if chunk is None:
+                raise ProtocolError("connection closed inside an oversized request")
+            left -= len(chunk)
+        m = re.match(rb"^(\d{1,10}):", head)
+        return _Oversized(size, m.group(1) if m else None)
 
     def _run(self, rid: bytes, text: str) -> bytes:
         try:
@@ -616,26 +767,50 @@ class UnrealCVServer:
     def _status(self) -> str:
         c, w = self.config, self._session.world
         return "\n".join([
-            "Is Listening", "Client Connected" if self._client_connected else "No Client Connected", str(self.port),
+            "Is Listening", "Client Connected" if self.clients else "No Client Connected", str(self.port),
             "Configuration", "Config file: (playmill sandbox, no unrealcv.ini)", f"Port: {self.port}",
             f"Width: {w.width}", f"Height: {w.height}", f"FOV: {w.fov_deg:.6f}", "EnableInput: false",
             "EnableRightEye: false", f"Level: {self._session.level_name}",
         ])
 
 
-def serve(host: str = "127.0.0.1", port: int = 9000, scene: str = "city", seed: int = 0, width: int = 640,
-          height: int = 480, fov_deg: float = 90.0, fps: float = 25.0, *, weather: str = "clear",
-          time_of_day: float = 12.0, npc_density: float = 0.5, vehicle_density: float = 0.5,
-          project_name: str = "playmill_sandbox", idle_timeout_s: float = 600.0, io_timeout_s: float = 30.0,
-          on_ready: Callable[[UnrealCVServer], None] | None = None, stop_event: threading.Event | None = None) -> None:
+def _drain_then_close(sock: socket.socket, limit_s: float = 1.0, limit_bytes: int = 1 << 20) -> None:
+    """Half-close and read what the peer still sends (bounded), so that closing does not reset the connection
+    and discard the error reply just sent before the peer reads it."""
+    sock.shutdown(socket.SHUT_WR)
+    end, got = time.monotonic() + limit_s, 0
+    sock.settimeout(0.1)
+    while time.monotonic() < end and got < limit_bytes:
+        try:
+            chunk = sock.recv(1 << 16)
+        except socket.timeout:
+            continue
+        if not chunk:
+            return
+        got += len(chunk)
+
+
+@dataclass(frozen=True)
+class _Oversized:
+    """A request larger than ``max_request_bytes``: its declared size and its id (when it had one)."""
+
+    size: int
+    rid: bytes | None
+
+    def reply(self, limit: int) -> bytes:
+        msg = f"error request of {self.size} bytes exceeds the {limit}-byte limit (max_request_bytes)".encode()
+        return msg if self.rid is None else self.rid + b":" + msg
+
+
+def serve(config: ServerConfig | None = None, *, on_ready: Callable[[UnrealCVServer], None] | None = None,
+          stop_event: threading.Event | None = None, **options: Any) -> None:
     """Serve the sandbox over the UnrealCV protocol until interrupted (Ctrl-C, SIGTERM) or ``stop_event`` is set.
 
-    What ``playmill sandbox serve`` calls. Prints ``UnrealCV sandbox server listening on HOST:PORT (level L)``
-    once the level is built (``port=0`` picks a free port); ``on_ready(server)`` is called then."""
-    cfg = ServerConfig(host=host, port=port, scene=scene, seed=seed, width=width, height=height, fov_deg=fov_deg,
-                       fps=fps, weather=weather, time_of_day=time_of_day, npc_density=npc_density,
-                       vehicle_density=vehicle_density, project_name=project_name, idle_timeout_s=idle_timeout_s,
-                       io_timeout_s=io_timeout_s)
+    What ``playmill sandbox serve`` calls: ``config``, with ``options`` (fields of :class:`ServerConfig`,
+    e.g. ``port=0, scene="park"``) replacing its values. Prints ``UnrealCV sandbox server listening on HOST:PORT
+    (level L)`` once the level is built (``port=0`` picks a free port); ``on_ready(server)`` is called then."""
+    cfg = replace(config, **options) if config is not None else ServerConfig(**options)
+    host = cfg.host
     stop = stop_event or threading.Event()
     previous = None
     if threading.current_thread() is threading.main_thread():

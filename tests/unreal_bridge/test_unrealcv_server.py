@@ -211,15 +211,66 @@ def test_errors_for_unknown_or_malformed_commands(client):
     assert client.request("vget /level/name") == "indoor_2"  # still serving
 
 
-def test_one_client_at_a_time(server, client):
-    second = unrealcv.Client(("127.0.0.1", server.port))
-    assert second.connect(timeout=3) is False  # rejected with an error instead of the greeting
-    assert client.request("vget /level/name") == "indoor_2"
-    client.disconnect()
-    third = unrealcv.Client(("127.0.0.1", server.port))
-    assert third.connect(timeout=5)
-    assert third.request("vget /level/name") == "indoor_2"
-    third.disconnect()
+def test_many_clients_at_once_with_world_access_serialised(server, client):
+    """Clients connected together are all served; an idle one blocks nobody; a vbatch runs with nothing between."""
+    others = [unrealcv.Client(("127.0.0.1", server.port)) for _ in range(6)]
+    try:
+        assert all(c.connect(timeout=5) for c in others)
+        assert server.clients == 7 and "Client Connected" in client.request("vget /unrealcv/status")
+        results: dict[int, list] = {}
+
+        def work(i: int, c: unrealcv.Client) -> None:
+            out = []
+            for k in range(15):  # each client sets camera 0 and reads it back inside one batch: never interleaved
+                x = 1000 * i + k
+                assert c.request("vbatch 2") == "ok"
+                out.append(c.request([f"vset /camera/0/location {x} 0 170", "vget /camera/0/location"]))
+            results[i] = out
+
+        threads = [threading.Thread(target=work, args=(i, c)) for i, c in enumerate(others[1:])]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # others[0] connected and stayed idle the whole time; it still gets an answer, and so does `client`
+        assert others[0].request("vget /level/name") == "indoor_2"
+        assert len(results) == 5
+        for i, out in results.items():
+            assert [r[0] for r in out] == ["ok"] * 15
+            assert [r[1] for r in out] == ["%.3f 0.000 170.000" % (1000 * i + k) for k in range(15)]
+    finally:
+        for c in others:
+            c.disconnect()
+
+
+def test_connection_cap_and_oversized_requests_get_error_replies():
+    cfg = ServerConfig(port=0, scene="indoor", seed=2, width=32, height=32, max_clients=2, max_request_bytes=256)
+    with UnrealCVServer(cfg) as srv:
+        a, b = _raw_connect(srv.port), _raw_connect(srv.port)
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        refusal = read_frame(s, time.monotonic() + 5, 5)
+        assert refusal.startswith(b"error too many clients: 2 are connected (max_clients 2)")
+        assert _closed_by_server(s)
+        s.close()
+        third = unrealcv.Client(("127.0.0.1", srv.port))
+        assert third.connect(timeout=3) is False  # the real client sees no greeting and gives up
+        # a request over the limit is read past without being held, answered with its id, and the line stays usable
+        a.sendall(encode_frame(b"7:vget /level/name " + b"x" * 100_000))
+        assert read_frame(a, time.monotonic() + 10, 10) == (
+            b"7:error request of 100019 bytes exceeds the 256-byte limit (max_request_bytes)")
+        assert _raw_request(a, 8, "vget /level/name") == b"8:indoor_2"
+        # a frame that declares more than UnrealCV's 256 MiB is told and closed, before any byte is buffered
+        b.sendall(struct.pack("<II", MAGIC, 0xFFFFFFFF))
+        assert read_frame(b, time.monotonic() + 5, 5).startswith(b"error frame size 4294967295 is outside")
+        assert _closed_by_server(b)
+        b.close()
+        deadline = time.monotonic() + 5
+        while srv.clients > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        c = unrealcv.Client(("127.0.0.1", srv.port))  # a slot is free again
+        assert c.connect(timeout=5) and c.request("vget /level/name") == "indoor_2"
+        c.disconnect()
+        a.close()
 
 
 def test_survives_clients_that_break_off(server):
@@ -236,9 +287,10 @@ def test_survives_clients_that_break_off(server):
     assert _raw_request(s, 0, "vbatch 3") == b"0:ok"
     s.sendall(encode_frame(b"1:vget /level/name"))
     s.close()
-    # bad magic: the server drops the connection
+    # bad magic: the server says so and drops the connection
     s = _raw_connect(server.port)
     s.sendall(struct.pack("<II", 0xDEADBEEF, 4) + b"0:hi")
+    assert read_frame(s, time.monotonic() + 5, 5).startswith(b"error bad frame magic 0xDEADBEEF")
     assert _closed_by_server(s)
     s.close()
     # a request without "<id>:" gets an error; ids are echoed as sent
@@ -267,6 +319,7 @@ def test_idle_clients_time_out_and_serve_stops_cleanly():
     srv = ready[0]
     assert srv._listener.getsockname()[0] == "127.0.0.1"
     s = _raw_connect(srv.port)
+    assert read_frame(s, time.monotonic() + 5, 5) == b"error idle for 0.5 s (idle_timeout_s): connection closed"
     assert _closed_by_server(s)  # dropped after 0.5 s of silence
     s.close()
     c = unrealcv.Client(("127.0.0.1", srv.port))
@@ -285,3 +338,5 @@ def test_config_is_checked():
         UnrealCVServer(ServerConfig(scene="moon"))
     with pytest.raises(ValueError, match="port"):
         UnrealCVServer(ServerConfig(port=70000))
+    with pytest.raises(ValueError, match="max_clients 0 must be an integer in 1..4096"):
+        UnrealCVServer(ServerConfig(max_clients=0))
