@@ -513,7 +513,7 @@ class UnrealCVServer:
         except OSError as e:
             lst.close()
             raise OSError(e.errno, f"UnrealCV server: cannot listen on {c.host}:{c.port}: {e.strerror}") from None
-        lst.listen(min(128, c.max_clients + 16))
+        lst.listen(socket.SOMAXCONN)  # a burst of connects waits in the queue rather than half-open
         lst.settimeout(0.2)
         self._listener = lst
         self.port = lst.getsockname()[1]
