@@ -8,8 +8,8 @@ one (the location it set, the level's name, a PNG).
 
 Scenarios, on the same requests in the same run:
 
-1. ``concurrent``: the 50 clients connect together and send their requests at once. Beside them, three hostile
-   connections are open beside them: an idle client (connected, silent), a stalled one (a frame header promising
+1. ``concurrent``: the 50 clients connect together and send their requests at once. Three hostile connections
+   are open beside them: an idle client (connected, silent), a stalled one (a frame header promising
    1,000 bytes, then nothing: the server drops it after ``io_timeout_s``, 30 s) and one that sends a 1 MiB request
    (answered ``error``, its connection kept).
 2. ``sequential`` (peer): one client sends all the requests one after the other: the per-request cost
@@ -292,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  WRONG {w}")
     conc, seq, old = results
     print(f"\nconcurrent: the 1 MiB request was answered {conc.hostile['oversized_request_reply']!r}; an idle and a "
-          "stalled connection (dropped by the server after io_timeout_s = 30 s) were open beside the 50 clients")
+          f"stalled connection (dropped by the server after io_timeout_s = 30 s) were open beside the {args.clients} "
+          "clients")
     summary = {
         "bench": "server", "clients": args.clients, "requests_per_client": per,
         "all_answered": all(r.answered == r.requests for r in results),

@@ -86,8 +86,9 @@ class ShardIndex:
             p = self.dir / s["file"]
             problems = shard_problems(self.dir, s, check_sha=self.verify)
             if problems:
+                changed = any("sha256" in x or "bytes, the manifest says" in x for x in problems)
                 hint = ("; re-curate the dataset (playmill curate), or pass --no-verify (verify_shards: false) to "
-                        "read it anyway" if self.verify else "")
+                        "read it anyway" if self.verify and changed else "")
                 raise ShardsError("; ".join(problems) + hint)
             md = pq.ParquetFile(p)
             if not md.schema_arrow.equals(schema):
