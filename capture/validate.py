@@ -266,7 +266,11 @@ def read_actions_csv(
     if not first.strip():
         rep.add("empty file: no header line")
         return None, rep.problems
-    header = next(csv.reader([first]))
+    try:
+        header = next(csv.reader([first]))
+    except csv.Error as e:  # a stray carriage return or NUL in the header
+        rep.add(f"the header line is not valid CSV: {e}", column=None)
+        return None, rep.problems
     ncols = len(header)
     keys = action_space.keys if action_space is not None else None
     extras = _check_header(rep, header, keys, source)
@@ -295,7 +299,11 @@ def read_actions_csv(
         strings_or_floats = columns
         skip = np.zeros(len(columns[0]) if ncols else 0, dtype=bool)
     else:
-        strings_or_floats, skip = _parse_strings(text, ncols, rep)
+        try:
+            strings_or_floats, skip = _parse_strings(text, ncols, rep)
+        except csv.Error as e:  # e.g. a carriage return inside an unquoted cell
+            rep.add(f"not valid CSV: {e}")
+            return None, rep.problems
     n = len(strings_or_floats[0]) if ncols else 0
 
     values: dict[str, np.ndarray] = {}
