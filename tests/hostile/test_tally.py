@@ -39,4 +39,4 @@ def test_the_corpus_has_at_least_150_distinct_cases():
 if __name__ == "__main__":  # python -m tests.hostile.test_tally: the table of the README
     for k, v in tally().items():
         print(f"| {k} | {v} |")
-    print(f"| **total** (table cases; plus single-scenario tests and 6 fuzzers) | {sum(tally().values())} |")
+    print(f"| **total** (table cases; plus the single-scenario tests and 6 fuzzers) | {sum(tally().values())} |")
