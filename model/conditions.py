@@ -305,7 +305,9 @@ def actions_from_table(table: Any, spec: ConditionSpec) -> tuple[np.ndarray, np.
         bad = np.flatnonzero(~np.isfinite(v))
         if bad.size:
             r = int(bad[0])
-            raise ActionsFileError(f"{where}: row {r} column {col!r}: {df[col].iloc[r]!r} is not a finite number "
+            cell = df[col].iloc[r]
+            cell = cell.item() if hasattr(cell, "item") else cell  # numpy scalar -> plain value for the message
+            raise ActionsFileError(f"{where}: row {r} column {col!r}: {cell!r} is not a finite number "
                                    f"({bad.size} such row(s); rows are 0-based data rows, row i = frame i)")
         return v
     needed = {src for _, src in spec.keyboard_map if src != NO_KEY}

@@ -124,3 +124,12 @@ def truncate(path: Path, keep: float = 0.5) -> None:
 def name_of(path: Path) -> str:
     """A regular expression for a path's file name (what an error must mention)."""
     return re.escape(path.name)
+
+
+def set_cell(lines: list[str], row: int, column: str, value: str) -> list[str]:
+    """CSV lines (header first) with data row ``row`` (0-based), column ``column`` set to ``value``."""
+    header = lines[0].split(",")
+    cells = lines[row + 1].split(",")
+    cells[header.index(column)] = value
+    lines[row + 1] = ",".join(cells)
+    return lines

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.hostile.harness import Spec, check, copy, flip_byte, truncate
+from tests.hostile.harness import Spec, check, copy, flip_byte, set_cell, truncate
 
 
 def _meta(key, value):
@@ -33,13 +33,7 @@ def _csv(edit):
 
 
 def _cell(row: int, col: str, value: str):
-    def edit(lines):
-        header = lines[0].split(",")
-        cells = lines[row + 1].split(",")
-        cells[header.index(col)] = value
-        lines[row + 1] = ",".join(cells)
-        return lines
-    return _csv(edit)
+    return _csv(lambda lines: set_cell(lines, row, col, value))
 
 
 def _write(name: str, data: bytes):

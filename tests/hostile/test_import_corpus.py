@@ -19,7 +19,7 @@ import pytest
 
 from capture.episode import list_episodes
 from tests.hostile.conftest import N, sekai_extrinsics, ue_rows
-from tests.hostile.harness import Spec, check, copy, truncate
+from tests.hostile.harness import Spec, check, copy, set_cell, truncate
 
 RANDOM = bytes(range(256)) * 16
 
@@ -243,13 +243,7 @@ def _ue_csv(edit=None, text: str | bytes | None = None):
 
 
 def _ue_cell(row: int, col: str, value: str):
-    def edit(rows):
-        header = rows[0].split(",")
-        cells = rows[row + 1].split(",")
-        cells[header.index(col)] = value
-        rows[row + 1] = ",".join(cells)
-        return rows
-    return _ue_csv(edit)
+    return _ue_csv(lambda rows: set_cell(rows, row, col, value))
 
 
 UNREAL_CASES = [
