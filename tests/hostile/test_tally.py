@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.hostile import (test_episodes_corpus as ep, test_import_corpus as imp, test_shards_corpus as sh,
-                           test_unrealcv_corpus as cv, test_weights_corpus as wt)
+from tests.hostile import (test_episodes_corpus as ep, test_import_corpus as imp, test_names_corpus as nm,
+                           test_shards_corpus as sh, test_unrealcv_corpus as cv, test_weights_corpus as wt)
 
 TABLES = {
     "episodes (validate: meta.json, actions.csv, video.mp4)": ep.VALIDATE_CASES,
@@ -22,6 +22,8 @@ TABLES = {
     "generation actions CSV": wt.ACTIONS_CASES,
     "UnrealCV requests": cv.REQUEST_CASES,
     "UnrealCV framing and clients that break off": cv.FRAMING_CASES + cv.BREAK_OFF_CASES,
+    "names that would become paths (the safe-name check, dataset names in settings)":
+        [(repr(n), None) for n in nm.HOSTILE] + nm.PATH_OPTION_CASES,
 }
 
 
