@@ -216,6 +216,9 @@ def test_many_clients_at_once_with_world_access_serialised(server, client):
     others = [unrealcv.Client(("127.0.0.1", server.port)) for _ in range(6)]
     try:
         assert all(c.connect(timeout=5) for c in others)
+        deadline = time.monotonic() + 10  # clients of earlier tests may take a moment to be noticed gone
+        while server.clients != 7 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert server.clients == 7 and "Client Connected" in client.request("vget /unrealcv/status")
         results: dict[int, list] = {}
 
