@@ -129,7 +129,8 @@ def _safe_name(name: str) -> str:
 
 #: A name that becomes part of a path (a dataset folder, an episode's scene): :func:`capture.names.check_name`'s
 #: rule, so it cannot lead out of its folder.
-SafeName = Annotated[str, AfterValidator(_safe_name)]
+SafeName = Annotated[str, AfterValidator(_safe_name),
+                     Field(json_schema_extra={"pattern": r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_.-]{0,159}$"})]
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -54,18 +54,31 @@ def test_top_level_help_lists_every_verb_and_the_exit_codes(capsys):
     for verb in ("run", "config", "collect", "curate", "inspect", "import", "validate", "sandbox", "rl", "train",
                  "encode-latents", "generate", "distill"):
         assert f"\n    {verb}" in out
-    assert "exit codes: 0 done; 1 the work ran and something failed" in out and "2 usage or config error" in out
+    assert "exit codes: 0 done; 1 the data is unusable or some items failed" in out
+    assert "2 what you wrote is wrong: a\nflag, a config key, a mapping file, a path that does not exist" in out
 
 
 def test_exit_code_rule(tmp_path, monkeypatch, capsys):
-    """0 done; 1 some items failed (each reported); 2 usage or config error (nothing run)."""
+    """0 done; 1 the data is unusable or some items failed (each reported); 2 what the user wrote is wrong (nothing
+    run). The class of the error decides: capture.errors.InputError 1, its subclass UsageError 2."""
+    from capture.errors import InputError, UsageError
+    from capture.settings import ConfigError
+
+    assert issubclass(ConfigError, UsageError) and issubclass(UsageError, InputError)
     monkeypatch.chdir(tmp_path)
     assert main(["config", "show"]) == 0  # done
     capsys.readouterr()
     assert main(["validate", str(tmp_path / "missing")]) == 1  # the work ran; the item is reported
     out = capsys.readouterr().out
     assert "INVALID" in out and "missing" in out
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "manifest.json").write_text("[]")
+    assert main(["inspect", str(tmp_path / "shards"), "--no-report"]) == 1  # unusable data (ShardsError)
+    err = capsys.readouterr().err
+    assert "playmill inspect: error: " in err and "manifest.json: must be a JSON object" in err
     assert main(["run", "--set", "collect.workers=0"]) == 2  # config error
+    assert main(["encode-latents", str(tmp_path / "nowhere"), "--vae", "vae.pth"]) == 2  # a path that does not exist
+    assert "nowhere: no such shards folder" in capsys.readouterr().err
     assert main(["frobnicate"]) == 2  # usage error (argparse)
     assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
 
