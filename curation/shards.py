@@ -413,8 +413,8 @@ def shard_problems(shards_dir: Path, entry: Mapping[str, Any], *, check_sha: boo
                    cached: bool = True) -> list[str]:
     """What is wrong with one shard of a manifest (empty: it is the file the manifest describes): missing, a
     different byte size (truncated?), a different sha256, not readable as Parquet, a different row count. Each
-    message starts with the file. ``check_sha=False`` skips the size and sha256 checks. With ``cached``, a file verified by this process is not hashed again while
-    its size, modification time and inode are unchanged."""
+    message starts with the file. ``check_sha=False`` skips the size and sha256 checks. With ``cached``, a file
+    verified by this process is not hashed again while its size, modification time and inode are unchanged."""
     import pyarrow.parquet as pq
 
     p = Path(shards_dir) / entry["file"]

@@ -401,7 +401,8 @@ def find_video(recording_dir: Path, name: str | None) -> Path:
         raise RecordingError(f"{recording_dir}: no video ({', '.join(VIDEO_SUFFIXES)}) next to the behaviour log; "
                              "put the OBS recording of this session in the folder")
     if len(vids) > 1:
-        raise RecordingError(f"{recording_dir}: several videos {[v.name for v in vids]}; choose one (--set imports.gta.video=NAME)")
+        raise RecordingError(f"{recording_dir}: several videos {[v.name for v in vids]}; choose one "
+                             "(--set imports.gta.video=NAME)")
     return vids[0]
 
 

@@ -419,8 +419,9 @@ def _describe_collect(cfg: PipelineConfig, r: CollectResult) -> tuple[str, str, 
 
 def _describe_curate(cfg: PipelineConfig, r: Any) -> tuple[str, str, Path, list]:
     if r.clips == 0:  # no empty success: the stages after it would have nothing to read
-        why = (f"no clips: no episodes in {cfg.episodes_dir} (collect or import some first)" if not r.episodes else
-               f"no clips: all {r.episodes} episode(s) gave no clip; the reasons are in {r.out_dir / 'rejects.parquet'}")
+        why = (f"no clips: no episodes in {cfg.episodes_dir} (collect or import some first)" if not r.episodes
+               else f"no clips: all {r.episodes} episode(s) gave no clip; the reasons are in "
+                    f"{r.out_dir / 'rejects.parquet'}")
         return "failed", why, r.out_dir, []
     done = "up to date" if r.up_to_date else f"{r.processed} episode(s) curated, {r.reused} reused"
     wrote = f"{r.clips} clip(s) in {len(r.shards)} shard(s) ({done}); {r.rejected} episode(s) rejected"

@@ -116,7 +116,7 @@ def test_validate_accepts_a_byte_order_mark(pair, capsys, caplog):
 
 def test_validate_a_missing_path_and_an_empty_folder(tmp_path, capsys, caplog):
     (tmp_path / "in" / "empty").mkdir(parents=True)
-    check(Spec(["validate", tmp_path / "in" / "nowhere"], 1, [r"nowhere: no such file or folder"],
+    check(Spec(["validate", tmp_path / "in" / "nowhere"], 1, [r"nowhere: does not exist"],
                inputs=[tmp_path / "in"]), tmp_path, capsys, caplog)
     check(Spec(["validate", tmp_path / "in" / "empty"], 1, [r"empty: is neither an episode folder"], inputs=[tmp_path / "in"]),
           tmp_path, capsys, caplog)
@@ -161,7 +161,7 @@ def test_curate(case, tmp_path, episodes_src, capsys, caplog):
         assert bad.name in set(rej[rej["kind"] != "span"]["episode_id"])
 
     check(Spec(["curate", cfg, "--no-progress"], 0, [rf"rejected .*{re.escape(bad.name)}", expect],
-               inputs=[work / "episodes", cfg], outputs=[work / "shards"], after=sibling_curated),
+               inputs=[work / "episodes", cfg], outputs=[work / "shards", work / "reports"], after=sibling_curated),
           tmp_path, capsys, caplog)
 
 
@@ -175,5 +175,6 @@ def test_curate_nothing_is_not_success(tmp_path, episodes_src, capsys, caplog):
     (bad / "video.mp4").write_bytes(b"not a video")
     check(Spec(["curate", cfg, "--no-progress"], 1, [r"no clips: all 1 episode\(s\) gave no clip",
                                                      r"rejected episode x"],
-               inputs=[cfg, tmp_path / "work" / "episodes"], outputs=[tmp_path / "work" / "shards"]),
+               inputs=[cfg, tmp_path / "work" / "episodes"],
+               outputs=[tmp_path / "work" / "shards", tmp_path / "work" / "reports"]),
           tmp_path, capsys, caplog)

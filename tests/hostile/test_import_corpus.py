@@ -2,9 +2,10 @@
 
 Each case puts one broken item beside a valid sibling: the sibling is imported, the broken item is
 quarantined with its reason (in the summary and in ``<work>/rejects/<source>-<name>.jsonl``), the exit code is
-1, the sources are untouched and nothing is written outside the work folder. Bad options and settings files
-exit 2 with nothing run; an empty input exits 1 (no empty success); inputs that are fine but unusual (a CSV
-byte-order mark, an unsafe level name that is only text) import with exit 0.
+1, the sources are untouched and nothing is written outside the work folder. Bad options, settings (the
+``imports:`` section, ``--set``) and mapping files exit 2 with nothing run, and so does a source folder that does
+not exist; an empty input exits 1 (no empty success); inputs that are fine but unusual (a CSV byte-order mark, an
+unsafe level name that is only text) import with exit 0.
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ def test_import_sekai(case, tmp_path, sekai_src, capsys, caplog):
         (src / "bad_0_19.mp4").write_bytes((src / "good_0_19.mp4").read_bytes())
     breaks(src)
     work = tmp_path / "work"
-    spec = Spec(["import", "sekai", src, "--out", work / "episodes", "--config", _sekai_cfg(tmp_path)], 1,
-                [r"import sekai: 1 imported, 1 quarantined, 0 skipped", r"quarantined bad_0_19\.mp4", *expect],
+    spec = Spec(["import", "sekai", src, "--out", work / "episodes", "--set", "imports.sekai.scale_cm=500"], 1,
+                [r"import sekai: 1 episode\(s\) written, 0 already there, 1 failed", r"FAILED bad_0_19\.mp4", *expect],
                 inputs=[src], outputs=[work],
                 after=_both(_imported(work / "episodes", r"^sekai-good-"),
                             _quarantined(work / "rejects", r"bad_0_19")))
@@ -110,22 +111,28 @@ def test_import_sekai(case, tmp_path, sekai_src, capsys, caplog):
     assert not (tmp_path / "in" / "PWNED").exists()
 
 
-def _sekai_cfg(ws: Path, text: str = "scale_cm: 500\n") -> Path:
-    p = ws / "cfg" / "sekai.yaml"
+def _sekai_cfg(ws: Path, text: str) -> Path:
+    """A pipeline config whose ``imports: {sekai: ...}`` section is ``text`` (indented YAML)."""
+    p = ws / "cfg" / "pipeline.yaml"
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text)
+    p.write_text("imports:\n  sekai:\n" + "".join(f"    {line}\n" for line in text.splitlines()))
     return p
 
 
 SEKAI_CONFIG_CASES = [
-    ("move-threshold-negative", "move_threshold: -1\n", r"move_threshold: -1 is not allowed; expected a number >= 0"),
-    ("scale-zero", "scale_cm: 0\n", r"scale_cm: 0 is not allowed"),
-    ("workers-zero", "workers: 0\n", r"workers: 0 is not allowed; expected an integer >= 1"),
-    ("deadzone-string", "rotation_deadzone_deg: lots\n", r"rotation_deadzone_deg: 'lots' is not allowed"),
-    ("keys-without-w", "keys: [a, s, d]\n", r"keys: \['a', 's', 'd'\] lacks \['w'\]"),
-    ("unknown-key", "colour: red\n", r"unknown key\(s\) \['colour'\]"),
-    ("not-a-mapping", "- 1\n- 2\n", r"sekai\.yaml: expected a mapping of settings, got list"),
-    ("not-yaml", "a: [1,\n", r"sekai\.yaml: cannot read it as YAML"),
+    ("move-threshold-negative", "move_threshold: -1",
+     r"pipeline\.yaml: imports\.sekai\.move_threshold: -1 is not allowed; expected a number >= 0"),
+    ("scale-zero", "scale_cm: 0", r"imports\.sekai\.scale_cm: 0 is not allowed; expected a number > 0"),
+    ("workers-zero", "workers: 0", r"imports\.sekai\.workers: 0 is not allowed; expected an integer >= 1"),
+    ("deadzone-string", "rotation_deadzone_deg: lots", r"imports\.sekai\.rotation_deadzone_deg: 'lots' is not allowed"),
+    ("deadzone-half-turn", "rotation_deadzone_deg: 180",
+     r"imports\.sekai\.rotation_deadzone_deg: 180 is not allowed; expected a number in \[0, 180\)"),
+    ("keys-without-w", "keys: [a, s, d]",
+     r"imports\.sekai\.keys: \['a', 's', 'd'\] is not allowed; expected an action space with the keys the import "
+     r"infers \(missing \['w'\]\)"),
+    ("unknown-key", "colour: red", r"imports\.sekai\.colour: unknown key"),
+    ("not-a-mapping", "- 1\n- 2", r"imports\.sekai: \[1, 2\] is not allowed; expected a mapping with keys scale_cm"),
+    ("not-yaml", "a: [1,", r"pipeline\.yaml: not valid YAML"),
 ]
 
 
@@ -134,7 +141,8 @@ def test_import_sekai_bad_settings(case, tmp_path, sekai_src, capsys, caplog):
     _, text, expect = case
     src = copy(sekai_src, tmp_path / "in" / "sekai")
     cfg = _sekai_cfg(tmp_path, text)
-    check(Spec(["import", "sekai", src, "--out", tmp_path / "work" / "episodes", "--config", cfg], 2, [expect],
+    check(Spec(["import", "sekai", src, "--out", tmp_path / "work" / "episodes", "--config", cfg], 2,
+               [expect, "Nothing was run"],
                inputs=[src, cfg], outputs=[tmp_path / "work"]), tmp_path, capsys, caplog)
     assert not list_episodes(tmp_path / "work" / "episodes")
 
@@ -145,7 +153,7 @@ def test_import_sekai_empty_or_missing_folder(tmp_path, capsys, caplog):
                [r"import sekai: nothing imported: no \*\.mp4 clip under .*empty"], inputs=[tmp_path / "in"],
                outputs=[tmp_path / "work"]), tmp_path, capsys, caplog)
     check(Spec(["import", "sekai", tmp_path / "in" / "nowhere", "--out", tmp_path / "work" / "episodes"], 2,
-               [r"Sekai source .*nowhere does not exist"], inputs=[tmp_path / "in"], outputs=[tmp_path / "work"]),
+               [r"nowhere: no such folder or file"], inputs=[tmp_path / "in"], outputs=[tmp_path / "work"]),
           tmp_path, capsys, caplog)
 
 
@@ -188,7 +196,8 @@ def test_import_generic_bad_data(case, tmp_path, video_src, capsys, caplog):
     d, mp4, csv, m = _generic_ws(tmp_path, video_src, text)
     work = tmp_path / "work"
     check(Spec(["import", "generic", mp4, csv, "--mapping", m, "--out", work / "episodes"], 1,
-               [r"import generic: 0 imported, 1 quarantined", *expect], inputs=[d], outputs=[work],
+               [r"import generic: 0 episode\(s\) written, 0 already there, 1 failed", r"FAILED clip\.mp4: ", *expect],
+               inputs=[d], outputs=[work],
                after=_quarantined(work / "rejects", r"actions\.csv")), tmp_path, capsys, caplog)
 
 
@@ -202,10 +211,11 @@ def test_import_generic_bad_video(tmp_path, video_src, capsys, caplog):
 
 
 GENERIC_BAD_MAPPING = [
-    ("scene-traversal", "scene: ../../escaped\n", r"scene '\.\./\.\./escaped' is not a safe name: contains a path separator"),
-    ("scene-nul", "scene: \"a\\0b\"\n", r"scene 'a\\x00b' is not a safe name: contains a NUL byte"),
-    ("unknown-key", "colums: {}\n", r"unknown key\(s\) \['colums'\]"),
-    ("not-a-mapping", "just text\n", r"mapping\.yaml: expected a mapping of settings, got str"),
+    ("scene-traversal", "scene: ../../escaped\n",
+     r"mapping\.yaml: scene: '\.\./\.\./escaped' is not allowed; expected a safe name .*: it contains a path separator"),
+    ("scene-nul", "scene: \"a\\0b\"\n", r"mapping\.yaml: scene: 'a\\x00b' is not allowed; .*it contains a NUL byte"),
+    ("unknown-key", "colums: {}\n", r"mapping\.yaml: colums: unknown key \(allowed here: keys, keys_column"),
+    ("not-a-mapping", "just text\n", r"mapping\.yaml: \(top level\): 'just text' is not allowed; expected a mapping"),
 ]
 
 
@@ -223,9 +233,9 @@ def test_import_generic_byte_order_mark_and_rerun(tmp_path, video_src, capsys, c
     d, mp4, csv, m = _generic_ws(tmp_path, video_src, b"\xef\xbb\xbf" + _generic_csv().encode())
     work = tmp_path / "work"
     argv = ["import", "generic", mp4, csv, "--mapping", m, "--out", work / "episodes"]
-    check(Spec(argv, 0, [r"import generic: 1 imported, 0 quarantined"], inputs=[d], outputs=[work],
-               after=_imported(work / "episodes", r"^generic-clip-")), tmp_path, capsys, caplog)
-    check(Spec(argv, 0, [r"import generic: 0 imported, 0 quarantined, 1 skipped", r"already present"], inputs=[d],
+    check(Spec(argv, 0, [r"import generic: 1 episode\(s\) written, 0 already there, 0 failed"], inputs=[d],
+               outputs=[work], after=_imported(work / "episodes", r"^generic-clip-")), tmp_path, capsys, caplog)
+    check(Spec(argv, 0, [r"import generic: 0 episode\(s\) written, 1 already there, 0 failed"], inputs=[d],
                outputs=[work]), tmp_path, capsys, caplog)
 
 
@@ -284,8 +294,9 @@ def test_import_unreal(case, tmp_path, unreal_src, capsys, caplog):
     (src / "bad.mp4").write_bytes((src / "good.mp4").read_bytes())
     breaks(src)
     work = tmp_path / "work"
-    check(Spec(["import", "unreal", src, "--episodes-dir", work / "episodes"], 1,
-               [r"import unreal_export: 1 imported, 1 quarantined", r"quarantined bad:", *expect], inputs=[src],
+    check(Spec(["import", "unreal", src, "--out", work / "episodes"], 1,
+               [r"import unreal: 1 episode\(s\) written, 0 already there, 1 failed", r"FAILED bad: ", *expect],
+               inputs=[src],
                outputs=[work], after=_both(_imported(work / "episodes", r"^unreal_export-good-"),
                                            _quarantined(work / "rejects", r'"recording": "bad"'))),
           tmp_path, capsys, caplog)
@@ -300,8 +311,8 @@ def test_import_unreal_unusual_but_fine(tmp_path, unreal_src, capsys, caplog):
     (src / "my take 1.csv").write_bytes((src / "good.csv").read_bytes())
     (src / "my take 1.json").write_text(json.dumps({"level": "../../../ESCAPED"}))
     work = tmp_path / "work"
-    check(Spec(["import", "unreal", src, "--episodes-dir", work / "episodes"], 0,
-               [r"import unreal_export: 3 imported, 0 quarantined"], inputs=[src], outputs=[work],
+    check(Spec(["import", "unreal", src, "--out", work / "episodes"], 0,
+               [r"import unreal: 3 episode\(s\) written, 0 already there, 0 failed"], inputs=[src], outputs=[work],
                after=_imported(work / "episodes", r"^unreal_export-bom-", r"^unreal_export-my_take_1-")),
           tmp_path, capsys, caplog)
 
@@ -310,11 +321,11 @@ def test_import_unreal_empty_or_missing_folder(tmp_path, capsys, caplog):
     (tmp_path / "in" / "empty").mkdir(parents=True)
     (tmp_path / "in" / "empty" / "notes.txt").write_text("no recordings here")
     work = tmp_path / "work"
-    check(Spec(["import", "unreal", tmp_path / "in" / "empty", "--episodes-dir", work / "episodes"], 1,
-               [r"import unreal_export: nothing imported: no recordings \(<name>\.mp4 \+ <name>\.csv\) under"],
+    check(Spec(["import", "unreal", tmp_path / "in" / "empty", "--out", work / "episodes"], 1,
+               [r"import unreal: nothing imported: no recordings \(<name>\.mp4 \+ <name>\.csv\) under"],
                inputs=[tmp_path / "in"], outputs=[work]), tmp_path, capsys, caplog)
-    check(Spec(["import", "unreal", tmp_path / "in" / "nowhere", "--episodes-dir", work / "episodes"], 2,
-               [r"recordings folder .*nowhere does not exist"], inputs=[tmp_path / "in"], outputs=[work]),
+    check(Spec(["import", "unreal", tmp_path / "in" / "nowhere", "--out", work / "episodes"], 2,
+               [r"nowhere: no such folder"], inputs=[tmp_path / "in"], outputs=[work]),
           tmp_path, capsys, caplog)
 
 
@@ -364,8 +375,9 @@ def test_import_gta(case, tmp_path, gta_src, capsys, caplog):
     bad = copy(gta_src, tmp_path / "in" / "gta" / "bad")
     breaks(bad)
     work = tmp_path / "work"
-    check(Spec(["import", "gta", good, bad, "--episodes-dir", work / "episodes", "--min-frames", "17"], 1,
-               [r"import gta: 1 imported, 1 quarantined", r"quarantined .*bad:", *expect], inputs=[good, bad],
+    check(Spec(["import", "gta", good, bad, "--out", work / "episodes", "--min-frames", "17"], 1,
+               [r"import gta: 1 episode\(s\) written, 0 already there, 1 failed", r"FAILED .*bad: ", *expect],
+               inputs=[good, bad],
                outputs=[work], after=_both(_imported(work / "episodes", r"^gta-sim_drive_sim_00000003-"),
                                            _quarantined(work / "rejects", r'"recording": ".*bad"'))),
           tmp_path, capsys, caplog)
@@ -375,8 +387,8 @@ def test_import_gta(case, tmp_path, gta_src, capsys, caplog):
 def test_import_gta_video_shorter_than_a_clip_is_not_success(tmp_path, gta_src, capsys, caplog):
     rec = copy(gta_src, tmp_path / "in" / "gta" / "rec")
     work = tmp_path / "work"
-    check(Spec(["import", "gta", rec, "--episodes-dir", work / "episodes", "--min-frames", "500"], 1,
-               [r"import gta: 0 imported, 1 quarantined", r"no episode: no run of usable frames reaches "
+    check(Spec(["import", "gta", rec, "--out", work / "episodes", "--min-frames", "500"], 1,
+               [r"import gta: 0 episode\(s\) written, 0 already there, 1 failed", r"no episode: no run of usable frames reaches "
                 r"min_episode_frames = 500", r"rejects/gta-sim-00000003\.jsonl"],
                inputs=[rec], outputs=[work]), tmp_path, capsys, caplog)
 
@@ -389,14 +401,15 @@ def test_import_gta_unusual_but_fine(tmp_path, gta_src, capsys, caplog):
     log = (rec / "behaviour.jsonl").read_bytes()
     (rec / "behaviour.jsonl").write_bytes(log[: log.rstrip(b"\n").rfind(b"\n") + 40])  # footer cut mid-line
     work = tmp_path / "work"
-    check(Spec(["import", "gta", rec, "--episodes-dir", work / "episodes", "--min-frames", "17"], 0,
-               [r"import gta: 1 imported, 0 quarantined", r"truncated last line|span\(s\) or line\(s\) quarantined"],
+    check(Spec(["import", "gta", rec, "--out", work / "episodes", "--min-frames", "17"], 0,
+               [r"import gta: 1 episode\(s\) written, 0 already there, 0 failed", r"truncated last line|span\(s\) quarantined"],
                inputs=[rec], outputs=[work]), tmp_path, capsys, caplog)
 
 
 def test_import_gta_video_option_cannot_leave_the_recording(tmp_path, gta_src, capsys, caplog):
     rec = copy(gta_src, tmp_path / "in" / "gta" / "rec")
     (tmp_path / "in" / "outside.mp4").write_bytes((rec / "video.mp4").read_bytes())
-    check(Spec(["import", "gta", rec, "--episodes-dir", tmp_path / "work" / "episodes", "--video", "../outside.mp4"],
-               2, [r"video \(a file name inside the recording folder\) '\.\./outside\.mp4' is not a safe name"],
+    check(Spec(["import", "gta", rec, "--out", tmp_path / "work" / "episodes", "--set", "imports.gta.video=../outside.mp4"],
+               2, [r"imports\.gta\.video: '\.\./outside\.mp4' is not allowed; expected a safe name .*: it contains a "
+                   r"path separator"],
                inputs=[tmp_path / "in"], outputs=[tmp_path / "work"]), tmp_path, capsys, caplog)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from curation.shards import ShardsError
+
 from tests.hostile.harness import Spec, check, copy, flip_byte, truncate
 
 
@@ -122,3 +124,31 @@ def test_no_verify_skips_the_sha256_but_still_names_an_unreadable_shard(tmp_path
     truncate(sh / "part-00000.parquet", 0.5)
     with pytest.raises(ShardsError, match=r"part-00000\.parquet: not a readable Parquet file"):
         ShardDataset(sh, decode=False, verify=False)
+
+
+def test_no_verify_is_verify_shards_false_for_every_stage_that_reads_shards(tmp_path, shards_src, monkeypatch):
+    """``--no-verify`` = ``--set verify_shards=false`` on train, encode-latents, distill ode-pairs|dmd and run; the
+    stage runner opens the readers of the stage with it."""
+    from curation.reader import ShardDataset
+    from playmill.cli import build_parser, load
+    from playmill.stages import run_stage
+
+    monkeypatch.chdir(tmp_path)  # no pipeline.yaml here: the built-in defaults
+    sh = copy(shards_src, tmp_path / "shards")
+    m = json.loads((sh / "manifest.json").read_text())
+    m["shards"][0]["sha256"] = "0" * 64
+    (sh / "manifest.json").write_text(json.dumps(m))
+    parser = build_parser()
+    for argv in (["train"], ["encode-latents", str(sh), "--vae", str(sh / "manifest.json")], ["distill", "ode-pairs"],
+                 ["distill", "dmd"], ["run"]):
+        assert load(parser.parse_args(argv)).verify_shards is True
+        cfg = load(parser.parse_args(argv + ["--no-verify"]))
+        assert cfg.verify_shards is False, argv
+    with pytest.raises(ShardsError, match="sha256"):
+        run_stage(load(parser.parse_args(["train"])), "train", run=lambda c, progress: ShardDataset(sh),
+                  reraise=(ShardsError,))
+    rep = run_stage(cfg, "train", run=lambda c, progress: len(ShardDataset(sh)),
+                    describe=lambda c, r: ("done", str(r), sh, []))
+    assert rep.status == "done" and rep.wrote == str(m["shards"][0]["rows"])
+    with pytest.raises(ShardsError, match="sha256"):  # outside the stage the default is back
+        ShardDataset(sh)

@@ -84,12 +84,13 @@ def test_generate_run_folders_that_point_elsewhere(tmp_path, capsys, caplog):
                [r"checkpoints/latest: names '\.\./\.\./\.\./escape', not a checkpoint folder .*contains a path separator"],
                inputs=[tmp_path / "in"], outputs=[tmp_path / "out"]), tmp_path, capsys, caplog)
     (run / "checkpoints" / "latest").write_text("step-000100")
-    check(Spec([*base, "--checkpoint", run], 2, [r"run.*: a training run folder without a complete checkpoint"],
+    check(Spec([*base, "--checkpoint", run], 1, [r"run.*: a training run folder without a complete checkpoint"],
                inputs=[tmp_path / "in"], outputs=[tmp_path / "out"]), tmp_path, capsys, caplog)
     check(Spec([*base, "--checkpoint", tmp_path / "in" / "nothing.safetensors"], 2,
-               [r"checkpoint not found: .*nothing\.safetensors"], inputs=[tmp_path / "in"], outputs=[tmp_path / "out"]),
+               [r"nothing\.safetensors: no such checkpoint"], inputs=[tmp_path / "in"], outputs=[tmp_path / "out"]),
           tmp_path, capsys, caplog)
-    check(Spec([*base, "--checkpoint", run, "--steps", "0"], 2, [r"steps: 0 is not allowed; expected an integer >= 1"],
+    check(Spec([*base, "--checkpoint", run, "--steps", "0"], 2,
+               [r"--steps 0: generate\.steps: 0 is not allowed; expected an integer in \[1, 1000\]"],
                inputs=[tmp_path / "in"], outputs=[tmp_path / "out"]), tmp_path, capsys, caplog)
     assert not (tmp_path / "out").exists()
 
@@ -151,7 +152,7 @@ def test_rl_eval_with_a_broken_policy(case, tmp_path, capsys, caplog):
     p = tmp_path / "in" / "policy.zip"
     p.parent.mkdir(parents=True)
     write(p)
-    check(Spec(["rl", "eval", p, "--seeds", "1", "--steps", "10", "--workers", "1", "--out-dir", tmp_path / "out"], 2,
+    check(Spec(["rl", "eval", p, "--seeds", "1", "--steps", "10", "--workers", "1", "--out-dir", tmp_path / "out"], 1,
                [r"bad checkpoint", *expect], inputs=[p.parent], outputs=[tmp_path / "out"]), tmp_path, capsys, caplog)
 
 
