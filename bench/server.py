@@ -1,6 +1,6 @@
 """The sandbox UnrealCV server under load: 50 clients x 100 requests over loopback with the real ``unrealcv`` client.
 
-Each scenario starts ``python -m unreal_bridge.unrealcv_server`` (level indoor_2, camera 160x120) in its own
+Each scenario starts ``playmill sandbox serve`` (level indoor_2, camera 160x120) in its own
 process and drives it from this process with PyPI's ``unrealcv.Client``, one client per thread. Every client
 sends the same mix of requests: set and read camera 0's location and rotation, the level name, and every 10th
 request a PNG render (``vget /camera/0/lit png``). A request counts as answered when its reply is the expected
@@ -19,7 +19,8 @@ Scenarios, on the same requests in the same run:
 
 Per scenario: requests answered, wall time, throughput, request latency p50 / p99 / max (ms; from sending a
 request to its reply, on an open connection), the wait for the first reply (from when a client starts: connect,
-wait for a turn, first request) p50 / max, and the server's peak RSS (``VmHWM`` of its process). The machine is
+wait for a turn, first request) p50 / max, and the server process's RSS once its level is built (``VmRSS``, before
+any client) and its peak (``VmHWM``): the difference is what the clients cost. The machine is
 shared and has 2 cores: compare the scenarios of one run.
 
     python bench/server.py --quick      # 50 clients x 100 requests (~15 s on 2 cores)
@@ -72,6 +73,7 @@ class Outcome:
     first_reply_s: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
+    start_rss_mb: float = 0.0
     refusals: int = 0
     hostile: dict[str, str] = field(default_factory=dict)
 
@@ -84,14 +86,15 @@ class Outcome:
                 "p50_ms": round(q(50), 3), "p99_ms": round(q(99), 3), "max_ms": round(q(100), 3),
                 "first_reply_p50_ms": round(float(np.median(first)), 2) if first.size else None,
                 "first_reply_max_ms": round(float(first.max()), 2) if first.size else None,
-                "peak_rss_mb": round(self.peak_rss_mb, 1), "refusals": self.refusals, **self.hostile}
+                "peak_rss_mb": round(self.peak_rss_mb, 1), "start_rss_mb": round(self.start_rss_mb, 1),
+                "refusals": self.refusals, **self.hostile}
 
 
 class Server:
     """The server in its own process; its port and peak RSS."""
 
     def __init__(self, *extra: str) -> None:
-        cmd = [sys.executable, "-m", "unreal_bridge.unrealcv_server", "--port", "0", "--scene", "indoor", "--seed",
+        cmd = [sys.executable, "-m", "playmill", "sandbox", "serve", "--port", "0", "--scene", "indoor", "--seed",
                "2", "--width", "160", "--height", "120", *extra]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()
@@ -100,10 +103,14 @@ class Server:
             self.proc.kill()
             raise RuntimeError(f"the server did not start: {line!r}")
         self.port = int(m.group(1))
+        self.start_rss_mb = self._status_mb("VmRSS")  # the process once its level is built, before any client
+
+    def _status_mb(self, key: str) -> float:
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(rf"{key}:\s+(\d+) kB", text).group(1)) / 1024.0
 
     def peak_rss_mb(self) -> float:
-        text = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) / 1024.0
+        return self._status_mb("VmHWM")
 
     def close(self) -> None:
         self.proc.terminate()
@@ -224,7 +231,7 @@ def scenario_concurrent(clients: int, per: int) -> Outcome:
         socks, info = hostile_clients(srv.port)
         run_clients(srv.port, clients, per, None, out)
         out.hostile = info
-        out.peak_rss_mb = srv.peak_rss_mb()
+        out.peak_rss_mb, out.start_rss_mb = srv.peak_rss_mb(), srv.start_rss_mb
         for s in socks:
             s.close()
     finally:
@@ -249,7 +256,7 @@ def scenario_sequential(clients: int, per: int) -> Outcome:
                     out.wrong.append(f"{cmd!r} -> {str(reply)[:60]!r}")
         out.wall_s = time.perf_counter() - t0
         c.disconnect()
-        out.peak_rss_mb = srv.peak_rss_mb()
+        out.peak_rss_mb, out.start_rss_mb = srv.peak_rss_mb(), srv.start_rss_mb
     finally:
         srv.close()
     return out
@@ -260,7 +267,7 @@ def scenario_one_at_a_time(clients: int, per: int) -> Outcome:
     srv = Server("--max-clients", "1")
     try:
         run_clients(srv.port, clients, per, 0.05, out)
-        out.peak_rss_mb = srv.peak_rss_mb()
+        out.peak_rss_mb, out.start_rss_mb = srv.peak_rss_mb(), srv.start_rss_mb
     finally:
         srv.close()
     return out
@@ -281,12 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"UnrealCV sandbox server, {args.clients} clients x {per} requests over loopback (real unrealcv client; "
           f"{os.cpu_count()} CPUs, shared machine)\n")
     print(f"{'scenario':<15}{'answered':>14}{'wall s':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>10}{'max ms':>10}"
-          f"{'1st reply p50/max ms':>22}{'peak RSS MB':>13}{'refused':>9}")
+          f"{'1st reply p50/max ms':>22}{'RSS MB start/peak':>19}{'refused':>9}")
     for r in results:
         f = r.figures()
         fr = "-" if f["first_reply_p50_ms"] is None else f"{f['first_reply_p50_ms']:.0f} / {f['first_reply_max_ms']:.0f}"
+        rss = f"{f['start_rss_mb']:.0f} / {f['peak_rss_mb']:.0f}"
         print(f"{r.name:<15}{f'{r.answered}/{r.requests}':>14}{f['wall_s']:>9.2f}{f['req_per_s']:>9.0f}"
-              f"{f['p50_ms']:>9.2f}{f['p99_ms']:>10.1f}{f['max_ms']:>10.1f}{fr:>22}{f['peak_rss_mb']:>13.0f}"
+              f"{f['p50_ms']:>9.2f}{f['p99_ms']:>10.1f}{f['max_ms']:>10.1f}{fr:>22}{rss:>19}"
               f"{r.refusals:>9}")
         for w in r.wrong[:5]:
             print(f"  WRONG {w}")
@@ -299,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         "all_answered": all(r.answered == r.requests for r in results),
         **{f"{r.name}_{k}": v for r in results for k, v in r.figures().items()
            if k in ("answered", "wall_s", "req_per_s", "p50_ms", "p99_ms", "max_ms", "first_reply_p50_ms",
-                    "first_reply_max_ms", "peak_rss_mb") and v is not None},
+                    "first_reply_max_ms", "peak_rss_mb", "start_rss_mb") and v is not None},
         "throughput_concurrent_vs_sequential": round(conc.answered / conc.wall_s / (seq.answered / seq.wall_s), 3),
         "first_reply_max_one_at_a_time_vs_concurrent": round(old.figures()["first_reply_max_ms"]
                                                              / conc.figures()["first_reply_max_ms"], 1),

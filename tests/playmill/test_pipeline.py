@@ -201,12 +201,13 @@ def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monk
                  gen["image"], "--actions", gen["actions"], "--frames", "5", "--steps", "2", "-o", str(out),
                  "--no-progress"]) == 0
     assert probe_video(out).frame_count == 5
-    # bad input: actions too short for the requested frames, a missing checkpoint -> exit 2 with the reason
+    # bad input: a missing checkpoint -> exit 2 (a path that does not exist); actions too short for the requested
+    # frames -> exit 1 (the data does not fit), each with the reason
     assert main(["generate", "--checkpoint", str(cfg.workdir / "nope"), "--image", gen["image"], "--actions",
                  gen["actions"], "-o", str(out), "--no-progress"]) == 2
     assert "nope: no such checkpoint" in capsys.readouterr().err
     assert main(["generate", "--checkpoint", str(cfg.models_dir / "base"), "--image", gen["image"], "--actions",
-                 gen["actions"], "--frames", "401", "-o", str(out), "--no-progress"]) == 2
+                 gen["actions"], "--frames", "401", "-o", str(out), "--no-progress"]) == 1
     assert "only 60 rows" in capsys.readouterr().err
 
     # distill (ODE pairs -> student init -> DMD) on the same shards, then both models generate: the student

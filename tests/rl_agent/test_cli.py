@@ -103,16 +103,18 @@ def test_eval_side_by_side_writes_csv_json_and_curves(trained, tmp_path):
     assert (run / "learning_curves.png").stat().st_size > 1000
 
 
-def test_checkpoint_of_another_action_space_exits_2(trained, tmp_path):
+def test_checkpoint_of_another_action_space_exits_1(trained, tmp_path):
+    """A checkpoint that does not fit the settings, or that cannot be read, is unusable data: exit 1 with the reason,
+    nothing written (capture.errors.InputError). A checkpoint path that does not exist is a usage error: exit 2."""
     run = copy_run(trained, tmp_path)
     rc, out, err = run_cli("rl", "eval", run / "policy.zip", "--set", "rl.env.yaw_bins_deg=[-4,0,4]", "--steps", 10,
                            "--out-dir", tmp_path / "ev")
-    assert rc == 2 and "action_space.nvec: checkpoint has [3, 3, 2, 2, 7, 3]" in err and "Nothing was run" in err
+    assert rc == 1 and "action_space.nvec: checkpoint has [3, 3, 2, 2, 7, 3]" in err and "its own settings" in err
     assert not (tmp_path / "ev").exists()
     before = (run / "config.json").read_text()
     rc, out, err = run_cli("rl", "train", "--out", run, "--resume", "--timesteps", 128, "--world", BOX, *TINY,
                            "--set", "rl.env.yaw_bins_deg=[-4,0,4]")
-    assert rc == 2 and "checkpoint does not match the configured environment" in err
+    assert rc == 1 and "checkpoint does not match the configured environment" in out  # the stage failed, its reason
     assert (run / "config.json").read_text() == before and not (run / "checkpoints" / "ckpt_000000000128.zip").exists()
     # metadata that lies about the weights
     forged = tmp_path / "forged.zip"
@@ -126,13 +128,13 @@ def test_checkpoint_of_another_action_space_exits_2(trained, tmp_path):
                 data = json.dumps(meta).encode()
             dst.writestr(item, data)
     rc, _, err = run_cli("rl", "eval", forged, "--steps", 10)
-    assert rc == 2 and "weights do not fit" in err
+    assert rc == 1 and "weights do not fit" in err
     rc, _, err = run_cli("rl", "eval", run / "config.json", "--steps", 10)
-    assert rc == 2 and "not a zip file" in err
+    assert rc == 1 and "not a zip file" in err
     rc, _, err = run_cli("rl", "eval", tmp_path / "missing.zip")
-    assert rc == 2 and "no such checkpoint" in err
+    assert rc == 2 and "no such checkpoint" in err and "Nothing was run" in err
     rc, _, err = run_cli("rl", "eval", tmp_path, "--steps", 10)
-    assert rc == 2 and "without policy.zip" in err
+    assert rc == 1 and "without policy.zip" in err
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path):
