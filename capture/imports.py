@@ -11,6 +11,7 @@ nothing from its input, or had no input at all, is not a success: :attr:`ImportR
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,11 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     nothing: str | None = None
+
+    def add_written(self, episode: Path) -> None:
+        """Count an episode folder written now (its frames from its meta.json)."""
+        self.written.append(episode)
+        self.frames += int(json.loads((episode / "meta.json").read_text(encoding="utf-8"))["frame_count"])
 
     @property
     def exit_code(self) -> int:

@@ -336,7 +336,7 @@ def import_sekai(src: str | os.PathLike, episodes_dir: str | os.PathLike,
     records = []
     for job, (name, path, err) in zip(jobs, outs):
         if path:
-            result.written.append(Path(path))
+            result.add_written(Path(path))
         elif err == "exists":
             result.skipped.append(name)
         else:
@@ -553,7 +553,7 @@ def import_generic_result(mp4: str | os.PathLike, csv: str | os.PathLike, episod
     mapping = column_mapping if isinstance(column_mapping, GenericMapping) else GenericMapping.from_dict(column_mapping)
     res = ImportResult()
     try:
-        res.written.append(import_generic(mp4, csv, episodes_dir, mapping))
+        res.add_written(import_generic(mp4, csv, episodes_dir, mapping))
     except FileExistsError as e:
         res.skipped.append(Path(str(e.filename or e)).name)
     except (InputError, VideoError) as e:

@@ -435,8 +435,7 @@ def import_unreal(src_dir: str | os.PathLike, episodes_dir: str | os.PathLike,
         if path is None:
             result.skipped.append(recording_episode_id(rec.name))
         else:
-            result.written.append(path)
-            result.frames += int(json.loads((path / META_FILE).read_text())["frame_count"])
+            result.add_written(path)
     rejects_path = Path(cfg.rejects_path) if cfg.rejects_path else (
         quarantine_path(out_dir, SOURCE, slug(src.resolve().name, fallback="recordings")))
     # the file always shows the latest run: rewritten, or removed when nothing was rejected

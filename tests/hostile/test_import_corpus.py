@@ -233,7 +233,7 @@ def test_import_generic_byte_order_mark_and_rerun(tmp_path, video_src, capsys, c
     d, mp4, csv, m = _generic_ws(tmp_path, video_src, b"\xef\xbb\xbf" + _generic_csv().encode())
     work = tmp_path / "work"
     argv = ["import", "generic", mp4, csv, "--mapping", m, "--out", work / "episodes"]
-    check(Spec(argv, 0, [r"import generic: 1 episode\(s\) written, 0 already there, 0 failed"], inputs=[d],
+    check(Spec(argv, 0, [r"import generic: 1 episode\(s\) written, 0 already there, 0 failed, 20 frames"], inputs=[d],
                outputs=[work], after=_imported(work / "episodes", r"^generic-clip-")), tmp_path, capsys, caplog)
     check(Spec(argv, 0, [r"import generic: 0 episode\(s\) written, 1 already there, 0 failed"], inputs=[d],
                outputs=[work]), tmp_path, capsys, caplog)
