@@ -61,17 +61,16 @@ def add_verbs(sub: Any) -> None:
 
 
 def _paths(args: argparse.Namespace, what: str) -> tuple[Path, Path]:
-    from curation.shards import ShardsError, read_manifest
+    from curation.shards import read_manifest
 
     if args.out is None and args.shards is not None:  # one path: it is OUT, the shards come from the config
         args.shards, args.out = None, args.shards
     if args.out is None:
         raise UsageError(f"give OUT, the folder to write the {what} export to")
     shards = args.shards or load(args).shards_dir
-    try:
-        read_manifest(shards)
-    except ShardsError as e:
-        raise UsageError(str(e)) from None
+    if not shards.is_dir():  # a path that does not exist: exit 2
+        raise UsageError(f"{shards}: no such shards folder")
+    read_manifest(shards)  # unusable shards: ShardsError (exit 1), before anything is written
     if args.out.exists() and not args.overwrite:
         raise UsageError(f"{args.out} exists; choose a new folder or pass --overwrite")
     return shards, args.out

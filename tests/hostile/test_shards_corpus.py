@@ -152,3 +152,17 @@ def test_no_verify_is_verify_shards_false_for_every_stage_that_reads_shards(tmp_
     assert rep.status == "done" and rep.wrote == str(m["shards"][0]["rows"])
     with pytest.raises(ShardsError, match="sha256"):  # outside the stage the default is back
         ShardDataset(sh)
+
+
+def test_export_refuses_broken_shards_before_writing(tmp_path, shards_src, capsys, caplog):
+    """Unusable shards are data (exit 1, the file named); a shards folder that does not exist is a usage error
+    (exit 2). Nothing is written either way."""
+    sh = copy(shards_src, tmp_path / "in" / "shards")
+    (sh / "manifest.json").write_text("[]")
+    out = tmp_path / "out" / "lerobot"
+    check(Spec(["export", "lerobot", sh, out], 1, [r"manifest\.json: must be a JSON object"], inputs=[sh]),
+          tmp_path, capsys, caplog)
+    check(Spec(["export", "lerobot", tmp_path / "in" / "nowhere", out], 2, [r"nowhere: no such shards folder",
+                                                                            r"Nothing was run"], inputs=[sh]),
+          tmp_path, capsys, caplog)
+    assert not out.exists()
