@@ -154,12 +154,19 @@ def kill_pool(pool: ProcessPoolExecutor) -> None:
     """Stop ``pool`` now: cancel what has not started, SIGKILL its worker processes (their unfinished work is
     discarded: every writer of playmill writes to a temp name and renames when done) and reap them."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
+    kill_processes(procs)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def kill_processes(procs: list[Any]) -> None:
+    """SIGKILL the ``multiprocessing.Process`` objects ``procs``, then reap them (5 s each at most). For pools
+    whose graceful close would wait on a worker: an interrupt may land between two replies of a SubprocVecEnv's
+    ``step_wait``, and its ``close()`` then waits for a reply that never comes."""
     for p in procs:
         try:
             p.kill()
         except (OSError, ValueError, AttributeError):
             pass
-    pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         try:
             p.join(timeout=5)

@@ -175,8 +175,24 @@ def train_ppo(config: RLConfig | Mapping[str, Any] | None, out_dir: str | os.Pat
         log.info("trained %d timesteps in %.0f s (%s); final policy %s (last checkpoint %s)", trained, wall, stopped, final, last)
         return TrainResult(out, final, int(model.num_timesteps), int(trained), resume_from, wall, cb.episodes, stopped,
                            cb.world_restarts, progress_csv, episodes_csv)
+    except BaseException:
+        _kill_vec_env(venv)  # an interrupt mid-step leaves replies half read: close() could wait forever
+        raise
     finally:
-        venv.close()
+        venv.close()  # a killed SubprocVecEnv is already closed
+
+
+def _kill_vec_env(venv: Any) -> None:
+    """Stop a SubprocVecEnv ``venv`` now: SIGKILL its workers (see capture.lifecycle.kill_processes), close
+    its pipes and mark it closed. Anything else is left to its own ``close()``."""
+    from capture.lifecycle import kill_processes
+
+    if not hasattr(venv, "processes"):
+        return
+    kill_processes(venv.processes)
+    for remote in venv.remotes:
+        remote.close()
+    venv.closed = True
 
 
 class _PlaymillCallback(BaseCallback):

@@ -109,3 +109,29 @@ def test_training_in_worker_processes_restarts_a_crashed_world_and_says_so(tmp_p
     assert "the world crashed and was restarted" in caplog.text and "renderer died at frame 7" in caplog.text
     with open(res.episodes_csv, newline="") as f:
         assert [r["world_restarted"] for r in csv.DictReader(f)].count("1") == 1
+
+
+def _cartpole():
+    import gymnasium as gym
+
+    return gym.make("CartPole-v1")
+
+
+def test_an_interrupt_between_two_step_replies_stops_the_env_workers_at_once():
+    """Regression (CI hang): SIGTERM landed in SubprocVecEnv.step_wait after the first worker's reply was read;
+    its close() then waits forever for a second reply from that worker. rl train kills the workers instead."""
+    import time
+
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    from rl_agent.train import _kill_vec_env
+
+    venv = SubprocVecEnv([_cartpole, _cartpole], start_method="spawn")
+    venv.reset()
+    venv.step_async(np.zeros(2, dtype=np.int64))
+    venv.remotes[0].recv()  # the interrupt arrives here: worker 0 answered, worker 1 not read
+    t0 = time.monotonic()
+    _kill_vec_env(venv)
+    venv.close()
+    assert time.monotonic() - t0 < 10 and venv.closed
+    assert not any(p.is_alive() for p in venv.processes)
