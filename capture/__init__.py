@@ -1,5 +1,7 @@
 """capture: the recording core of playmill (action space, input timeline, episode format, video I/O, World
-protocol, collection loop). Imports none of playmill's other packages; heavy dependencies load on use."""
+protocol, collection loop) and camera motion from pixels (:mod:`capture.motion`: per frame pair, yaw and pitch in
+degrees and the translation direction, from the video alone; what curation's label check and the model
+evaluation both use). Imports none of playmill's other packages; heavy dependencies load on use."""
 
 from capture.actions import DEFAULT_KEYS, ActionSpace, FrameAction
 from capture.collect import CollectResult, EpisodeTask, collect, derive_seed, plan_episodes, record_episode
@@ -19,6 +21,16 @@ from capture.episode import (
 )
 from capture.errors import InputError, UsageError
 from capture.names import MAX_NAME_LEN, UnsafeNameError, check_name, name_problem, slug
+from capture.motion import (
+    DIRECTIONS,
+    CameraMotion,
+    MotionConfig,
+    analyse_frames,
+    direction_codes,
+    estimate_motion,
+    focal_px,
+    rotation_flow,
+)
 from capture.replay import episode_actions, replay, replay_pose_error
 from capture.rotations import forward_vector, quat_to_matrix, quat_to_rotator, rotator_to_quat, wrap_deg
 from capture.timeline import FrameInputs, InputTimeline
@@ -41,6 +53,8 @@ __all__ = [
     "CollectResult", "EpisodeTask", "collect", "derive_seed", "plan_episodes", "record_episode",
     "InputError", "UsageError", "MAX_NAME_LEN", "UnsafeNameError", "check_name", "name_problem", "slug",
     "episode_actions", "replay", "replay_pose_error",
+    "DIRECTIONS", "CameraMotion", "MotionConfig", "analyse_frames", "direction_codes", "estimate_motion", "focal_px",
+    "rotation_flow",
     "forward_vector", "quat_to_matrix", "quat_to_rotator", "rotator_to_quat", "wrap_deg",
     "FrameInputs", "InputTimeline",
     "Controller", "Observation", "World",

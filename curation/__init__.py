@@ -1,10 +1,13 @@
 """playmill curation: episodes -> curated, sharded clips for training (DESIGN.md sections 3-4).
 
 Stages (:mod:`curation.stages`): redundant frames, velocity validation, resampling (by fps or by motion),
-resize/centre crop and clipping. :func:`curate` runs them over an episodes folder on a local process pool or
+resize/centre crop, clipping, the held-out split and the action-label check. :func:`curate` runs them over an episodes folder on a local process pool or
 Ray Data and writes Parquet shards, rejects and a manifest (:mod:`curation.shards`); :mod:`curation.reader`
 is the training reader (the only module the model package imports); :mod:`curation.importers` brings Sekai
 and generic mp4 + CSV footage in as episodes; :func:`write_report` writes an HTML report.
+:mod:`curation.consistency` checks action labels against the camera motion in the video (the stage
+:class:`ConsistencyCheck`, and ``check_episodes`` for ``playmill validate --actions``); :mod:`curation.split` assigns
+held-out splits (the stage :class:`HeldOutSplit`).
 
 ``import curation`` is light: the names below load their modules on first use (torch and ray only where used).
 """
@@ -25,6 +28,12 @@ _EXPORTS = {
     "import_sekai": "curation.importers", "import_generic": "curation.importers",
     "SekaiImportConfig": "curation.importers", "GenericMapping": "curation.importers", "ImportResult": "curation.importers",
     "ShardDataset": "curation.reader", "ShardIterableDataset": "curation.reader",
+    "ConsistencyConfig": "curation.config", "SplitConfig": "curation.config",
+    "ConsistencyCheck": "curation.consistency", "analyse_episode": "curation.consistency", "diagnose": "curation.consistency", "Diagnosis": "curation.consistency",
+    "Fault": "curation.consistency", "Labels": "curation.consistency", "labels_from_table": "curation.consistency",
+    "check_episode": "curation.consistency", "check_episodes": "curation.consistency",
+    "score_window": "curation.consistency", "clip_flags": "curation.consistency",
+    "HeldOutSplit": "curation.split", "assign_split": "curation.split", "manifest_split": "curation.split", "episodes_in": "curation.split",
 }
 
 __all__ = sorted(_EXPORTS)

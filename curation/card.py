@@ -131,9 +131,17 @@ def card_text(manifest: Mapping[str, Any], folder_name: str, extra_files: tuple[
     lines += ["## Columns (config `default`)", "", "| column | type | meaning |", "|---|---|---|"]
     codec = manifest.get("frame_codec", "h264")
     for name, typ, doc in _COLUMNS:
-        if (name == "video" and codec != "h264") or (name == "frames" and codec != "jpeg"):
+        if (name == "video" and codec != "h264") or (name == "frames" and codec != "jpeg") or \
+                (name == "split" and not split_meta):
             continue
         lines.append(f"| {name} | {typ} | {doc} |")
+    if manifest.get("consistency"):
+        lines.append("| check_confident, check_yaw_r, check_pitch_r, check_cross_r, check_slope, check_fwd_agree, "
+                     "check_side_agree | float32 | the action-label check of the clip (NaN: not measurable): share of "
+                     "frames with a confident camera-motion estimate, Spearman of labelled vs visual yaw, pitch and "
+                     "pitch-for-yaw, visual / labelled yaw, share of W/S and A/D frames moving the key's way |")
+        lines.append("| check_lag, check_flags | int16, list<string> | the best-aligning shift of the labels, frames; "
+                     "the clip's flags (yaw_sign, axes_swap, lag, scale, ...) |")
     lines += [
         "",
         f"Keys (K = {len(keys)}), in column order: {', '.join(keys)}.",

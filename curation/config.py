@@ -22,9 +22,13 @@ from capture.video import X264_PRESETS, X264Preset
 FRAME_CODECS: tuple[str, ...] = ("h264", "jpeg")
 RESAMPLE_MODES: tuple[str, ...] = ("none", "fps")
 DEDUP_PLANES: tuple[str, ...] = ("gray", "yuv")
+CONSISTENCY_ACTIONS: tuple[str, ...] = ("reject", "flag")
+SPLIT_BY: tuple[str, ...] = ("episode", "scene", "seed")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
 
-__all__ = ["ClipConfig", "CurateConfig", "CurateSection", "DedupConfig", "ENGINES", "FRAME_CODECS", "OutputConfig",
-           "RESAMPLE_MODES", "ResampleConfig", "VelocityConfig", "X264_PRESETS"]
+__all__ = ["ClipConfig", "ConsistencyConfig", "CONSISTENCY_ACTIONS", "CurateConfig", "CurateSection", "DedupConfig",
+           "ENGINES", "FRAME_CODECS", "OutputConfig", "RESAMPLE_MODES", "ResampleConfig", "SPLIT_BY", "SPLITS",
+           "SplitConfig", "VelocityConfig", "X264_PRESETS"]
 
 
 @settings
@@ -125,6 +129,45 @@ class OutputConfig:
 
 
 @settings
+class ConsistencyConfig:
+    """Action-label consistency (stage ``consistency``, :mod:`curation.consistency`): the labelled mouse and keys
+    against the camera motion seen in the video (:mod:`capture.motion`). ``on_episode``: ``reject`` an episode
+    whose pooled labels fail the diagnosis (its faults and fixes are the reason) or only ``flag`` it in the
+    manifest. ``on_clip``: ``flag`` (scores and flags go into the clip's ``check_*`` columns) or ``reject`` clips
+    with a strong flag or two flags. ``fov_deg``: horizontal field of view for episodes whose meta.json has no
+    ``config.fov_deg`` (null: 90 is assumed and the mouse-scale test is skipped). ``translation_gap``: frames
+    between the images of the translation evidence (2-4 for slow real footage). With ``enabled: false`` the
+    shards have no ``check_*`` columns."""
+
+    enabled: bool = Field(True, description="check the action labels against the camera motion in the video (adds the check_* columns)")
+    on_episode: Literal[CONSISTENCY_ACTIONS] = Field("reject", description="reject: drop an episode whose labels fail the diagnosis; flag: only record it")
+    on_clip: Literal[CONSISTENCY_ACTIONS] = Field("flag", description="flag: scores and flags in check_* columns; reject: drop clips with a strong flag or two flags")
+    fov_deg: float | None = Field(None, gt=1, lt=179, description="horizontal field of view of episodes whose meta.json has none, degrees (null: the mouse-scale test is skipped)")
+    translation_gap: int = Field(1, ge=1, le=8, description="frames between the images of the translation evidence (2-4 for slow real footage)")
+
+
+@settings
+class SplitConfig:
+    """Held-out split (stage ``split``, :mod:`curation.split`): each episode goes to train, val or test by a hash
+    of its id (``by: episode``), of its scene (``by: scene``: whole scenes are held out) or of its seed, salted
+    with ``salt``: ``u`` = the first 64 bits of ``sha256("<salt>:<key>")`` / 2^64; test when ``u < test``, val
+    when ``u < test + val``, else train. Deterministic and stable: adding episodes never moves one already
+    assigned. With ``enabled: false`` every episode is train and the shards have no ``split`` column."""
+
+    enabled: bool = Field(True, description="assign each episode to train, val or test (adds the split column)")
+    by: Literal[SPLIT_BY] = Field("episode", description="what the split hashes: the episode id, its scene (whole scenes held out) or its seed")
+    val: float = Field(0.1, ge=0, lt=1, description="fraction of episodes for validation")
+    test: float = Field(0.1, ge=0, lt=1, description="fraction of episodes held out for generate and eval")
+    salt: int = Field(0, ge=0, description="salt of the hash (another salt, another assignment)")
+
+    @model_validator(mode="after")
+    def _train_keeps_episodes(self) -> "SplitConfig":
+        if self.val + self.test >= 1:
+            raise Invalid("test", self.test, f"val + test < 1 (val is {self.val}): train must keep episodes")
+        return self
+
+
+@settings
 class CurateConfig:
     """The whole curation config. ``action_keys``: the dataset's key list (None: the first episode's, in
     id order); episodes whose keys are a subset are remapped, others rejected. ``check_video``: probe and
@@ -135,6 +178,8 @@ class CurateConfig:
     resample: ResampleConfig = Field(default_factory=ResampleConfig, description="frame-rate resampling")
     clip: ClipConfig = Field(default_factory=ClipConfig, description="resize, crop and clip length")
     output: OutputConfig = Field(default_factory=OutputConfig, description="shard writing")
+    consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig, description="action labels against the video")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="held-out train / val / test split")
     action_keys: tuple[str, ...] | None = Field(None, min_length=1, description="the dataset's keys (null: the first episode's)")
     check_video: bool = Field(True, description="probe and hash each source video before decoding")
 

@@ -20,14 +20,16 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 
 from curation.config import CurateConfig
 from curation.schema import REJECTS_SCHEMA, clip_schema, clip_table, rejects_table
-from curation.stage import Clip, DatasetParams, DropSpan, EpisodeContext, Frame, Item, Reject, Stage, run_stream
+from curation.stage import (
+    Clip, DatasetParams, DropSpan, EpisodeContext, Frame, Item, Reject, Stage, clip_fields, run_stream,
+)
 from curation.stages import FrameActions, build_stages
 
 WORK_DIR = ".work"
@@ -41,7 +43,8 @@ FRAME_BATCH = 16  # decoded frames per batch pushed through the stages
 @dataclass
 class EpisodeOutcome:
     """What processing one episode produced: ``status`` ``done`` (clips may be 0) or ``rejected`` (the whole
-    episode), counts, input duration in seconds and the work folder."""
+    episode), counts, input duration in seconds, the work folder and ``notes``: what the stages reported
+    (``EpisodeContext.notes``: e.g. ``split``, ``consistency``; kept for rejected episodes too)."""
 
     episode_id: str
     source: str
@@ -53,6 +56,7 @@ class EpisodeOutcome:
     input_s: float = 0.0
     clip_frames: int = 0
     motion_step: float | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
     work_dir: str = ""
     fingerprint: str = ""
     seconds: float = 0.0
@@ -177,15 +181,18 @@ def process_episode(ep_dir: str | os.PathLike, work_root: str | os.PathLike, cfg
         except Reject as r:
             outcome.status = "rejected"
             outcome.clips = 0
+            keep = {name for st in stages for name in st.side_files}  # e.g. measurements for the report
             for p in tmp.iterdir():
-                p.unlink()
+                if p.name not in keep:
+                    p.unlink()
             rejects[:] = [dict(episode_id=eid, kind="episode", start_frame=0 if outcome.frames_in else -1,
                                end_frame=outcome.frames_in - 1 if outcome.frames_in else -1, stage=r.stage,
                                reason=r.reason)]
         import pyarrow.parquet as pq
 
         if not (tmp / CLIPS_FILE).exists():
-            pq.write_table(clip_schema(len(params.keys), cfg.output.frame_codec).empty_table(), tmp / CLIPS_FILE)
+            schema = clip_schema(len(params.keys), cfg.output.frame_codec, clip_fields(stages))
+            pq.write_table(schema.empty_table(), tmp / CLIPS_FILE)
         pq.write_table(rejects_table(rejects) if rejects else REJECTS_SCHEMA.empty_table(),
                        tmp / EPISODE_REJECTS_FILE)
         outcome.rejects = len(rejects)
@@ -249,6 +256,8 @@ def _curate(ep_dir: Path, tmp: Path, cfg: CurateConfig, params: DatasetParams, s
     out.source, out.scene = meta.source, meta.scene
     out.frames_in, out.input_s = len(actions), len(actions) / meta.fps
     ep = EpisodeContext(eid, meta, actions, params, tmp, video)
+    out.notes = ep.notes  # what the stages report, even when one of them rejects the episode
+    extra = clip_fields(stages)
     writer = None
 
     def sink(items: list[Item]) -> None:
@@ -259,13 +268,14 @@ def _curate(ep_dir: Path, tmp: Path, cfg: CurateConfig, params: DatasetParams, s
                                     end_frame=int(it.end_frame), stage=it.stage, reason=it.reason))
             elif isinstance(it, Clip):
                 if writer is None:
-                    writer = pq.ParquetWriter(tmp / CLIPS_FILE, clip_schema(len(params.keys), cfg.output.frame_codec))
+                    writer = pq.ParquetWriter(tmp / CLIPS_FILE, clip_schema(len(params.keys), cfg.output.frame_codec,
+                                                                            extra))
                 a = it.actions
                 writer.write_table(clip_table(
                     clip_id=f"{eid}-f{it.start_frame:07d}", episode_id=eid, source=meta.source, scene=meta.scene,
                     start_frame=it.start_frame, fps=params.fps, height=cfg.clip.height, width=cfg.clip.width,
                     frame_codec=cfg.output.frame_codec, media=it.media, keyboard=a.keyboard, mouse=a.mouse,
-                    pose=a.pose, speed=a.speed, collision=a.collision,
+                    pose=a.pose, speed=a.speed, collision=a.collision, extra=extra, columns=it.columns,
                 ))
                 out.clips += 1
                 out.clip_frames += len(a)

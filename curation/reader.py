@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from curation.schema import SHARDS_SCHEMA, clip_schema, list_column
+from curation.schema import SHARDS_SCHEMA, is_clip_schema, list_column
 from curation.shards import ShardsError, read_manifest, shard_problems, shard_verification, verify_by_default
 
 __all__ = ["ShardDataset", "ShardIterableDataset", "ShardIndex", "ShardsError", "decode_clip", "open_shards",
@@ -53,12 +53,15 @@ class ShardIndex:
     """The manifest of a shards folder and the row groups of its shards.
 
     ``expect_*``: what the caller needs; a mismatch raises :class:`ShardsError` naming both values.
+    ``split``: only the shards of this split (``train``, ``val``, ``test``) or of these splits; None: all.
+    Curation keeps each shard to one split (manifest ``shards[].split``); shards of datasets curated before
+    splits existed count as ``train``.
     """
 
     def __init__(self, shards_dir: str | os.PathLike, *, expect_keys: Sequence[str] | None = None,
                  expect_height: int | None = None, expect_width: int | None = None,
                  expect_clip_frames: int | None = None, expect_fps: float | None = None,
-                 verify: bool | None = None) -> None:
+                 split: str | Sequence[str] | None = None, verify: bool | None = None) -> None:
         import pyarrow.parquet as pq
 
         self.dir = Path(shards_dir)
@@ -79,10 +82,12 @@ class ShardIndex:
             raise ShardsError(f"{where}: fps is {self.fps:g}, expected {expect_fps:g}")
         if self.frame_codec not in ("h264", "jpeg"):
             raise ShardsError(f"{where}: unknown frame_codec {self.frame_codec!r} (h264 or jpeg)")
-        schema = clip_schema(len(self.keys), self.frame_codec)
         self.row_groups: list[RowGroup] = []
+        self.splits = None if split is None else ({split} if isinstance(split, str) else set(split))
         first = 0
         for s in m["shards"]:
+            if self.splits is not None and s.get("split", "train") not in self.splits:
+                continue
             p = self.dir / s["file"]
             problems = shard_problems(self.dir, s, check_sha=self.verify)
             if problems:
@@ -91,7 +96,7 @@ class ShardIndex:
                         "read it anyway" if self.verify and changed else "")
                 raise ShardsError("; ".join(problems) + hint)
             md = pq.ParquetFile(p)
-            if not md.schema_arrow.equals(schema):
+            if not is_clip_schema(md.schema_arrow, len(self.keys), self.frame_codec):
                 raise ShardsError(f"{p}: Arrow schema is not {SHARDS_SCHEMA} with {len(self.keys)} keys "
                                   f"({self.frame_codec}):\n{md.schema_arrow}")
             for rg in range(md.num_row_groups):

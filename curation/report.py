@@ -3,6 +3,8 @@
 Plots (matplotlib, PNG, embedded as base64): key press rates, mouse d_pitch/d_yaw histograms, speed
 histogram, rejects by stage, hours by source; a table of the most frequent reject reasons; preview strips
 (JPEG thumbnails of a few frames) of clips spread over the dataset; and the :func:`inspect_shards` summary.
+Action-label check (:mod:`curation.consistency`): scatter plots of labelled against visual yaw and pitch rates,
+the histogram of the clips' best lags, per-source scores and each failed episode's diagnosis.
 """
 
 from __future__ import annotations
@@ -85,6 +87,69 @@ def _strips(d: Path, m: dict[str, Any], clips: int, frames_per_strip: int) -> li
     return out
 
 
+def _consistency_section(d: Path, m: dict[str, Any]) -> list[str]:
+    """HTML of the action-label check: scatter, lag histogram, per-source scores, failed episodes."""
+    import matplotlib.pyplot as plt
+    import pyarrow.parquet as pq
+
+    c = m.get("consistency") or {}
+    if not c.get("episodes"):
+        return []
+    parts = ["<h2>Action labels against the video</h2>"]
+    imgs = []
+    sp = d / (c.get("file") or "consistency.parquet")
+    if sp.is_file():
+        t = pq.read_table(sp).to_pandas()
+        if len(t):
+            fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+            for ax, axis in zip(axes, ("yaw", "pitch")):
+                for src, g in t.groupby("source"):
+                    ax.scatter(g[f"label_{axis}"], g[f"visual_{axis}"], s=4, alpha=0.5, label=src)
+                lim = float(np.nanmax(np.abs(t[[f"label_{axis}", f"visual_{axis}"]].to_numpy()))) or 1.0
+                ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8)
+                ax.set_xlabel(f"labelled d_{axis} (deg/frame)")
+                ax.set_ylabel(f"visual d_{axis} (deg/frame)")
+                ax.set_title(f"{axis}: labels vs video (confident frames)")
+            axes[0].legend(fontsize=7)
+            fig.tight_layout()
+            imgs.append(("labelled vs visual rotation", _png(fig)))
+    lags: list[int] = []
+    for s in m.get("shards", []):
+        try:
+            col = pq.read_table(d / s["file"], columns=["check_lag"]).column("check_lag").to_pylist()
+        except Exception:  # shards curated without the check
+            col = []
+        lags += [int(x) for x in col if x is not None]
+    lags += [int(e["scores"].get("lag") or 0) for e in c["episodes"].values()]
+    if lags:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.hist(lags, bins=np.arange(-6.5, 7.5, 1.0), color="#4878a8")
+        ax.set_xlabel("best lag, frames (clips and episodes; 0 = aligned)")
+        ax.set_ylabel("count")
+        imgs.append(("lag histogram", _png(fig)))
+    parts += [f"<figure><img src='{src}'><figcaption>{html.escape(t)}</figcaption></figure>" for t, src in imgs]
+    rows = ""
+    for src, v in (c.get("by_source") or {}).items():
+        rows += (f"<tr><td>{html.escape(src)}</td><td>{v['episodes']}</td><td>{v['failed']}</td>"
+                 f"<td>{html.escape(', '.join(f'{k} x{n}' for k, n in v['faults'].items()) or '-')}</td></tr>")
+    ep_rows = ""
+    for eid, e in sorted(c["episodes"].items()):
+        s = e["scores"]
+
+        def f(x):
+            return "n/a" if x is None else f"{x:.2f}"
+
+        verdict = "ok" if e["ok"] else "; ".join(f"{x['what']} (fix: {x['fix']})" for x in e["faults"])
+        ep_rows += (f"<tr><td>{html.escape(eid)}</td><td>{f(s.get('yaw_r'))}</td><td>{f(s.get('pitch_r'))}</td>"
+                    f"<td>{f(s.get('slope'))}</td><td>{s.get('lag')}</td><td>{f(s.get('fwd_agree'))}</td>"
+                    f"<td>{f(s.get('side_agree'))}</td><td>{f(s.get('confident'))}</td><td>{html.escape(verdict)}</td></tr>")
+    parts.append("<h3>Per source</h3><table><tr><th>source</th><th>episodes</th><th>failed</th><th>faults</th></tr>"
+                 + rows + "</table>")
+    parts.append("<h3>Per episode</h3><table><tr><th>episode</th><th>yaw r</th><th>pitch r</th><th>slope</th><th>lag</th>"
+                 "<th>W/S agree</th><th>A/D agree</th><th>confident</th><th>verdict</th></tr>" + ep_rows + "</table>")
+    return parts
+
+
 def write_report(shards_dir: str | os.PathLike, *, preview_clips: int = 6, frames_per_strip: int = 8,
                  out: str | os.PathLike | None = None) -> Path:
     """Write ``report.html`` (or ``out``) for a shards folder and return its path."""
@@ -137,6 +202,7 @@ def write_report(shards_dir: str | os.PathLike, *, preview_clips: int = 6, frame
     if reasons_rows:
         parts += ["<h2>Most frequent reject reasons</h2><table><tr><th>stage</th><th>reason (numbers as N)</th>"
                   "<th>rows</th><th>frames</th></tr>", reasons_rows, "</table>"]
+    parts += _consistency_section(d, m)
     if strips:
         parts.append("<h2>Preview strips</h2>")
         parts += [f"<figure><img src='{src}'><figcaption>{html.escape(cap)}</figcaption></figure><br>"

@@ -10,8 +10,8 @@ Resumability: an episode's work folder appears atomically when the episode is fi
 :mod:`curation.process`); its ``done.json`` records the fingerprint of the source episode and of the config.
 A rerun reuses every finished episode whose fingerprints still match, processes the rest, then packs all
 work folders into shards again (deterministically: the clip ids are ``<episode_id>-f<start_frame>`` and the
-order is fixed), writing the manifest last. So a run killed at any point (even with SIGKILL) and rerun ends
-with every clip exactly once and a manifest that matches the shards.
+order is fixed: by split, then by episode id), writing the manifest last. So a run killed at any point (even with
+SIGKILL) and rerun ends with every clip exactly once and a manifest that matches the shards.
 """
 
 from __future__ import annotations
@@ -29,13 +29,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from curation.card import CARD_FILE, write_dataset_card
-from curation.config import ENGINES, CurateConfig
+from curation.config import ENGINES, SPLITS, CurateConfig
 from curation.process import (
     CLIPS_FILE, EPISODE_REJECTS_FILE, WORK_DIR, DatasetParams, EpisodeOutcome, cleanup_work_temp,
     episode_fingerprint, read_done, work_key,
 )
 from curation.schema import MANIFEST_FILE
 from curation.shards import pack_shards, read_manifest
+from curation.split import HeldOutSplit, episode_split
+from curation.stage import clip_fields
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".curate.lock"
@@ -263,12 +265,21 @@ def curate(
             "inputs_sha256": inputs,
             "producer": _producer(),
         }
-        order = [work_root / ep.name for ep in episodes]
+        work_dirs = {ep.name: work_root / ep.name for ep in episodes}
+        for st in worker.stages:  # the sections of the stages that summarise (e.g. split, consistency)
+            section = st.summarise(outcomes, work_dirs, out_dir)
+            if section is not None:
+                extra[st.name] = section
+        split_stage = any(isinstance(st, HeldOutSplit) for st in worker.stages)
+        split_of = {ep.name: episode_split(outcomes[ep.name]) for ep in episodes}
+        order = sorted(episodes, key=lambda e: (SPLITS.index(split_of[e.name]), e.name))  # one split per shard
         packed = pack_shards(
-            out_dir, [w / CLIPS_FILE for w in order], [w / EPISODE_REJECTS_FILE for w in order], keys=params.keys,
+            out_dir, [work_dirs[e.name] / CLIPS_FILE for e in order],
+            [work_dirs[e.name] / EPISODE_REJECTS_FILE for e in order], keys=params.keys,
             frame_codec=cfg.output.frame_codec, shard_max_rows=cfg.output.shard_max_rows,
             shard_max_bytes=cfg.output.shard_max_bytes, row_group_rows=cfg.output.row_group_rows,
-            manifest_extra=extra,
+            manifest_extra=extra, splits=[split_of[e.name] for e in order] if split_stage else None,
+            extra_fields=clip_fields(worker.stages),
         )
         if not cfg.output.keep_work:
             shutil.rmtree(work_root, ignore_errors=True)

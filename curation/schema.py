@@ -10,6 +10,15 @@ One row per clip::
     pose list<fixed_size_list<float64, 7>> (x, y, z cm, qw, qx, qy, qz), speed list<float32> (cm/s),
     collision list<bool>
 
+Then the columns the enabled stages add (:meth:`curation.stage.Stage.clip_fields`, in pipeline order); by
+default (issue 13) the held-out split's ``split`` string (train | val | test, :mod:`curation.split`) and the
+action-label check's ``check_confident`` (share of frames the motion estimator is confident on), ``check_yaw_r``,
+``check_pitch_r``, ``check_cross_r`` (Spearman: labelled against visual yaw, pitch, labelled pitch against visual
+yaw), ``check_slope`` (visual / labelled yaw), ``check_lag`` int16 (frames), ``check_fwd_agree``,
+``check_side_agree`` (float32, NaN when not measurable) and ``check_flags`` list<string>
+(:mod:`curation.consistency`). With those stages off (``curate.split.enabled``, ``curate.consistency.enabled``)
+the rows have exactly the columns above; readers accept shards with or without added columns.
+
 ``start_frame`` is the source (actions.csv) frame number of the clip's first frame; the clip's frames are
 consecutive frames of the curated sequence (after dedup and resampling) played at ``fps``.
 """
@@ -27,11 +36,12 @@ REJECTS_FILE = "rejects.parquet"
 PART_PATTERN = "part-{:05d}.parquet"
 
 #: Reject stages, in pipeline order.
-STAGES: tuple[str, ...] = ("validate", "decode", "dedup", "velocity", "resample", "clip", "pose", "encode")
+STAGES: tuple[str, ...] = ("validate", "consistency", "decode", "dedup", "velocity", "resample", "clip", "pose",
+                           "encode")
 
-
-def clip_schema(num_keys: int, frame_codec: str) -> pa.Schema:
-    """The Arrow schema of a shard for ``num_keys`` keys and ``frame_codec`` (``h264`` or ``jpeg``)."""
+def clip_schema(num_keys: int, frame_codec: str, extra: Sequence[pa.Field] = ()) -> pa.Schema:
+    """The Arrow schema of a shard for ``num_keys`` keys and ``frame_codec`` (``h264`` or ``jpeg``), with the
+    ``extra`` columns stages add after DESIGN.md's."""
     media = pa.field("video", pa.binary()) if frame_codec == "h264" else pa.field("frames", pa.list_(pa.binary()))
     return pa.schema([
         pa.field("clip_id", pa.string()),
@@ -49,7 +59,15 @@ def clip_schema(num_keys: int, frame_codec: str) -> pa.Schema:
         pa.field("pose", pa.list_(pa.list_(pa.float64(), 7))),
         pa.field("speed", pa.list_(pa.float32())),
         pa.field("collision", pa.list_(pa.bool_())),
+        *extra,
     ])
+
+
+def is_clip_schema(schema: pa.Schema, num_keys: int, frame_codec: str) -> bool:
+    """True when ``schema`` starts with the shard columns of :func:`clip_schema` (columns added by stages after
+    them are allowed)."""
+    base = clip_schema(num_keys, frame_codec)
+    return len(schema) >= len(base) and all(schema.field(i).equals(base.field(i)) for i in range(len(base)))
 
 
 REJECTS_SCHEMA = pa.schema([
@@ -72,11 +90,13 @@ def _nested(values: np.ndarray, width: int | None, typ: pa.DataType) -> pa.Array
 def clip_table(
     *, clip_id: str, episode_id: str, source: str, scene: str, start_frame: int, fps: float, height: int,
     width: int, frame_codec: str, media: bytes | Sequence[bytes], keyboard: np.ndarray, mouse: np.ndarray,
-    pose: np.ndarray, speed: np.ndarray, collision: np.ndarray,
+    pose: np.ndarray, speed: np.ndarray, collision: np.ndarray, extra: Sequence[pa.Field] = (),
+    columns: dict | None = None,
 ) -> pa.Table:
-    """A one-row table in :func:`clip_schema`. ``media``: mp4 bytes (h264) or a list of JPEG bytes."""
+    """A one-row table in :func:`clip_schema`. ``media``: mp4 bytes (h264) or a list of JPEG bytes; ``columns``:
+    the values of the ``extra`` columns (a missing one is null)."""
     n, k = keyboard.shape
-    schema = clip_schema(k, frame_codec)
+    schema = clip_schema(k, frame_codec, extra)
     media_arr = (pa.array([bytes(media)], pa.binary()) if frame_codec == "h264"
                  else pa.array([list(media)], pa.list_(pa.binary())))
     cols = [
@@ -90,6 +110,8 @@ def clip_table(
         _nested(speed.astype(np.float32), None, pa.float32()),
         _nested(collision.astype(bool), None, pa.bool_()),
     ]
+    values = columns or {}
+    cols += [pa.array([values.get(f.name)], f.type) for f in extra]
     return pa.Table.from_arrays(cols, schema=schema)
 
 

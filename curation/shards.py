@@ -26,7 +26,7 @@ from capture.errors import InputError
 from capture.names import name_problem
 
 from curation.schema import (
-    MANIFEST_FILE, PART_PATTERN, REJECTS_FILE, REJECTS_SCHEMA, SHARDS_SCHEMA, clip_schema, list_column,
+    MANIFEST_FILE, PART_PATTERN, REJECTS_FILE, REJECTS_SCHEMA, SHARDS_SCHEMA, clip_schema, is_clip_schema, list_column,
 )
 
 QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -198,10 +198,15 @@ def pack_shards(
     shard_max_bytes: int,
     row_group_rows: int,
     manifest_extra: dict[str, Any],
+    splits: Sequence[str] | None = None,
+    extra_fields: Sequence[Any] = (),
 ) -> PackResult:
     """Pack per-episode clip files (in the given order) into shards, write rejects.parquet, then the manifest.
 
     ``manifest_extra`` is merged into the manifest (clip_frames, fps, height, width, config, sources ...).
+    ``splits``: the split of each clip file; a shard never mixes splits (a new shard starts where the split
+    changes, so order the files by split) and its manifest entry names its ``split``. ``extra_fields``: the
+    columns the stages added after DESIGN.md's (:func:`curation.schema.clip_schema`).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -211,11 +216,11 @@ def pack_shards(
     (out_dir / MANIFEST_FILE).unlink(missing_ok=True)
     for p in out_dir.glob(".*.tmp"):
         p.unlink(missing_ok=True)
-    schema = clip_schema(len(keys), frame_codec)
+    schema = clip_schema(len(keys), frame_codec, extra_fields)
     stats = DatasetStats(tuple(keys))
     shards: list[dict[str, Any]] = []
     paths: list[Path] = []
-    state: dict[str, Any] = {"writer": None, "rows": 0, "bytes": 0, "buf": [], "buf_rows": 0}
+    state: dict[str, Any] = {"writer": None, "rows": 0, "bytes": 0, "buf": [], "buf_rows": 0, "split": None}
 
     def flush() -> None:
         if state["buf"]:
@@ -231,11 +236,18 @@ def pack_shards(
         tmp, final = out_dir / f".{name}.tmp", out_dir / name
         _fsync(tmp)
         os.replace(tmp, final)
-        shards.append({"file": name, "rows": state["rows"], "bytes": final.stat().st_size, "sha256": _sha256(final)})
+        entry = {"file": name, "rows": state["rows"], "bytes": final.stat().st_size, "sha256": _sha256(final)}
+        if state["split"] is not None:
+            entry["split"] = state["split"]
+        shards.append(entry)
         paths.append(final)
         state.update(writer=None, rows=0, bytes=0)
 
-    for cf in clip_files:
+    for fi, cf in enumerate(clip_files):
+        split = splits[fi] if splits is not None else None
+        if split != state["split"] and state["writer"] is not None:
+            close_part()
+        state["split"] = split
         pf = pq.ParquetFile(cf)
         for rg in range(pf.num_row_groups):
             t = pf.read_row_group(rg)
@@ -454,7 +466,6 @@ def verify_shards(shards_dir: str | os.PathLike) -> list[str]:
         return [str(e)]
     problems: list[str] = []
     keys = m["action_space"].get("keys", [])
-    schema = clip_schema(len(keys), m["frame_codec"])
     listed = set()
     ids: set[str] = set()
     total = 0
@@ -467,7 +478,7 @@ def verify_shards(shards_dir: str | os.PathLike) -> list[str]:
             continue
         try:
             pf = pq.ParquetFile(p)
-            if not pf.schema_arrow.equals(schema):
+            if not is_clip_schema(pf.schema_arrow, len(keys), m["frame_codec"]):
                 problems.append(f"{p}: Arrow schema differs from {SHARDS_SCHEMA} with {len(keys)} keys and "
                                 f"frame_codec {m['frame_codec']}:\n{pf.schema_arrow}")
             total += pf.metadata.num_rows

@@ -16,6 +16,13 @@ What flows between stages is a stream of items, in source order:
 - :class:`Clip`: a finished clip (its folded actions and encoded frames);
 - :class:`DropSpan`: what a stage dropped and why (it ends up in rejects.parquet, in stream order).
 
+A stage may add columns to the clip rows: it declares them in :meth:`Stage.clip_fields` (Arrow fields, written
+after DESIGN.md section 4's columns, in pipeline order) and sets their values in each :class:`Clip`'s
+``columns``. Per-episode values it reports go into ``EpisodeContext.notes`` (they are kept in the episode's
+outcome, rejected episodes included), files it writes for the driver into ``ep.tmp`` (named in
+:attr:`Stage.side_files`: they stay in the episode's work folder even when the episode is rejected), and
+:meth:`Stage.summarise` turns them into the stage's section of manifest.json once every episode is done.
+
 A stage handles the item types it knows and passes every other item on unchanged and in place, so the order of
 the output stream (and of the reject records) does not depend on how the stream is cut into batches.
 Per episode: :meth:`Stage.start` (decisions from the actions alone; may raise :class:`Reject` to reject the
@@ -28,7 +35,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Union
 
 import numpy as np
 
@@ -94,13 +101,15 @@ class SegmentEnd:
 class Clip:
     """A finished clip: ``actions`` (one folded row per clip frame, :class:`~curation.stages.FrameActions`),
     ``media`` (the clip as an mp4, or one JPEG per frame) and the source frames it covers, ``first`` (the first
-    frame folded into it) to ``last``; ``start_frame`` (the source frame of its first frame) names it."""
+    frame folded into it) to ``last``; ``start_frame`` (the source frame of its first frame) names it.
+    ``columns``: the values of the columns stages add to its row (:meth:`Stage.clip_fields`)."""
 
     start_frame: int
     first: int
     last: int
     actions: "FrameActions"
     media: bytes | list[bytes]
+    columns: dict[str, Any] = field(default_factory=dict)
 
 
 Item = Union[Frame, SegmentEnd, Clip, DropSpan]
@@ -152,6 +161,8 @@ class Stage(ABC):
 
     name: ClassVar[str] = ""
     resources: ClassVar[Resources] = Resources()
+    #: files the stage writes into ``ep.tmp`` that stay in the episode's work folder when it is rejected
+    side_files: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: "CurateConfig") -> None:
         self.cfg = cfg
@@ -160,6 +171,17 @@ class Stage(ABC):
     def enabled(cls, cfg: "CurateConfig") -> bool:
         """Whether the pipeline built from ``cfg`` includes this stage (e.g. ``dedup.enabled``)."""
         return True
+
+    def clip_fields(self) -> list:
+        """The ``pyarrow.Field`` s of the columns this stage adds to each clip row (their values: ``Clip.columns``)."""
+        return []
+
+    def summarise(self, outcomes: Mapping[str, Mapping[str, Any]], work_dirs: Mapping[str, Path],
+                  out_dir: Path) -> dict[str, Any] | None:
+        """In the driver, once every episode is done: the stage's section of manifest.json (None: no section).
+        ``outcomes``: each episode's outcome (its ``notes`` hold what the stages reported); ``work_dirs``: each
+        episode's work folder (with the stage's :attr:`side_files`); ``out_dir``: the shards folder."""
+        return None
 
     def setup(self) -> None:
         """Once per worker process, before the first episode: load models, import heavy libraries."""
@@ -231,6 +253,11 @@ def run_stream(stages: list[Stage], batches, sink) -> None:
         carry = (st.process(carry) if carry else []) + st.finish()
     if carry:
         sink(carry)
+
+
+def clip_fields(stages: list[Stage]) -> list:
+    """The columns ``stages`` add to the clip rows, in pipeline order (:meth:`Stage.clip_fields`)."""
+    return [f for st in stages for f in st.clip_fields()]
 
 
 def max_resources(stages: list[Stage]) -> Resources:

@@ -1,7 +1,8 @@
 """The curation stages: one class per stage (:class:`curation.stage.Stage`), with the pure functions it uses.
 
 Pipeline order (:data:`PIPELINE`): velocity validation -> redundant frames -> resampling -> resize/crop ->
-clip windows -> pose check. Each stage reads its section of :class:`~curation.config.CurateConfig` and works on
+clip windows -> pose check -> held-out split (:mod:`curation.split`) -> action-label consistency
+(:mod:`curation.consistency`). Each stage reads its section of :class:`~curation.config.CurateConfig` and works on
 the stream of one episode (frames, segment ends, clips and drop records; see :mod:`curation.stage`); the
 engines run the same stage objects (:mod:`curation.engines`). The maths lives in small pure functions next to
 the stage that uses it, each tested on its own.
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from curation.config import CurateConfig, DedupConfig, VelocityConfig
+from curation.consistency import ConsistencyCheck
+from curation.split import HeldOutSplit
 from curation.stage import (
     Clip, DatasetParams, DropSpan, EpisodeContext, Frame, FrameStage, Item, Reject, SegmentEnd, Stage,
 )
@@ -703,8 +706,10 @@ class PoseCheck(Stage):
 # --------------------------------------------------------------------------------------------------------
 # the pipeline
 
-#: The stage classes in pipeline order; :func:`build_stages` keeps those enabled by the config.
-PIPELINE: tuple[type[Stage], ...] = (VelocityFilter, RedundantFrames, Resample, ResizeCrop, ClipWindows, PoseCheck)
+#: The stage classes in pipeline order; :func:`build_stages` keeps those enabled by the config. The split and the
+#: consistency check come last: they add columns to the clips the others made (``Clip.columns``).
+PIPELINE: tuple[type[Stage], ...] = (VelocityFilter, RedundantFrames, Resample, ResizeCrop, ClipWindows, PoseCheck,
+                                     HeldOutSplit, ConsistencyCheck)
 
 
 def build_stages(cfg: CurateConfig, pipeline: Sequence[type[Stage]] = PIPELINE) -> list[Stage]:

@@ -492,6 +492,9 @@ def import_gta(recording_dir: str | os.PathLike, episodes_dir: str | os.PathLike
         "game_build": rec.header.game_build, "mod_version": rec.header.mod_version, "video": video.name,
         "video_fps": info.fps, "alignment": al.to_dict(), "steering_sign": der.steering_sign,
         "key_inference": "dynamics",
+        # horizontal field of view of the logged gameplay camera (the output is a scale of the whole frame, so it
+        # is the episode's too): what the action-label check needs to judge mouse units
+        "fov_deg": round(hfov, 4),
     })
     written: list[Path] = []
     skipped: list[Path] = []

@@ -14,6 +14,10 @@ Training and sampling (loaded on first use; see model/TRAINING.md): :func:`train
 from :func:`get_train_config` ("tiny", "mg2-1.3b"), :func:`encode_latents` (latent cache), :func:`generate_base`
 (first frame + actions -> mp4), :func:`load_bundle`; dataset actions -> model inputs in :mod:`model.conditions`.
 Several processes (torchrun; DDP or FSDP2 by the configs' ``parallel`` key): :mod:`model.parallel`.
+Evaluation (:mod:`model.evaluate`, :mod:`model.metrics`): :func:`evaluate_episode` (controllability with the
+camera-motion estimator of :mod:`capture.motion`, fidelity, temporal quality, loops, baselines),
+:func:`controllability`, the GameWorld-style :func:`action_script`, PSNR/SSIM/flicker/warp error, and LPIPS/FVD
+with weights the user supplies.
 
 Example::
 
@@ -92,6 +96,11 @@ _LAZY = {
     "PositionLimitError": "model.causal",
     "generate_student": "model.stream", "stream_student": "model.stream", "StudentResult": "model.stream",
     "generate_interactive": "model.stream", "TerminalActions": "model.stream",
+    "evaluate_episode": "model.evaluate", "EvalConfig": "model.evaluate", "controllability": "model.evaluate",
+    "Controllability": "model.evaluate", "action_script": "model.evaluate", "composite_script": "model.evaluate",
+    "loop_script": "model.evaluate", "summarise": "model.evaluate", "ACTION_CLASSES": "model.evaluate",
+    "psnr": "model.metrics", "ssim": "model.metrics", "flicker_score": "model.metrics", "warp_error": "model.metrics",
+    "LPIPS": "model.metrics", "fvd": "model.metrics", "write_eval_html": "model.eval_report",
 }
 
 

@@ -154,7 +154,8 @@ def encode_latents(
     rank: int | None = None,
     world_size: int | None = None,
 ) -> Path:
-    """Encode every clip of ``shards_dir`` into latent side shards under ``out`` (default ``<shards_dir>/latents``).
+    """Encode every clip of ``shards_dir`` (except its held-out ``test`` split) into latent side shards under ``out``
+    (default ``<shards_dir>/latents``); each part records the split of its source shard.
 
     Args:
         vae / image_encoder: modules or weight files (playmill safetensors or Wan/CLIP checkpoints).
@@ -220,7 +221,8 @@ def encode_latents(
     groups_by_file: dict[str, list] = {}
     for g in src.index.row_groups:
         groups_by_file.setdefault(g.file, []).append(g)
-    files = [s["file"] for s in man["shards"]]
+    files = [s["file"] for s in man["shards"] if s.get("split", "train") != "test"]  # test clips stay unseen
+    split_of = {s["file"]: s.get("split", "train") for s in man["shards"]}
     mine = [f for i, f in enumerate(files) if i % world == r]
     total = sum(g.rows for f in mine for g in groups_by_file.get(f, []))
     bar = tqdm(total=total, desc="encode latents", unit="clip", disable=not progress or r != 0)
@@ -274,7 +276,8 @@ def encode_latents(
             p = out_dir / f
             if not p.is_file():
                 raise RuntimeError(f"{p}: not encoded (did every rank run encode_latents?)")
-            parts.append({"file": f, "rows": pq.ParquetFile(p).metadata.num_rows})
+            parts.append({"file": f, "rows": pq.ParquetFile(p).metadata.num_rows,
+                          "split": split_of.get(f, "train")})
         latent_shape = None
         if parts and parts[0]["rows"]:
             t = pq.read_table(out_dir / parts[0]["file"], columns=["vae_latent_shape"]).slice(0, 1)
@@ -315,10 +318,11 @@ class LatentDataset(Dataset):
     ``latents`` / ``cond_latents`` float32 [16, F, h, w], ``image_tokens`` float32 [Lc, D] (when cached),
     ``keyboard`` uint8 [T, K] and ``mouse`` float32 [T, 2] in the dataset's key space.
 
-    ``row_groups`` has the reader's layout, so the same row-group-aware sampler drives both datasets.
+    ``row_groups`` has the reader's layout, so the same row-group-aware sampler drives both datasets. ``split``:
+    only the parts of this split (or these splits) of the source shards; None: all.
     """
 
-    def __init__(self, latents_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, latents_dir: str | os.PathLike[str], split: str | Sequence[str] | None = None) -> None:
         import pyarrow.parquet as pq
 
         self.dir = Path(latents_dir)
@@ -331,7 +335,10 @@ class LatentDataset(Dataset):
         self.keys: tuple[str, ...] = tuple(self.manifest["action_space"]["keys"])
         self.row_groups: list[LatentRowGroup] = []
         first = 0
+        want = None if split is None else ({split} if isinstance(split, str) else set(split))
         for s in self.manifest["shards"]:
+            if want is not None and s.get("split", "train") not in want:
+                continue
             md = pq.ParquetFile(self.dir / s["file"]).metadata
             for i in range(md.num_row_groups):
                 rows = md.row_group(i).num_rows

@@ -347,7 +347,7 @@ def prepare_vae(cfg: TrainConfig, mcfg: ModelConfig, shards_dir: Path, out_dir: 
         if d.main:
             from curation.reader import ShardDataset
 
-            ds = ShardDataset(shards_dir)
+            ds = ShardDataset(shards_dir, split="train")
             n = min(len(ds), cfg.vae_clips)
             t = 1 + 4 * ((ds.index.clip_frames - 1) // 4)  # all of each clip, as 1 + 4k frames
             clips = torch.stack([ds[i]["frames"][:t] for i in range(n)])  # uint8 [N, T, 3, H, W]
@@ -480,7 +480,7 @@ def _mouse_sample(shards_dir: Path, n: int) -> Iterator[np.ndarray]:
     """The mouse arrays of the first ``n`` clips (frames not decoded), for the mouse scale without manifest stats."""
     from curation.reader import ShardDataset
 
-    ds = ShardDataset(shards_dir, decode=False)
+    ds = ShardDataset(shards_dir, decode=False, split="train")
     for i in range(min(n, len(ds))):
         yield ds[i]["mouse"].numpy()
 
@@ -514,7 +514,9 @@ def train(
 
     Args:
         config: :class:`TrainConfig` (see :func:`get_train_config`).
-        shards_dir: a curated "playmill.shards/1" folder (read with :mod:`curation.reader`).
+        shards_dir: a curated "playmill.shards/1" folder (read with :mod:`curation.reader`): training reads its
+            ``train`` split and the validation loss uses its ``val`` split (the first training clips when val is
+            empty); ``test`` clips are never read.
         out_dir: the run folder (layout in :mod:`model.bundle`); an existing run there is resumed from its
             latest checkpoint when ``resume`` (settings that change the run must match).
         progress: tqdm bars on rank 0.
@@ -566,9 +568,16 @@ def train(
         latents_dir = encode_latents(shards_dir, vae, out_dir / "latents", image_encoder=image_encoder,
                                      num_frames=cfg.num_frames, dtype=cfg.latent_dtype, device=d.device,
                                      progress=progress and d.main, rank=d.rank, world_size=d.world)
-        dataset: Any = LatentDataset(latents_dir)
+        dataset: Any = LatentDataset(latents_dir, split="train")
+        val_set: Any = LatentDataset(latents_dir, split="val")
     else:
-        dataset = ShardDataset(shards_dir)
+        dataset = ShardDataset(shards_dir, split="train")
+        val_set = ShardDataset(shards_dir, split="val")
+    if len(dataset) == 0:
+        raise ValueError(f"{shards_dir}: the train split has no clips (manifest.json split.clip_counts); record more "
+                         "episodes or lower curate.split.val / test")
+    if len(val_set) == 0:  # no held-out clips: validate on the first training clips, as before splits existed
+        val_set = dataset
     groups = dataset.row_groups if isinstance(dataset, LatentDataset) else dataset.index.row_groups
 
     # ---- model (replicated or sharded over the ranks), optimizer, EMA; resume ----
@@ -606,9 +615,10 @@ def train(
                         worker_init_fn=child_of_this_process() if cfg.num_workers > 0 else None)
     batches = iter(loader)
 
-    # fixed validation batch: the first clips, fixed noise and evenly spaced noise levels; every rank evaluates
-    # all of it (a sharded model needs every rank in its forward), so the value is the same on any world size
-    val_items = _collate([dataset[i] for i in range(min(cfg.val_clips, len(dataset)))])
+    # fixed validation batch: the first clips of the val split, fixed noise and evenly spaced noise levels; every
+    # rank evaluates all of it (a sharded model needs every rank in its forward), so the value is the same on any
+    # world size
+    val_items = _collate([val_set[i] for i in range(min(cfg.val_clips, len(val_set)))])
     val_inp = batch_inputs(val_items, spec, d.device, vae, image_encoder, amp, r)
     n_val = val_inp.x0.shape[0]
     val_u = (torch.arange(n_val) + 0.5) / n_val

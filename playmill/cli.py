@@ -30,7 +30,8 @@ examples:
   playmill run pipeline.yaml --set train.max_steps=500 --set collect.scenes=[indoor]
   playmill config show --set train.preset=mg2-1.3b     the resolved config, every default included
   playmill collect --scenes indoor --episodes 2 --frames 100
-  playmill validate runs/default/episodes
+  playmill validate --actions runs/default/episodes     also the action labels against the video
+  playmill eval                                         the trained models on held-out test episodes
 
 exit codes: 0 done; 1 the data is unusable or some items failed (each is reported); 2 what you wrote is wrong: a
 flag, a config key, a mapping file, a path that does not exist (nothing was run); 130 / 143 stopped by Ctrl-C /

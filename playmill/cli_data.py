@@ -17,10 +17,18 @@ def add_verbs(sub: Any) -> None:
                  config="option",
                  description="Check episode folders (or folders of episodes): files, meta.json, every actions.csv row "
                              "and column, the video. Prints every problem with its file, row and column; exits 1 if "
-                             "any episode is invalid. Without PATH: the config's <workdir>/episodes.",
-                 example="playmill validate runs/default/episodes")
+                             "any episode is invalid. Without PATH: the config's <workdir>/episodes. With --actions, "
+                             "also the action labels against the camera motion in the video (curate.consistency).",
+                 example="playmill validate --actions --fov 90 runs/default/episodes")
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="episode folders or folders of episodes")
     p.add_argument("--no-video", action="store_true", help="skip the video checks (faster)")
+    p.add_argument("--actions", action="store_true",
+                   help="also check the action labels against the camera motion in the video, per episode and per "
+                        "source pooled: names convention errors (yaw/pitch sign, swapped axes, shifted rows, radians "
+                        "or counts, W/S or A/D swapped, unrelated labels) and their fixes")
+    add_sugar(p, "--fov", "curate.consistency.fov_deg", "with --actions: horizontal field of view in degrees of "
+                                                         "episodes whose meta.json has no config.fov_deg (otherwise "
+                                                         "the mouse-scale test is skipped)", metavar="DEG")
 
     p = add_verb(sub, "inspect", help="summarise a shards folder; --verify checks it", func=cmd_inspect,
                  config="option",
@@ -144,7 +152,8 @@ def _sandbox_config(args: argparse.Namespace, serve: bool):
 def cmd_validate(args: argparse.Namespace) -> int:
     from capture.validate import validate_paths
 
-    paths = args.paths or [load(args).episodes_dir]
+    cfg = load(args) if args.actions or not args.paths else None
+    paths = args.paths or [cfg.episodes_dir]
     reports = validate_paths(paths, check_video=not args.no_video)
     bad = 0
     for ep, problems in reports.items():
@@ -159,7 +168,41 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print("no episodes found (an episode is a folder with meta.json, actions.csv and video.mp4)", file=sys.stderr)
         return 1
     print(f"{len(reports) - bad} valid, {bad} invalid")
-    return 1 if bad else 0
+    failed = 0
+    if args.actions:
+        failed = report_actions([Path(ep) for ep, problems in reports.items() if not problems],
+                                cfg.curate.consistency)
+    return 1 if bad or failed else 0
+
+
+def report_actions(episodes: list[Path], config: Any) -> int:
+    """Print the action-label check of ``episodes`` (per episode, then per source pooled) with
+    :class:`curation.config.ConsistencyConfig` ``config``; the number that fail."""
+    from curation.consistency import check_episodes
+
+    res = check_episodes(episodes, config, progress=True)
+    sys.stderr.flush()
+    failed = 0
+    print("action labels against the video:")
+    for c in res.episodes:
+        if c.error is not None or c.diagnosis is None:
+            failed += 1
+            print(f"  ERROR   {c.episode_id}: {c.error}")
+        elif c.diagnosis.ok:
+            print(f"  ok      {c.episode_id}: {c.diagnosis.summary()}")
+        else:
+            failed += 1
+            print(f"  FAILED  {c.episode_id}:")
+            for f in c.diagnosis.faults:
+                print(f"            {f.what}\n              fix: {f.fix}")
+    for src, d in res.imports.items():
+        verdict = "ok" if d.ok else "FAILED"
+        print(f"  import {src} ({sum(1 for c in res.episodes if c.source == src)} episodes pooled): {verdict}: "
+              f"{d.summary()}")
+        failed += int(not d.ok)
+    good = sum(1 for c in res.episodes if c.diagnosis is not None and c.diagnosis.ok)
+    print(f"{good} episode(s) with consistent labels, {len(res.episodes) - good} failed")
+    return failed
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

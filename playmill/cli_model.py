@@ -1,7 +1,7 @@
-"""The model verbs of ``playmill``: ``train``, ``encode-latents``, ``generate`` and ``distill ode-pairs|init|dmd``
-(declared with :func:`playmill.cli.add_verb`). Each resolves its defaults from the pipeline config and calls
-the library function the pipeline stage and the tests call (:mod:`playmill.stages`, :mod:`model.latents`,
-:mod:`model.sample`, :mod:`model.stream`)."""
+"""The model verbs of ``playmill``: ``train``, ``encode-latents``, ``generate``, ``distill ode-pairs|init|dmd`` and
+``eval`` (declared with :func:`playmill.cli.add_verb`). Each resolves its defaults from the pipeline config and
+calls the library function the pipeline stage and the tests call (:mod:`playmill.stages`, :mod:`model.latents`,
+:mod:`model.sample`, :mod:`model.stream`, :mod:`playmill.evaluation`)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ playmill generate --model base --checkpoint runs/default/models/base --image fir
   playmill generate --model student --checkpoint runs/default/models/student --image first.png --interactive -o me.mp4
 actions CSV: one row per video frame; key columns named like the dataset's keys (key_w or w, ...) and d_pitch,
 d_yaw in degrees (an episode's actions.csv works as it is). Row i is the input that produced frame i."""
+
+EVAL_EXAMPLES = """\
+playmill eval --set eval.steps=10      every trained model of the workdir on the held-out test episodes
+  playmill eval --episodes 4 --no-scripts       more test episodes; recorded actions and the controls only
+  playmill eval --student Matrix-Game-2.0/base_distilled_model/base_distill.safetensors --vae Wan2.1_VAE.pth \\
+      --image-encoder models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth     the released student (GPU)
+writes <workdir>/reports/eval.json and eval.html (controllability, fidelity, temporal quality, loops, baselines)."""
 
 
 def _frames(text: str) -> int:
@@ -72,6 +79,7 @@ def add_verbs(sub: Any) -> None:
     _add_encode_latents(sub)
     _add_generate(sub)
     _add_distill(sub)
+    _add_eval(sub)
 
 
 def _add_encode_latents(sub: Any) -> None:
@@ -117,6 +125,14 @@ def _add_generate(sub: Any) -> None:
     p.add_argument("--frames", type=_frames, help="video frames, 1 + 4k (default: as many as the actions allow)")
     add_sugar(p, "--steps", "generate.steps", "base: Euler steps")
     add_sugar(p, "--seed", "generate.seed", "seed of the noise")
+    _add_mg2_student_args(p)
+    p.add_argument("--fps", type=float, help="fps of the mp4 (default: the training data's)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_progress(p)
+
+
+def _add_mg2_student_args(p: argparse.ArgumentParser) -> None:
+    """The options that load a Matrix-Game 2.0 distilled checkpoint as the student (``model.stream.load_student``)."""
     p.add_argument("--mode", choices=["universal", "gta_drive", "templerun"],
                    help="student: the action mode of a Matrix-Game 2.0 distilled checkpoint (default: from its shapes)")
     p.add_argument("--vae", type=existing("VAE weights file"), help="student, Matrix-Game 2.0 checkpoint: Wan2.1_VAE.pth")
@@ -124,9 +140,6 @@ def _add_generate(sub: Any) -> None:
                    help="student, Matrix-Game 2.0 checkpoint: the CLIP ViT-H/14 .pth")
     p.add_argument("--mouse-scale", type=float,
                    help="student, Matrix-Game 2.0 checkpoint: model units per degree of mouse (default 0.1)")
-    p.add_argument("--fps", type=float, help="fps of the mp4 (default: the training data's)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    add_progress(p)
 
 
 def _add_distill(sub: Any) -> None:
@@ -168,6 +181,29 @@ def _add_distill(sub: Any) -> None:
         if name in ("ode-pairs", "dmd"):
             add_no_verify(p)
         add_progress(p)
+
+
+def _add_eval(sub: Any) -> None:
+    p = add_verb(sub, "eval", help="evaluate the trained models on held-out test episodes (the eval stage alone)",
+                 func=cmd_eval,
+                 description="For each held-out test episode (curate.split), from its first frame, each model generates "
+                             "under the recorded actions, GameWorld-style action scripts, shuffled and zero actions and "
+                             "camera loops; measured: action controllability (the camera-motion estimator against the "
+                             "input actions), PSNR/SSIM against the recording or the sandbox replay, flicker and warp "
+                             "error, scene consistency, with baselines (the recording, a frozen first frame). Settings: "
+                             "the config's eval section. Writes <workdir>/reports/eval.json and eval.html.",
+                 example=EVAL_EXAMPLES)
+    add_sugar(p, "--workdir", "workdir", "where the run writes")
+    add_sugar(p, "--episodes", "eval.episodes", "test episodes evaluated, at most")
+    p.add_argument("--no-scripts", action="store_true", help="skip the action scripts (= --set eval.scripts=false)")
+    p.add_argument("--base", type=existing("base model run or checkpoint"),
+                   help="a base model run or checkpoint to evaluate instead of <workdir>/models/base")
+    p.add_argument("--student", type=existing("student run or checkpoint"),
+                   help="a student run or checkpoint (or a Matrix-Game 2.0 distilled .safetensors with --vae and "
+                        "--image-encoder) instead of <workdir>/models/student")
+    _add_mg2_student_args(p)
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_progress(p)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -267,3 +303,14 @@ def cmd_distill(args: argparse.Namespace) -> int:
     finally:
         _end_distributed()
     return _report(report)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from playmill.stages import PipelineRun, run_eval_stage, run_stage
+
+    cfg = load(args, ["eval.scripts=false"] if args.no_scripts else [])
+    models = dict(base=args.base, student=args.student, vae=args.vae, image_encoder=args.image_encoder, mode=args.mode,
+                  mouse_scale=args.mouse_scale, device=args.device)
+    report = run_stage(cfg, "eval", progress=not args.no_progress, reraise=(UsageError,),
+                       run=lambda c, progress: run_eval_stage(c, progress=progress, **models))
+    return print_run(PipelineRun([report], [cfg.reports_dir / "eval.html"] if report.status == "done" else []))

@@ -14,7 +14,7 @@ from playmill.cli import UsageError, add_no_verify, add_progress, add_sugar, add
 def add_verbs(sub: Any) -> None:
     p = add_verb(sub, "run", help="run the stages of a pipeline.yaml in order",
                  description="Check the whole config, then run its stages in pipeline order (rl -> collect -> curate "
-                             "-> train -> distill -> generate) and end with one summary table: each stage done, "
+                             "-> train -> distill -> generate -> eval) and end with one summary table: each stage done, "
                              "skipped (nothing left to do) or failed, what it wrote, where, how long, then the "
                              "warnings and the files to open. Resumable: a rerun skips finished work.",
                  example="playmill run pipeline.yaml --set train.max_steps=500 --set collect.scenes=[indoor]",
@@ -58,7 +58,7 @@ def add_verbs(sub: Any) -> None:
 
     p = add_verb(sub, "curate", help="curate episodes into Parquet shards (the curate stage alone)", func=cmd_curate,
                  description="Run the curate stage: redundant frames, velocity validation, resampling, resize/crop, "
-                             "57-frame clips -> <workdir>/shards/<dataset>/ with manifest.json, rejects.parquet and "
+                             "57-frame clips, the held-out split and the action-label check -> <workdir>/shards/<dataset>/ with manifest.json, rejects.parquet and "
                              "report.html. Resumable.",
                  example="playmill curate --workers 4 --set curate.output.frame_codec=jpeg")
     add_sugar(p, "--workdir", "workdir", "where the run writes")

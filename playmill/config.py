@@ -3,7 +3,7 @@
 The schema is composed from each package's own section (declared once, with type, default, range and doc, in
 :mod:`capture.settings` style): ``collect`` here, ``curate`` in :mod:`curation.config`, ``rl`` in
 :mod:`rl_agent.config`, ``train`` and ``distill`` from :mod:`model` (with the presets' values filling the keys
-a file does not set), ``generate`` here, ``imports`` from the importers (:mod:`curation.importers`,
+a file does not set), ``generate`` here, ``eval`` here on :class:`model.evaluate.EvalConfig`, ``imports`` from the importers (:mod:`curation.importers`,
 :mod:`gta_bridge.importer`, :mod:`unreal_bridge.ue_import`). Adding a key is one ``Field`` in one class.
 
 The whole file is checked before any work starts. Every problem is reported at once, each naming the key
@@ -11,7 +11,7 @@ The whole file is checked before any work starts. Every problem is reported at o
 
     pipeline.yaml: collect.fps: -3 is not allowed; expected a number in (0, 240] (frames per second of the video)
 
-``workdir`` and ``collect.ppo_checkpoint`` are relative to the config file (to the working directory when set
+``workdir``, ``collect.ppo_checkpoint``, ``eval.lpips_weights`` and ``eval.fvd_weights`` are relative to the config file (to the working directory when set
 with ``--set``); :func:`config_yaml` is the resolved config with every default, which loads back to the same.
 """
 
@@ -38,17 +38,18 @@ from model.distill.dmd import DMD_PRESETS, DistillDMDConfig
 from model.run_log import LoggerName, logger_field
 from model.distill.init import DISTILL_INIT_PRESETS, DistillInitConfig
 from model.distill.ode_pairs import ODE_PAIRS_PRESETS, OdePairsConfig
+from model.evaluate import EvalConfig
 from model.train import TRAIN_PRESETS, TrainConfig
 from rl_agent.config import RLConfig
 from unreal_bridge.ue_import import UEImportConfig
 from unreal_bridge.unrealcv_world import UnrealCVConfig
 
-__all__ = ["STAGES", "CollectConfig", "ConfigError", "DistillSection", "Endpoint", "GenerateConfig",
+__all__ = ["STAGES", "CollectConfig", "ConfigError", "DistillSection", "Endpoint", "EvalSection", "GenerateConfig",
            "ImportsSection", "PipelineConfig", "RayConfig", "SandboxConfig", "TrainSection", "config_yaml", "load_config",
            "parse_config", "pipeline_schema", "sample_param", "write_resolved"]
 
 
-STAGES = ("rl", "collect", "curate", "train", "distill", "generate")  # the order they run in
+STAGES = ("rl", "collect", "curate", "train", "distill", "generate", "eval")  # the order they run in
 SOURCES = ("sandbox", "unrealcv")
 SANDBOX_SCENES = ("city", "indoor", "park")
 SANDBOX_WEATHER = ("clear", "overcast", "fog")
@@ -190,7 +191,8 @@ class RayConfig:
 @settings
 class GenerateConfig:
     """The ``generate:`` section: videos from the trained models, conditioned on the first frame and the
-    recorded actions of an episode -> ``<workdir>/generate/{base,student}.mp4`` and ``comparison.png``."""
+    recorded actions of an episode (by default the first held-out test episode of ``curate.split``, which the
+    models never trained on) -> ``<workdir>/generate/{base,student}.mp4`` and ``comparison.png``."""
 
     models: tuple[Literal[GENERATE_MODELS], ...] | None = Field(
         None, min_length=1, description="base and/or student (null: every model trained in the workdir)")
@@ -200,7 +202,31 @@ class GenerateConfig:
         77, description="video frames of the streaming student, 1 + 4k (it continues past the training length)")
     steps: int = Field(30, ge=1, le=1000, description="Euler steps of the base model")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the initial noise")
-    episode: str | None = Field(None, min_length=1, description="episode id to take the first frame and actions from (null: the last)")
+    episode: str | None = Field(None, min_length=1, description="episode id to take the first frame and actions from (null: the first test episode of curate.split, else the last)")
+
+
+@settings
+class EvalSection(EvalConfig):
+    """The ``eval:`` section (``playmill eval``, :mod:`playmill.evaluation`): the trained models on held-out test
+    episodes (``curate.split``) -> ``<workdir>/reports/eval.json`` and ``eval.html``. What is measured:
+    :class:`model.evaluate.EvalConfig` (its keys first); which episodes and models, and how they generate, below.
+    LPIPS and FVD need weights the user supplies; without them they are reported as n/a."""
+
+    episodes: int = Field(1, ge=1, le=10000, description="test episodes evaluated, at most")
+    models: tuple[Literal[GENERATE_MODELS], ...] | None = Field(
+        None, min_length=1, description="base and/or student (null: every model trained in the workdir)")
+    steps: int = Field(30, ge=1, le=1000, description="Euler steps of the base model")
+    student_frames: Annotated[Frames1p4k, Field(ge=5, le=4097)] | None = Field(
+        None, description="video frames the student streams, 1 + 4k (null: generate.student_frames)")
+    lpips_weights: tuple[Path, ...] = Field(
+        (), max_length=2, description="LPIPS weights: one or two files holding the AlexNet features and the lpips "
+                                      "linear heads (none: LPIPS is n/a)")
+    fvd_weights: Path | None = Field(None, description="a TorchScript I3D, StyleGAN-V's i3d_torchscript.pt (null: FVD is n/a)")
+
+    @property
+    def config(self) -> EvalConfig:
+        """The :class:`model.evaluate.EvalConfig` part."""
+        return EvalConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(EvalConfig)})
 
 
 def _preset_under(presets: Mapping[str, Any], name: Any, data: Mapping[str, Any]) -> dict:
@@ -296,6 +322,7 @@ class PipelineConfig:
     train: TrainSection = Field(default_factory=TrainSection, description="the base world model -> <workdir>/models/base (model/TRAINING.md)")
     distill: DistillSection = Field(default_factory=DistillSection, description="Self-Forcing -> <workdir>/models/student")
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="videos from the trained models -> <workdir>/generate")
+    eval: EvalSection = Field(default_factory=EvalSection, description="the trained models on held-out test episodes -> <workdir>/reports/eval.json, eval.html")
     imports: ImportsSection = Field(default_factory=ImportsSection, description="settings of playmill import ...")
     verify_shards: bool = Field(True, description="shard readers (train, encode-latents, distill) check each shard's "
                                                   "size, rows and sha256 against manifest.json when they open a shards "
@@ -366,7 +393,9 @@ def _resolve_paths(cfg: PipelineConfig, base_dir: Path | None, overridden: set[s
         return (base / p).resolve()
 
     collect = dataclasses.replace(cfg.collect, ppo_checkpoint=resolve("collect.ppo_checkpoint", cfg.collect.ppo_checkpoint))
-    return dataclasses.replace(cfg, workdir=resolve("workdir", cfg.workdir), collect=collect)
+    ev = dataclasses.replace(cfg.eval, fvd_weights=resolve("eval.fvd_weights", cfg.eval.fvd_weights),
+                             lpips_weights=tuple(resolve("eval.lpips_weights", p) for p in cfg.eval.lpips_weights))
+    return dataclasses.replace(cfg, workdir=resolve("workdir", cfg.workdir), collect=collect, eval=ev)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -1,13 +1,16 @@
 """The stage runner: each stage of pipeline.yaml as a library function the CLI and the tests call.
 
 ``run_pipeline(cfg)`` runs the configured stages in order: rl (train the PPO collection agent) -> collect ->
-curate -> train (base world model) -> distill (causal few-step student) -> generate (sample videos), and
-returns a :class:`PipelineRun`: one :class:`StageReport` per stage (done / skipped / failed / not run, what it
+curate -> train (base world model) -> distill (causal few-step student) -> generate (sample videos) -> eval (the
+models on held-out test episodes, :mod:`playmill.evaluation`), and returns a :class:`PipelineRun`: one :class:`StageReport` per stage (done / skipped / failed / not run, what it
 wrote, where, how long, its warnings) and the files to open. Every stage is resumable: a rerun skips finished
 work. Everything a stage writes lives under ``cfg.workdir``, with the complete resolved config beside it
 (``pipeline.resolved.yaml``) and a report in ``reports/<stage>.json``::
 
     episodes/  shards/<dataset>/  models/{rl,base,ode_pairs,student_init,student}/  generate/  reports/
+
+Generate and eval condition on the held-out ``test`` episodes of ``curate.split``; train and distill read the
+``train`` split of the shards.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from capture.atomic import write_json_atomic
 from capture.collect import CollectResult, EpisodeTask, collect, plan_episodes
 from capture.settings import dump
 from playmill.config import STAGES, CollectConfig, PipelineConfig, sample_param, write_resolved
+from playmill.evaluation import run_eval, test_episodes
 
 log = logging.getLogger(__name__)
 
@@ -297,12 +301,19 @@ def _summary(result: Any) -> dict[str, Any]:
 
 def generate_inputs(cfg: PipelineConfig) -> tuple[Path, Path, Path]:
     """``(episode folder, first frame PNG, actions CSV)`` for the generate stage: the first frame and recorded
-    actions of ``generate.episode`` (default: the last episode, in id order), written under ``<workdir>/generate``."""
+    actions of ``generate.episode`` (default: the first held-out test episode of ``curate.split``, so the models
+    never trained on it; the last episode, in id order, when there is none), written under ``<workdir>/generate``."""
     import cv2
 
     from capture.episode import list_episodes, read_episode
 
     episodes = list_episodes(cfg.episodes_dir)
+    held_out = test_episodes(cfg)
+    if cfg.generate.episode is None and held_out:
+        episodes = held_out[:1]
+    elif cfg.generate.episode is None and episodes:
+        log.warning("generate: no test episode in %s (curate.split); conditioning on a training episode",
+                    cfg.episodes_dir)
     if cfg.generate.episode is not None:
         episodes = [e for e in episodes if e.name == cfg.generate.episode]
         if not episodes:
@@ -387,6 +398,16 @@ def write_comparison_strip(path: Path, ep_dir: Path, rows: Mapping[str, np.ndarr
     return path
 
 
+def run_eval_stage(cfg: PipelineConfig, *, progress: bool = True, **models: Any) -> dict[str, Any]:
+    """The eval stage: :func:`playmill.evaluation.run_eval` (the trained models on up to ``eval.episodes`` held-out
+    test episodes -> ``<workdir>/reports/eval.html``), recorded in ``<workdir>/reports/eval.json`` (with the resolved
+    config). ``models``: checkpoints to evaluate instead of the workdir's (``base``, ``student``, and a Matrix-Game
+    2.0 student's ``vae``, ``image_encoder``, ``mode``; ``device``)."""
+    report = run_eval(cfg, progress=progress, **models)
+    _record(cfg, "eval", report)
+    return report
+
+
 # --- what each stage did, in a line ------------------------------------------------------------------------
 
 
@@ -454,6 +475,12 @@ def _describe_generate(cfg: PipelineConfig, r: Mapping[str, Path]) -> tuple[str,
     return "done", ", ".join(p.name for p in r.values()) + ", comparison.png", cfg.workdir / "generate", []
 
 
+def _describe_eval(cfg: PipelineConfig, r: Mapping[str, Any]) -> tuple[str, str, Path, list]:
+    kappas = [f"{m} {_fmt(r['summary'].get(f'{m}: recorded actions', {}).get('mouse_kappa'))}" for m in r["models"]]
+    wrote = f"{len(r['episodes'])} test episode(s), mouse kappa " + ", ".join(kappas) + "; eval.json, eval.html"
+    return "done", wrote, cfg.reports_dir, []
+
+
 #: stage -> (run(cfg, progress=...), describe(cfg, result) -> (status, wrote, where, failed items))
 STAGE_FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[..., tuple]]] = {
     "rl": (run_rl, _describe_rl),
@@ -462,6 +489,7 @@ STAGE_FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[..., tuple]]] = {
     "train": (run_train, _describe_train),
     "distill": (run_distill, _describe_distill),
     "generate": (run_generate, _describe_generate),
+    "eval": (run_eval_stage, _describe_eval),
 }
 
 

@@ -195,7 +195,7 @@ def first_frame_conditions(bundle: Any, student_run: Mapping[str, Any], shards_d
         if (index.height, index.width) != (spec.height, spec.width):
             raise ConditionError(f"{shards_dir / 'manifest.json'}: clips are {index.width}x{index.height}; the teacher "
                                  f"works at {spec.width}x{spec.height}")
-        ds = ShardDataset(shards_dir)
+        ds = ShardDataset(shards_dir, split="train")
         if len(ds) == 0:
             raise ConditionError(f"{shards_dir}: no clips")
         conds, toks = [], []

@@ -322,7 +322,7 @@ def make_ode_pairs(
     if d.main:
         write_json_atomic(key_path, key)
 
-    ds = ShardDataset(shards_dir)
+    ds = ShardDataset(shards_dir, split="train")
     n_clips = len(ds)
     if n_clips == 0:
         raise ConditionError(f"{shards_dir}: no clips")

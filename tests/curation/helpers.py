@@ -76,8 +76,12 @@ def write_episode(episodes_dir: Path, frames: Sequence[np.ndarray], *, index: in
 
 
 def small_config(**overrides) -> CurateConfig:
-    """9-frame clips at 32x64 (a test-sized dataset)."""
-    d = {"clip": {"frames": 9, "stride": 9, "height": 32, "width": 64}}
+    """9-frame clips at 32x64 (a test-sized dataset), without the held-out split (split tests turn it on) and
+    without the action-label check (the synthetic videos here do not show the motion their labels describe; the
+    check has its own tests on sandbox episodes): the shards have exactly DESIGN.md's columns, as the golden
+    fixture (:mod:`tests.curation.golden`) requires."""
+    d = {"clip": {"frames": 9, "stride": 9, "height": 32, "width": 64}, "split": {"enabled": False},
+         "consistency": {"enabled": False}}
     for k, v in overrides.items():
         d.setdefault(k, {}).update(v) if isinstance(v, dict) else d.__setitem__(k, v)
     return CurateConfig.from_dict(d)

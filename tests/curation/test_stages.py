@@ -48,8 +48,9 @@ KEYS4 = ("w", "s", "a", "d")
 
 
 def context(a, fps=25.0, source="sandbox", tmp=Path("."), motion_target_cm=None, dataset_fps=25.0):
-    """An EpisodeContext over the actions ``a`` (the stages read meta.fps and meta.source only)."""
-    return EpisodeContext("ep", SimpleNamespace(fps=fps, source=source, scene="t"), a,
+    """An EpisodeContext over the actions ``a`` (the stages read meta.fps, source, scene and seed only; without a
+    video the consistency check leaves its columns empty)."""
+    return EpisodeContext("ep", SimpleNamespace(fps=fps, source=source, scene="t", seed=0), a,
                           DatasetParams(KEYS4, dataset_fps, motion_target_cm), tmp)
 
 

@@ -42,7 +42,8 @@ def test_every_problem_is_reported_with_key_value_and_allowed():
                     "sandbox": {"weather": "snow", "time_of_day": {"min": 20, "max": 8}, "npc_density": 5}},
     })
     text = "\n".join(probs)
-    assert "stages[1]: 'teleport' is not allowed; expected one of rl, collect, curate, train, distill, generate" in text
+    assert ("stages[1]: 'teleport' is not allowed; expected one of rl, collect, curate, train, distill, generate, eval"
+            in text)
     assert "colect: unknown key; did you mean collect? (allowed here: workdir, seed, stages, collect, curate" in text
     assert "collect.fps: -3 is not allowed; expected a number in (0, 240] (frames per second of the video)" in text
     assert "collect.width: 641 is not allowed; expected an even integer in [16, 7680]" in text
@@ -214,3 +215,26 @@ def test_every_key_is_declared_once_with_a_doc():
     walk(PipelineConfig)
     assert not missing, missing
     assert len(list(_all_keys(PipelineConfig))) > 300
+
+
+def test_eval_split_and_consistency_sections_are_validated():
+    probs = problems_of({"eval": {"loops": ["x"], "student_frames": 10, "episodes": 0, "models": ["teacher"],
+                                  "lpips_weights": ["a", "b", "c"], "turn_deg": 0},
+                         "curate": {"split": {"val": 0.5, "test": 0.5, "by": "room"},
+                                    "consistency": {"on_episode": "drop", "fov_deg": 200}}})
+    text = "\n".join(probs)
+    assert "eval.loops[0]: 'x' is not allowed; expected an integer" in text
+    assert "eval.student_frames: 10 is not allowed; expected 1 + 4k frames" in text
+    assert "eval.episodes: 0 is not allowed; expected an integer in [1, 10000]" in text
+    assert "eval.models[0]: 'teacher' is not allowed; expected one of base, student" in text
+    assert "eval.lpips_weights: ['a', 'b', 'c'] is not allowed" in text and "eval.turn_deg: 0" in text
+    assert "curate.split.by: 'room' is not allowed; expected one of episode, scene, seed" in text
+    assert "curate.consistency.on_episode: 'drop' is not allowed; expected one of reject, flag" in text
+    assert "curate.consistency.fov_deg: 200 is not allowed; expected a number in (1, 179)" in text
+    probs = problems_of({"curate": {"split": {"val": 0.5, "test": 0.5}}})
+    assert probs == ["curate.split.test: 0.5 is not allowed; expected val + test < 1 (val is 0.5): train must keep "
+                     "episodes"]
+    cfg = parse_config({"eval": {"loops": [8], "fvd_weights": "w/i3d.pt", "lpips_weights": "alex.pth"}}, "p.yaml",
+                       Path("/x"))
+    assert cfg.eval.loops == (8,) and cfg.eval.fvd_weights == Path("/x/w/i3d.pt")
+    assert cfg.eval.lpips_weights == (Path("/x/alex.pth"),) and cfg.eval.config.loops == (8,)

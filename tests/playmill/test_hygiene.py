@@ -72,7 +72,8 @@ def test_curate_pool_workers_die_with_their_parent_and_a_rerun_completes(tmp_pat
 
     make_fake_episodes(tmp_path / "run" / "episodes", n=2, frames=400, scenes=("fake", "other"))
     doc = {"workdir": "run", "stages": ["curate"],
-           "curate": {"workers": 2, "clip": {"frames": 9, "stride": 9, "height": 32, "width": 64}}}
+           "curate": {"workers": 2, "clip": {"frames": 9, "stride": 9, "height": 32, "width": 64},
+                      "consistency": {"enabled": False}}}  # synthetic videos: their labels are not checkable
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(doc))
     work = tmp_path / "run" / "shards" / "default" / ".work"
     proc = _start(["curate", "p.yaml", "--no-progress"], tmp_path)

@@ -27,7 +27,8 @@ SMALL = {
                 "width": 160, "height": 96, "workers": 2,
                 "sandbox": {"weather": ["clear", "fog"], "time_of_day": {"min": 8, "max": 18},
                             "npc_density": 1.0, "vehicle_density": 1.0}},
-    "curate": {"workers": 2, "clip": {"frames": 17, "stride": 17, "height": 64, "width": 112}},
+    "curate": {"workers": 2, "clip": {"frames": 17, "stride": 17, "height": 64, "width": 112},
+               "split": {"val": 0.0, "test": 0.1, "salt": 1}},  # the park episode is held out for test
 }
 
 
@@ -129,6 +130,43 @@ def test_cli_validate_reports_a_corrupted_episode(small_run, tmp_path, capsys):
     assert "INVALID" in out and "qw" in out and "actions.csv" in out
 
 
+def test_action_labels_are_checked_against_the_video(small_run, tmp_path, capsys):
+    """validate --actions and the curation stage catch a flipped yaw sign and name the fix; clean episodes pass."""
+    import shutil
+
+    import pandas as pd
+
+    from curation import curate
+
+    cfg, _, _ = small_run
+    eps = tmp_path / "episodes"
+    src = list_episodes(cfg.episodes_dir)[0]  # city: the navmesh tour turns at corners
+    shutil.copytree(src, eps / src.name)
+    bad = eps / (src.name + "-flipped")
+    shutil.copytree(src, bad)
+    meta = json.loads((bad / "meta.json").read_text())
+    meta["episode_id"] = bad.name
+    (bad / "meta.json").write_text(json.dumps(meta))
+    df = pd.read_csv(bad / "actions.csv")
+    df["d_yaw"] = -df["d_yaw"]
+    df.to_csv(bad / "actions.csv", index=False, float_format="%.17g")
+    assert main(["validate", "--no-video", "--actions", str(eps / src.name)]) == 0
+    capsys.readouterr()
+    assert main(["validate", "--no-video", "--actions", str(eps)]) == 1
+    out = capsys.readouterr().out
+    assert f"FAILED  {bad.name}" in out and "fix: negate d_yaw" in out and f"ok      {src.name}" in out
+    res = curate(eps, tmp_path / "shards", {"clip": {"frames": 9, "stride": 9, "height": 32, "width": 64}},
+                 progress=False)
+    rej = pd.read_parquet(tmp_path / "shards" / "rejects.parquet")
+    row = rej[(rej["stage"] == "consistency") & (rej["kind"] == "episode")]
+    assert list(row["episode_id"]) == [bad.name] and "negate d_yaw" in row["reason"].iloc[0]
+    assert res.rejected == 1 and res.clips > 0
+    m = json.loads((tmp_path / "shards" / "manifest.json").read_text())
+    assert m["consistency"]["episodes"][src.name]["ok"] and not m["consistency"]["episodes"][bad.name]["ok"]
+    rows = pd.read_parquet(tmp_path / "shards" / "part-00000.parquet")
+    assert {"check_yaw_r", "check_flags", "split"} <= set(rows.columns) and (rows["episode_id"] == src.name).all()
+
+
 def test_cli_sandbox_preview_writes_a_png(tmp_path):
     import cv2
 
@@ -155,8 +193,9 @@ def test_console_script_runs_a_pipeline(tmp_path):
 
 
 def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monkeypatch):
-    """train (dataset auto: the episodes curated again at the model's clip size) -> generate (base model, first
-    frame and recorded actions of the last episode) -> mp4, comparison strip and reports; a rerun resumes."""
+    """train (dataset auto: the episodes curated again at the model's clip size; the train split only) -> generate
+    (base model, first frame and recorded actions of the held-out test episode) -> mp4, comparison strip and
+    reports; a rerun resumes; distill; eval on the test episode."""
     import cv2
 
     from capture.video import probe_video
@@ -187,7 +226,14 @@ def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monk
     strip = cv2.imread(str(cfg.workdir / "generate" / "comparison.png"))
     assert strip is not None and strip.shape[0] == 2 * 32  # the recording above the generated video
     gen = json.loads((cfg.workdir / "reports" / "generate.json").read_text())
-    assert gen["episode"] == list_episodes(cfg.episodes_dir)[-1].name and Path(gen["videos"]["base"]) == mp4
+    test_ep = list_episodes(cfg.episodes_dir)[-1].name  # park: the held-out test episode (curate.split)
+    assert gen["episode"] == test_ep and Path(gen["videos"]["base"]) == mp4
+    from curation.reader import ShardDataset
+
+    trained = {ShardDataset(derived, split="train", decode=False)[i]["episode_id"]
+               for i in range(len(ShardDataset(derived, split="train", decode=False)))}
+    assert trained and test_ep not in trained  # the models never see the test episode
+    assert json.loads((derived / "manifest.json").read_text())["split"]["episodes"][test_ep] == "test"
     assert json.loads((cfg.workdir / "reports" / "train.json").read_text())["shards"] == str(derived)
     # the CLI verbs reach the same library calls: train resumes the finished run (nothing new), generate writes
     capsys.readouterr()
@@ -244,6 +290,25 @@ def test_train_and_generate_stages_on_the_sandbox_shards(small_run, capsys, monk
     assert main(["generate", "--model", "student", "--checkpoint", str(cfg.models_dir / "student"), "--image",
                  gen["image"], "--actions", str(bad), "-o", str(out), "--no-progress"]) == 1  # an unusable input
     assert "no-mouse.csv: the actions lack columns ['d_yaw']" in capsys.readouterr().err
+
+    # eval on the held-out test episode (the verb runs the eval stage): baselines and both models -> eval.json
+    # (with the resolved config) and eval.html
+    capsys.readouterr()
+    assert main(["eval", pipeline, *[f"--set={x}" for x in sets + distill], "--set", "generate.student_frames=21",
+                 "--set", "eval={steps: 2, loops: [8]}", "--episodes", "1", "--no-scripts", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert any(line.split()[:2] == ["eval", "done"] for line in out.splitlines()), out
+    assert "1 test episode(s), mouse kappa base" in out and out.strip().endswith("eval.html"), out
+    rep = json.loads((cfg.workdir / "reports" / "eval.json").read_text())
+    assert rep["episodes"] == [test_ep] and rep["models"] == ["base", "student"]
+    assert rep["config"]["eval"]["scripts"] is False and rep["split"]["test"] == 0.1
+    r = rep["results"][0]
+    assert r["baselines"]["recording"]["controllability"]["mouse_kappa"] > 0.6  # the recording follows its actions
+    assert abs(r["baselines"]["recording_shuffled_actions"]["controllability"]["mouse_kappa"]) < 0.35  # chance
+    assert r["models"]["student"]["frames"] == 21 and len(r["models"]["base"]["recorded"]["fidelity"]["psnr_curve"]) == 9
+    assert {lp["kind"] for lp in r["models"]["student"]["loops"]} == {"turn", "walk"}
+    assert rep["summary"]["recording"]["mouse_acc"] > 0.8
+    assert "Summary" in (cfg.workdir / "reports" / "eval.html").read_text()
     monkeypatch.undo()
     torch.set_num_threads(threads)
 
