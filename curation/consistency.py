@@ -170,6 +170,8 @@ def best_lag(label: np.ndarray, visual: np.ndarray, max_lag: int = MAX_LAG) -> t
     n = len(dl)
     best, cbest, c0 = 0, math.nan, math.nan
     for lag in range(-max_lag, max_lag + 1):
+        if abs(lag) >= n:  # a window shorter than the shift (a short clip): nothing overlaps
+            continue
         if lag >= 0:
             a, b = dl[: n - lag], dv[lag:]
         else:

@@ -152,6 +152,10 @@ def test_statistics():
     s = np.sin(np.arange(200) / 4.0)
     lag, c, c0 = best_lag(np.r_[np.zeros(3), s[:-3]], s)  # labels 3 frames late
     assert lag == -3 and abs(c) > abs(c0)
+    lag, c, c0 = best_lag(s[:5], s[:5])  # a 5-frame clip is shorter than the largest shift: no lag is measurable
+    assert lag == 0 and math.isnan(c) and math.isnan(c0)
+    lab, vis = case(seed=6)
+    assert score_window(lab, vis, slice(10, 15)).frames == 5  # and its window scores are computed all the same
 
 
 @pytest.mark.parametrize("on_clip", ["flag", "reject"])
