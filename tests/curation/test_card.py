@@ -1,7 +1,6 @@
 """The dataset card: Hugging Face `datasets.load_dataset(shards_dir)` gives the clips with their splits, and the
 rejects as a second config (the real `datasets` library reads the folder)."""
 
-import json
 import shutil
 
 import pandas as pd
@@ -58,23 +57,30 @@ def test_load_dataset_gives_the_clips_and_the_rejects(shards, tmp_path):
         assert part in text
 
 
-def test_held_out_splits_become_hugging_face_splits(shards, tmp_path):
-    """Each shard holds one split (manifest ``shards[i].split``): the card maps them to HF splits."""
+def test_held_out_splits_become_hugging_face_splits(fake_episodes, tmp_path):
+    """A curation run with the held-out split (curation.split) writes one split per shard; the card maps them to
+    Hugging Face splits, and `load_dataset` gives each split exactly the clips whose ``split`` column says so."""
+    from capture.episode import list_episodes
+    from curation.config import SplitConfig
+    from curation.split import assign_split
+
+    ids = [p.name for p in list_episodes(fake_episodes)]
+    salt = next(s for s in range(500)  # a salt that puts the four episodes in all three splits
+                if {assign_split(SplitConfig(val=0.3, test=0.3, salt=s), i) for i in ids} == {"train", "val", "test"})
     folder = tmp_path / "shards"
-    shutil.copytree(shards, folder)
+    curate(fake_episodes, folder, small_config(split={"enabled": True, "val": 0.3, "test": 0.3, "salt": salt},
+                                               output={"shard_max_rows": 10, "row_group_rows": 5}),
+           workers=1, progress=False)
     m = read_manifest(folder)
-    names = ["train", "val", "test"]
-    for i, s in enumerate(m["shards"]):
-        s["split"] = names[min(i, 2)]
-    (folder / "manifest.json").write_text(json.dumps(m))
-    write_dataset_card(folder)
+    clips = pd.concat([pd.read_parquet(folder / s["file"], columns=["clip_id", "split"]) for s in m["shards"]])
     ds = load(folder)
-    assert list(ds) == names[:len(m["shards"])]
-    for i, s in enumerate(m["shards"]):
-        ids = pd.read_parquet(folder / s["file"], columns=["clip_id"])["clip_id"].tolist()
-        if i < 2:
-            assert ds[names[i]]["clip_id"] == ids
-    assert sum(d.num_rows for d in ds.values()) == m["totals"]["clips"]
+    assert list(ds) == ["train", "val", "test"] == list(shard_splits(m))
+    for name, d in ds.items():
+        assert sorted(d["clip_id"]) == sorted(clips.loc[clips["split"] == name, "clip_id"]) and d.num_rows > 0
+        assert set(d["split"]) == {name}
+    assert sum(d.num_rows for d in ds.values()) == m["totals"]["clips"] == len(clips)
+    assert "## Splits" in (folder / CARD_FILE).read_text() and "so a held-out episode never has clips" in (
+        folder / CARD_FILE).read_text()
 
 
 def test_rerun_on_an_older_folder_writes_the_missing_card(fake_episodes, shards, tmp_path):
