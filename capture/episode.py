@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "playmill.episode/1"
 #: Allowed meta.json ``source`` values (DESIGN.md section 3).
-SOURCES: tuple[str, ...] = ("sandbox", "unrealcv", "unreal_export", "gta", "sekai", "generic")
+SOURCES: tuple[str, ...] = ("sandbox", "unrealcv", "unreal_export", "gta", "sekai", "generic", "vpt")
 VIDEO_FILE = "video.mp4"
 ACTIONS_FILE = "actions.csv"
 META_FILE = "meta.json"

@@ -15,10 +15,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 from capture.names import check_name
 
-__all__ = ["REJECTS_DIR", "ImportResult", "rejects_path"]
+__all__ = ["REJECTS_DIR", "ImportResult", "rejects_path", "write_rejects"]
 
 #: The quarantine folder, beside the episodes folder.
 REJECTS_DIR = "rejects"
@@ -30,6 +31,18 @@ def rejects_path(episodes_dir: str | os.PathLike, source: str, name: str) -> Pat
     check_name(source, "rejects source")
     check_name(name, f"{source} rejects name")
     return Path(episodes_dir).resolve().parent / REJECTS_DIR / f"{source}-{name}.jsonl"
+
+
+def write_rejects(episodes_dir: str | os.PathLike, source: str, name: str, records: Iterable[Mapping[str, Any]],
+                  fallback: str = "import") -> Path:
+    """Write an import's quarantine records (``source`` added to each) to :func:`rejects_path`, the file named
+    after ``name`` made safe (:func:`capture.names.slug`; ``fallback`` when nothing of it is left), atomically;
+    returns the path."""
+    from capture.atomic import write_jsonl_atomic
+    from capture.names import slug
+
+    return write_jsonl_atomic(rejects_path(episodes_dir, source, slug(name, fallback=fallback)),
+                              [{"source": source, **dict(r)} for r in records])
 
 
 @dataclass

@@ -565,10 +565,16 @@ def _as_number(text: str) -> float | None:
 
 def _normalise(tp: Any, value: Any, parts: tuple, problems: dict[str, str]) -> Any:
     """``value`` with numeric strings made numbers where a number is expected (YAML 1.1 reads ``1e-4`` and
-    ``2e6`` as strings); true/false where a number or text is expected is recorded in ``problems`` (pydantic
-    would read them as 1 and 0)."""
+    ``2e6`` as strings) and booleans made words where a choice of words has ``off``/``on`` (or ``no``/``yes``:
+    YAML 1.1 reads ``check: off`` as false); other true/false where a number or text is expected is recorded
+    in ``problems`` (pydantic would read them as 1 and 0)."""
     base, _ = _unwrap(tp, ())
     origin = get_origin(base)
+    if isinstance(value, bool) and origin is Literal:  # YAML 1.1 reads off/on, no/yes as booleans: take the word
+        words = ("off", "no", "false") if value is False else ("on", "yes", "true")
+        word = next((w for w in words if w in get_args(base)), None)
+        if word is not None:
+            return word
     if isinstance(value, bool):
         if not _admits(base, bool):
             problems[_key(parts)] = f"{_key(parts)}: {value!r} is not allowed; expected {describe(tp)}"

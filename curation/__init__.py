@@ -3,11 +3,12 @@
 Stages (:mod:`curation.stages`): redundant frames, velocity validation, resampling (by fps or by motion),
 resize/centre crop, clipping, the held-out split and the action-label check. :func:`curate` runs them over an episodes folder on a local process pool or
 Ray Data and writes Parquet shards, rejects and a manifest (:mod:`curation.shards`); :mod:`curation.reader`
-is the training reader (the only module the model package imports); :mod:`curation.importers` brings Sekai
-and generic mp4 + CSV footage in as episodes; :func:`write_report` writes an HTML report.
-:mod:`curation.consistency` checks action labels against the camera motion in the video (the stage
-:class:`ConsistencyCheck`, and ``check_episodes`` for ``playmill validate --actions``); :mod:`curation.split` assigns
-held-out splits (the stage :class:`HeldOutSplit`).
+is the training reader (the only module the model package imports); :mod:`curation.importers` (Sekai),
+:mod:`curation.generic` (any video + actions CSV, by a column mapping) and :mod:`curation.vpt` (OpenAI's VPT
+Minecraft contractor recordings) bring existing footage in as episodes, checked by :mod:`curation.import_check`;
+:func:`write_report` writes an HTML report. :mod:`curation.consistency` checks action labels against the camera
+motion in the video (the stage :class:`ConsistencyCheck`, and ``check_episodes`` for ``playmill validate
+--actions``); :mod:`curation.split` assigns held-out splits (the stage :class:`HeldOutSplit`).
 
 ``import curation`` is light: the names below load their modules on first use (torch and ray only where used).
 """
@@ -25,8 +26,9 @@ _EXPORTS = {
     "inspect_shards": "curation.shards", "verify_shards": "curation.shards", "read_manifest": "curation.shards",
     "ShardsError": "curation.shards",
     "write_report": "curation.report",
-    "import_sekai": "curation.importers", "import_generic": "curation.importers",
-    "SekaiImportConfig": "curation.importers", "GenericMapping": "curation.importers", "ImportResult": "curation.importers",
+    "import_sekai": "curation.importers", "SekaiImportConfig": "curation.importers", "ImportResult": "curation.importers",
+    "import_generic": "curation.generic", "check_generic": "curation.generic", "GenericMapping": "curation.generic",
+    "import_vpt": "curation.vpt", "VPTImportConfig": "curation.vpt",
     "ShardDataset": "curation.reader", "ShardIterableDataset": "curation.reader",
     "ConsistencyConfig": "curation.config", "SplitConfig": "curation.config",
     "ConsistencyCheck": "curation.consistency", "analyse_episode": "curation.consistency", "diagnose": "curation.consistency", "Diagnosis": "curation.consistency",

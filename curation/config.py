@@ -43,6 +43,10 @@ class DedupConfig:
     block is above ``hi`` or more than ``frac`` of the blocks are above ``lo``; otherwise it is redundant and
     dropped (its actions fold into the next kept frame). ``max_drop_s``: after this many seconds of
     consecutive drops a frame is kept anyway (None: no limit). Defaults are tuned by ``bench/dedup.py``.
+
+    Only frames whose row has input are dropped that way (the game froze while the player pressed or moved
+    something). An identical frame whose row has no input (no key held, ``|d_pitch| + |d_yaw| <
+    idle_turn_deg``) is a player standing still and is kept, up to ``keep_idle_s`` seconds in a row.
     """
 
     enabled: bool = Field(True, description="drop near-identical frames, folding their actions into the next kept one")
@@ -53,6 +57,8 @@ class DedupConfig:
     lo: float = Field(2.0, ge=0, description="threshold for the fraction test (<= hi), grey levels")
     frac: float = Field(0.33, ge=0, le=1, description="a frame differs when more than this fraction of blocks is above lo")
     max_drop_s: float | None = Field(None, gt=0, description="keep a frame after this many seconds of drops (null: no limit)")
+    keep_idle_s: float | None = Field(2.0, ge=0, description="identical frames while nothing is pressed are a player standing still: keep up to this many seconds of them in a row, s (null: all)")
+    idle_turn_deg: float = Field(0.05, ge=0, description="|d_pitch| + |d_yaw| below this counts as no mouse input, degrees per frame")
 
     @model_validator(mode="after")
     def _lo_below_hi(self) -> "DedupConfig":
@@ -68,7 +74,10 @@ class VelocityConfig:
     A frame is *still* when ``|speed| < min_speed_cm_s`` and (with ``turning_is_motion``) the mouse moved less
     than ``min_turn_deg`` that frame; it is *backwards* when ``speed <= -min_speed_cm_s``. Runs of still frames
     longer than ``max_still_s`` and runs of backwards frames longer than ``max_backward_s`` are excluded
-    (None: tolerated at any length); shorter runs are kept. Excluded spans split the episode into segments.
+    (None: tolerated at any length); shorter runs are kept. A camera position that jumps faster than
+    ``max_speed_cm_s`` from one frame to the next (a teleport or respawn; 10,000 cm/s = 360 km/h, above any
+    walking or driving in the sources) excludes the frame it lands on. Excluded spans split the episode into
+    segments, so no clip crosses a teleport.
     """
 
     enabled: bool = Field(True, description="exclude long standing-still and walking-backwards spans")
@@ -77,6 +86,7 @@ class VelocityConfig:
     max_backward_s: float | None = Field(2.0, ge=0, description="longest backwards run kept, s (null: any length)")
     turning_is_motion: bool = Field(True, description="a frame that turns the camera is not still")
     min_turn_deg: float = Field(0.05, ge=0, description="|d_pitch| + |d_yaw| that counts as turning, degrees per frame")
+    max_speed_cm_s: float | None = Field(10000.0, gt=0, description="a camera jump faster than this between two frames is a teleport or respawn: that frame is dropped and the episode cut there, cm/s (null: no check)")
 
 
 @settings

@@ -1,55 +1,63 @@
-"""Existing footage as playmill episodes: Sekai (videos + camera extrinsics) and generic mp4 + actions CSV.
-
-Both write episodes with :class:`capture.episode.EpisodeWriter` (atomic, validated; the video re-encoded to
-H.264 yuv420p at the source frame rate), skip episodes that already exist (reruns are cheap) and report
-each failure with its reason without stopping.
+"""Sekai footage (videos + camera extrinsics) as playmill episodes, and what every footage importer shares.
 
 Sekai (see shared/reference/curation-formats.md): each clip ``<youtubeId>_<startFrame>_<endFrame>.mp4`` has an
-``.npz`` with key ``extrinsic`` (N, 4, 4): camera-to-world matrices in OpenCV axes (x right, y down,
-z forward), translations normalised per video so that ``|t| <= 1`` on each axis. Conversion to the canonical
-Unreal frame (left-handed, Z up, X forward, Y right, cm)::
+``.npz`` with key ``extrinsic`` (N, 4, 4): camera-to-world matrices, translations normalised per video so that
+``|t| <= 1`` on each axis, and optionally ``intrinsic`` (the focal length gives the field of view). The world
+frame of the matrices is declared in ``imports.sekai.world`` (:class:`capture.frames.WorldFrame`; Sekai's: OpenCV
+camera axes in a right-handed world whose y points down, the first camera's frame of a level camera) and
+converted to the canonical Unreal frame (left-handed, Z up, X forward, Y right, cm) by :mod:`capture.frames`::
 
-    X_ue = z_cv,  Y_ue = x_cv,  Z_ue = -y_cv            (M = [[0,0,1],[1,0,0],[0,-1,0]], det M = -1)
-    p_ue = scale_cm * M @ t_cv                          R_ue = M @ R_cv @ M^T  (det +1, a rotation)
+    p_ue = scale_cm * W @ t        R_ue = W @ R @ C        (Sekai's frame: W = C^T = [[0,0,1],[1,0,0],[0,-1,0]])
 
-so the camera's forward (+z_cv) becomes +X, its right (+x_cv) +Y and its up (-y_cv) +Z, and R_ue's columns
-are the camera's forward/right/up axes in Unreal world coordinates, as in :mod:`capture.rotations`. This
-assumes the reconstruction's world y axis points down (gravity), as it does when the world is the first
-camera's frame and that camera is level. Sekai has no metric scale: ``scale_cm`` (cm per normalised unit) is
-a config value; ``None`` picks it per video so that the median speed of the moving frames is
-``walking_speed_cm_s`` (a walking person, ~1.4 m/s).
+so the camera's forward becomes +X, its right +Y and its up +Z, and R_ue's columns are the camera's forward/right/up
+axes in Unreal world coordinates, as in :mod:`capture.rotations`. A rotation whose determinant contradicts the
+declared handedness is refused; a world frame that reads a Z-up reconstruction as Y-up gives labels that do not
+follow the video, which the label check (``check``, :mod:`curation.import_check`) catches: the clip is refused (or
+warned about) with the ``world`` under which its labels do follow the video. Sekai has no metric scale:
+``scale_cm`` (cm per normalised unit) is a config value; ``None`` picks it per video so that the median speed of the
+moving frames is ``walking_speed_cm_s`` (a walking person, ~1.4 m/s).
 
 Actions, YUME-style (stdstu12/YUME decode_camera_controls_from_c2w_sequence.py): the relative transform
-``T_rel = inv(T_{i-1}) @ T_i`` gives the motion in the previous camera's frame; key W when its z
-(forward) translation > ``move_threshold``, S when < -threshold, D / A for x (right) likewise (normalised
-units per frame; YUME uses 1e-4 per frame of stride; y, vertical, is ignored). The mouse is the change of the
-Unreal rotator between frames: ``d_yaw`` = wrapped yaw difference (turn right +), ``d_pitch`` = pitch
-difference (look up +), in degrees, with a dead zone ``rotation_deadzone_deg`` (YUME's 1e-3 rad is 0.057
-deg). With no dead zone the mouse deltas sum exactly to the camera's yaw and pitch.
+``T_rel = inv(T_{i-1}) @ T_i`` gives the motion in the previous camera's frame; key W when its forward translation >
+the threshold, S when < -threshold, D / A for the right axis likewise; the vertical is ignored. The threshold is
+the larger of ``move_threshold`` (normalised units per frame; YUME uses 1e-4 per frame of stride) and
+``move_ratio`` times the frame's horizontal step: a camera that turns while it walks moves a little sideways in
+the previous frame's axes (3 degrees of turn: 5 % of the step), which is no strafe. The mouse is the change of the Unreal rotator between frames:
+``d_yaw`` = wrapped yaw difference (turn right +), ``d_pitch`` = pitch difference (look up +), in degrees, with a
+dead zone ``rotation_deadzone_deg`` (YUME's 1e-3 rad is 0.057 deg). With no dead zone the mouse deltas sum
+exactly to the camera's yaw and pitch.
+
+Every importer writes episodes with :func:`write_episode_arrays` (:class:`capture.episode.EpisodeWriter`: atomic,
+validated; the video re-encoded to H.264 yuv420p at the source frame rate), skips episodes that already exist
+(reruns are cheap) and reports each failure with its reason without stopping.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Mapping, Sequence
+from typing import Annotated, Any, Iterator, Literal, Mapping
 
 import numpy as np
+
 from pydantic import model_validator
 
 from capture.actions import DEFAULT_KEYS, ActionSpace, FrameAction
-from capture.atomic import write_jsonl_atomic
 from capture.errors import InputError
-from capture.imports import ImportResult, rejects_path
-from capture.names import slug
-from capture.settings import Field, Invalid, SafeName, settings
+from capture.frames import WorldFrame
+from capture.imports import ImportResult
+from capture.settings import Field, Invalid, settings
 from capture.video import X264Preset
 
 #: An action space's key names: lower-case letters, digits and '_', at least one.
 ActionKeys = tuple[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], ...]
+#: ``check`` of an import: the label diagnosis off, warning with the fix, or refusing the faulty episodes.
+CHECK_MODES: tuple[str, ...] = ("off", "warn", "refuse")
+
+#: The type of an import's ``check`` key (``check: off`` in YAML is false: capture.settings reads it as "off").
+CheckMode = Literal[CHECK_MODES]
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +70,25 @@ CV_TO_UE = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
 def _orthonormal(r: np.ndarray) -> np.ndarray:
-    """The nearest rotation matrix (SVD), for extrinsics stored with rounding."""
+    """The nearest orthogonal matrix (SVD) with the determinant sign of ``r`` (+1: a rotation; -1: a rotation
+    in a left-handed world), for extrinsics stored with rounding."""
     u, _, vt = np.linalg.svd(r)
     out = u @ vt
-    if np.linalg.det(out) < 0:
+    if np.sign(np.linalg.det(out)) != np.sign(np.linalg.det(r)):
         u[:, -1] *= -1
         out = u @ vt
     return out
 
 
 @dataclass
-class SekaiActions:
-    """Per-frame values inferred from a c2w sequence. ``keys`` list of key-name sets; ``mouse`` float64
-    [N, 2] (d_pitch, d_yaw) degrees; ``pos`` [N, 3] cm and ``quat`` [N, 4] in the Unreal frame; ``pitch``/
-    ``yaw`` degrees; ``vel`` [N, 3] cm/s; ``speed`` [N] signed forward ground speed, cm/s; ``scale_cm``
-    the cm per normalised unit used; ``rel_t`` [N, 3] camera-frame translation (normalised, OpenCV axes)."""
+class Track:
+    """What an importer writes, per video frame (N frames): ``keys`` (a list of key-name sets, or bool [N, K] over
+    the action space), ``mouse`` float64 [N, 2] (d_pitch, d_yaw degrees), ``pos`` [N, 3] cm and ``quat`` [N, 4] in
+    the Unreal frame, ``pitch``/``yaw`` degrees, ``vel`` [N, 3] cm/s, ``speed`` [N] signed forward ground speed
+    cm/s; optional ``raw`` [N, 2] mouse counts (NaN: none), ``collision`` [N] and ``extras`` {name: [N]} (written
+    as ``<source>_<name>`` columns, NaN an empty cell)."""
 
-    keys: list[set[str]]
+    keys: Any
     mouse: np.ndarray
     pos: np.ndarray
     quat: np.ndarray
@@ -86,35 +96,81 @@ class SekaiActions:
     yaw: np.ndarray
     vel: np.ndarray
     speed: np.ndarray
-    scale_cm: float
-    rel_t: np.ndarray
+    raw: np.ndarray | None = None
+    collision: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.mouse)
+
+    def key_sets(self, space: ActionSpace) -> list[set[str]]:
+        """``keys`` as a list of key-name sets."""
+        k = self.keys
+        if isinstance(k, np.ndarray):
+            return [{space.keys[j] for j in np.flatnonzero(row)} for row in k]
+        return [set(x) for x in k]
+
+    def rows(self, sl: slice) -> "Track":
+        """Frames ``sl`` as a :class:`Track`."""
+        cut = lambda a: None if a is None else a[sl]  # noqa: E731
+        return Track(self.keys[sl], self.mouse[sl], self.pos[sl], self.quat[sl], self.pitch[sl], self.yaw[sl],
+                     self.vel[sl], self.speed[sl], cut(self.raw), cut(self.collision),
+                     {k: v[sl] for k, v in self.extras.items()})
+
+
+def velocity_and_speed(pos: np.ndarray, yaw_deg: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(vel [N, 3] cm/s, speed [N] cm/s)``: backward differences of the positions (row 0: 0) and their component
+    along the yaw's horizontal forward axis (signed: negative = backwards)."""
+    pos = np.asarray(pos, dtype=np.float64)
+    vel = np.zeros_like(pos)
+    if len(pos) > 1:
+        vel[1:] = np.diff(pos, axis=0) * fps
+    y = np.radians(np.asarray(yaw_deg, dtype=np.float64))
+    return vel, vel[:, 0] * np.cos(y) + vel[:, 1] * np.sin(y)
+
+
+@dataclass
+class SekaiActions(Track):
+    """:class:`Track` of a c2w sequence (``keys`` key-name sets), plus ``scale_cm`` (the cm per normalised unit
+    used) and ``rel_t`` [N, 3] (each frame's translation in the previous camera's axes, normalised)."""
+
+    scale_cm: float = 1.0
+    rel_t: np.ndarray | None = None
 
 
 def sekai_actions(extrinsic: np.ndarray, fps: float, cfg: "SekaiImportConfig") -> SekaiActions:
-    """Keys, mouse, Unreal-frame poses and speeds from Sekai c2w extrinsics ``(N, 4, 4)`` (pure)."""
-    from capture.rotations import forward_vector, matrix_to_quat, quat_to_rotator, wrap_deg
+    """Keys, mouse, Unreal-frame poses and speeds from Sekai c2w extrinsics ``(N, 4, 4)`` in the world frame
+    ``cfg.world`` (pure; module doc). Raises ``ValueError`` for a malformed array or rotations whose handedness
+    contradicts the declared frame."""
+    from capture.frames import camera_to_body, handedness_problem, world_to_unreal
+    from capture.rotations import matrix_to_quat, quat_to_rotator, wrap_deg
 
     e = np.asarray(extrinsic, dtype=np.float64)
     if e.ndim != 3 or e.shape[1:] != (4, 4) or len(e) < 1:
         raise ValueError(f"extrinsic must have shape (N, 4, 4), got {e.shape}")
     if not np.isfinite(e).all():
         raise ValueError("extrinsic has non-finite values")
+    why = handedness_problem(e[:, :3, :3], cfg.world)
+    if why is not None:
+        raise ValueError(f"extrinsic: {why} (imports.sekai.world.handedness)")
     n = len(e)
-    r_cv = np.stack([_orthonormal(m[:3, :3]) for m in e])
-    t_cv = e[:, :3, 3]
-    # translation of frame i in the camera frame of i-1 (YUME's T_rel = inv(T_{i-1}) @ T_i)
+    r_w = np.stack([_orthonormal(m[:3, :3]) for m in e])
+    t_w = e[:, :3, 3]
+    w_ue, c_body = world_to_unreal(cfg.world), camera_to_body(cfg.world.camera_axes)
+    # translation of frame i in the camera axes of frame i-1 (YUME's T_rel = inv(T_{i-1}) @ T_i), then as the
+    # camera's (forward, right, up)
     rel = np.zeros((n, 3))
     if n > 1:
-        rel[1:] = np.einsum("nji,nj->ni", r_cv[:-1], t_cv[1:] - t_cv[:-1])
-    step = np.linalg.norm(np.diff(t_cv, axis=0), axis=1) if n > 1 else np.zeros(0)
+        rel[1:] = np.einsum("nji,nj->ni", r_w[:-1], t_w[1:] - t_w[:-1])
+    body = rel @ c_body  # rows: (forward, right, up) steps, normalised units
+    step = np.linalg.norm(np.diff(t_w, axis=0), axis=1) if n > 1 else np.zeros(0)
     if cfg.scale_cm is not None:
         scale = float(cfg.scale_cm)
     else:
         moving = step[step > cfg.move_threshold]
         scale = cfg.walking_speed_cm_s / (float(np.median(moving)) * fps) if len(moving) else 100.0
-    pos = scale * t_cv @ CV_TO_UE.T
-    r_ue = CV_TO_UE @ r_cv @ CV_TO_UE.T
-    quat = matrix_to_quat(r_ue)
+    pos = scale * t_w @ w_ue.T
+    quat = matrix_to_quat(w_ue @ r_w @ c_body)
     rot = np.array([quat_to_rotator(q) for q in quat])
     pitch, yaw = rot[:, 0], rot[:, 1]
     mouse = np.zeros((n, 2))
@@ -122,26 +178,23 @@ def sekai_actions(extrinsic: np.ndarray, fps: float, cfg: "SekaiImportConfig") -
         mouse[1:, 0] = np.diff(pitch)
         mouse[1:, 1] = [wrap_deg(d) for d in np.diff(yaw)]
     mouse[np.abs(mouse) < cfg.rotation_deadzone_deg] = 0.0
-    thr = cfg.move_threshold
     keys: list[set[str]] = []
     for i in range(n):
         k = set()
         if i > 0:
-            x, _, z = rel[i]
-            if z > thr:
+            fwd, right, _ = body[i]
+            thr = max(cfg.move_threshold, cfg.move_ratio * float(np.hypot(fwd, right)))
+            if fwd > thr:
                 k.add("w")
-            elif z < -thr:
+            elif fwd < -thr:
                 k.add("s")
-            if x > thr:
+            if right > thr:
                 k.add("d")
-            elif x < -thr:
+            elif right < -thr:
                 k.add("a")
         keys.append(k)
-    vel = np.zeros((n, 3))
-    if n > 1:
-        vel[1:] = np.diff(pos, axis=0) * fps
-    speed = np.array([float(vel[i, :2] @ forward_vector(0.0, yaw[i])[:2]) for i in range(n)])
-    return SekaiActions(keys, mouse, pos, quat, pitch, yaw, vel, speed, scale, rel)
+    vel, speed = velocity_and_speed(pos, yaw, fps)
+    return SekaiActions(keys, mouse, pos, quat, pitch, yaw, vel, speed, scale_cm=scale, rel_t=rel)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -157,10 +210,15 @@ class SekaiImportConfig:
     scale_cm: float | None = Field(None, gt=0, description="cm per normalised translation unit (null: from walking_speed_cm_s)")
     walking_speed_cm_s: float = Field(140.0, gt=0, description="the median moving speed when scale_cm is null, cm/s")
     move_threshold: float = Field(1e-4, ge=0, description="normalised translation per frame that presses W/S/A/D")
+    move_ratio: float = Field(0.25, ge=0, lt=1, description="and the share of the frame's horizontal step it must carry (turning while walking drifts a little sideways)")
     rotation_deadzone_deg: float = Field(0.0, ge=0, lt=180, description="mouse deltas below this become 0, degrees")
     camera_dir: str | None = Field(None, min_length=1, description="folder of the .npz camera files (null: next to each video)")
     frame_tolerance: int = Field(2, ge=0, description="allowed difference between video frames and extrinsics")
     keys: ActionKeys = Field(DEFAULT_KEYS, description="the action space written")
+    world: WorldFrame = Field(default_factory=WorldFrame, description="the world frame of the extrinsics (Sekai: up -y, right-handed, OpenCV camera axes)")
+    fov_deg: float | None = Field(None, gt=1, lt=179, description="horizontal field of view when the .npz has no 'intrinsic' (null: unknown; the checks then skip the mouse scale)")
+    check: CheckMode = Field("refuse", description="label diagnosis against the video: off, warn, or refuse (quarantine a clip whose motion contradicts the world frame)")
+    check_gap: int = Field(3, ge=1, le=8, description="frames between the two images of the check's translation evidence (2-4 for walking footage: enough parallax)")
     crf: int = Field(18, ge=0, le=51, description="x264 quality of the re-encoded video")
     preset: X264Preset = Field("veryfast", description="x264 preset of the re-encoded video")
     workers: int = Field(1, ge=1, description="parallel processes")
@@ -187,15 +245,16 @@ def _even_crop(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame[: h - h % 2, : w - w % 2])
 
 
-def _write_episode(episodes_dir: Path, eid: str, *, source: str, scene: str, seed: int, fps: float,
-                   frames: Iterator[np.ndarray], n: int, action_space: ActionSpace, source_frame: str,
-                   config: dict, pos: np.ndarray, quat: np.ndarray, pitch: np.ndarray, yaw: np.ndarray,
-                   vel: np.ndarray, speed: np.ndarray, keys: Sequence[set[str]], mouse: np.ndarray,
-                   raw: np.ndarray | None = None, collision: np.ndarray | None = None, crf: int = 18,
-                   preset: str = "veryfast") -> Path:
+def write_episode_arrays(episodes_dir: Path, eid: str, track: Track, *, source: str, scene: str, seed: int,
+                         fps: float, frames: Iterator[np.ndarray], action_space: ActionSpace, source_frame: str,
+                         config: dict, crf: int = 18, preset: str = "veryfast") -> Path:
+    """Write one imported episode: the ``track`` (:class:`Track`) of ``len(track)`` frames over the first as many
+    of ``frames`` (the video, cropped to an even size)."""
     from capture.episode import EpisodeWriter
     from capture.world import Observation
 
+    n, t = len(track), track
+    keys = t.key_sets(action_space)
     writer = None
     try:
         for i, frame in enumerate(frames):
@@ -205,16 +264,19 @@ def _write_episode(episodes_dir: Path, eid: str, *, source: str, scene: str, see
             if writer is None:
                 writer = EpisodeWriter(episodes_dir, eid, source=source, scene=scene, seed=seed, fps=fps,
                                        width=frame.shape[1], height=frame.shape[0], action_space=action_space,
-                                       source_frame=source_frame, config=config, crf=crf, preset=preset)
-            obs = Observation(frame=frame, t_s=i / fps, pos_cm=pos[i], quat_wxyz=quat[i], pitch_deg=float(pitch[i]),
-                              yaw_deg=float(yaw[i]), vel_cm_s=vel[i], speed_cm_s=float(speed[i]),
-                              collision=bool(collision[i]) if collision is not None else False)
+                                       source_frame=source_frame, config=config, crf=crf, preset=preset,
+                                       extras=tuple(sorted(t.extras)))
+            obs = Observation(frame=frame, t_s=i / fps, pos_cm=t.pos[i], quat_wxyz=t.quat[i],
+                              pitch_deg=float(t.pitch[i]), yaw_deg=float(t.yaw[i]), vel_cm_s=t.vel[i],
+                              speed_cm_s=float(t.speed[i]),
+                              collision=bool(t.collision[i]) if t.collision is not None else False,
+                              extras={k: float(v[i]) for k, v in t.extras.items() if np.isfinite(v[i])})
             mdx = mdy = None
-            if raw is not None:
-                mdx = None if not np.isfinite(raw[i, 0]) else float(raw[i, 0])
-                mdy = None if not np.isfinite(raw[i, 1]) else float(raw[i, 1])
-            act = FrameAction(keys=frozenset(keys[i]), d_pitch_deg=float(mouse[i, 0]), d_yaw_deg=float(mouse[i, 1]),
-                              mouse_dx=mdx, mouse_dy=mdy)
+            if t.raw is not None:
+                mdx = None if not np.isfinite(t.raw[i, 0]) else float(t.raw[i, 0])
+                mdy = None if not np.isfinite(t.raw[i, 1]) else float(t.raw[i, 1])
+            act = FrameAction(keys=frozenset(keys[i]), d_pitch_deg=float(t.mouse[i, 0]),
+                              d_yaw_deg=float(t.mouse[i, 1]), mouse_dx=mdx, mouse_dy=mdy)
             writer.append(obs, act)
         if writer is None:
             raise ValueError("the video has no frames")
@@ -265,66 +327,195 @@ def load_extrinsics(npz: str | os.PathLike) -> np.ndarray:
     return ext
 
 
-def _import_one_sekai(video: str, npz: str, episodes_dir: str, cfg: SekaiImportConfig, index: int) -> tuple[str, str | None, str | None]:
-    """(name, written path or None, error or None); never raises."""
+def sekai_fov(npz: Any, width: int, fallback: float | None) -> float | None:
+    """Horizontal field of view from a Sekai camera file's optional ``intrinsic`` ((3, 3) or (N, 3, 3); focal length
+    in pixels, or divided by the width as Sekai stores it), else ``fallback``."""
+    if "intrinsic" not in getattr(npz, "files", ()):
+        return fallback
+    k = np.asarray(npz["intrinsic"], dtype=np.float64).reshape(-1, 3, 3)
+    fx = float(np.median(k[:, 0, 0]))
+    if not np.isfinite(fx) or fx <= 0:
+        return fallback
+    w = 1.0 if fx < 5.0 else float(width)
+    return float(np.degrees(2.0 * np.arctan(w / (2.0 * fx))))
+
+
+@dataclass
+class SekaiClip:
+    """One Sekai clip read and converted: ``name`` (the video's file name), its episode id parts, the extrinsics
+    used, the video's frame rate and size, the horizontal field of view (None: unknown) and the actions."""
+
+    name: str
+    video: Path
+    npz: Path
+    eid: str
+    scene: str
+    seed: int
+    index: int
+    ext: np.ndarray
+    fps: float
+    fov_deg: float | None
+    acts: SekaiActions
+
+
+def read_sekai_clip(video: str, npz: str, cfg: SekaiImportConfig, index: int) -> SekaiClip:
+    """Read a clip's camera file and video header and convert its actions; ValueError naming the file."""
     from capture.episode import episode_id
-    from capture.video import VideoError, iter_frames, probe_video
+    from capture.video import probe_video
 
     name = Path(video).name
+    scene, seed, idx = _sekai_name(Path(video).stem, index)
+    eid = episode_id("sekai", scene, seed, idx)
+    if not Path(npz).is_file():
+        raise InputError(f"no camera file {npz}")
+    ext = load_extrinsics(npz)
+    info = probe_video(video)
     try:
-        stem = Path(video).stem
-        scene, seed, idx = _sekai_name(stem, index)
-        eid = episode_id("sekai", scene, seed, idx)
-        if (Path(episodes_dir) / eid / "meta.json").is_file():
-            return name, None, "exists"
-        if not Path(npz).is_file():
-            return name, None, f"no camera file {npz}"
-        ext = load_extrinsics(npz)
-        info = probe_video(video)
-        n = min(info.frame_count, len(ext))
-        if abs(info.frame_count - len(ext)) > cfg.frame_tolerance:
-            return name, None, (f"video has {info.frame_count} frames but {npz} has {len(ext)} extrinsics "
-                                f"(tolerance {cfg.frame_tolerance})")
+        with np.load(npz, allow_pickle=False) as z:
+            fov = sekai_fov(z, info.width, cfg.fov_deg)
+    except ValueError:  # an unreadable 'intrinsic': the field of view stays unknown
+        fov = cfg.fov_deg
+    n = min(info.frame_count, len(ext))
+    if abs(info.frame_count - len(ext)) > cfg.frame_tolerance:
+        raise InputError(f"video has {info.frame_count} frames but {npz} has {len(ext)} extrinsics "
+                         f"(tolerance {cfg.frame_tolerance})")
+    try:
+        acts = sekai_actions(ext[:n], info.fps, cfg)
+    except ValueError as e:
+        raise InputError(f"{npz}: 'extrinsic': {e}") from None
+    return SekaiClip(name, Path(video), Path(npz), eid, scene, seed, idx, ext[:n], info.fps, fov, acts)
+
+
+def _sekai_item(clip: SekaiClip, cfg: SekaiImportConfig, acts: SekaiActions | None = None):
+    from curation.import_check import CheckItem
+
+    a = acts or clip.acts
+    space = ActionSpace(tuple(cfg.keys))
+    kb = np.array([space.to_multihot(k) for k in a.keys], dtype=bool).reshape(len(a.keys), len(space))
+    return CheckItem(clip.name, clip.video, space.keys, kb, a.mouse, a.speed, None, clip.fps, fov_deg=clip.fov_deg,
+                     source="sekai", translation_gap=cfg.check_gap)
+
+
+#: The world frames :func:`world_fixes` tries: every up axis, both handednesses, both camera conventions.
+def _candidate_frames() -> list[WorldFrame]:
+    from capture.frames import AXES
+
+    return [WorldFrame(up=u, handedness=h, camera_axes=c) for u in AXES for h in ("right", "left")
+            for c in ("opencv", "opengl")]
+
+
+def world_fixes(clip: SekaiClip, cfg: SekaiImportConfig, checked: Any) -> list[str]:
+    """The ``imports.sekai.world`` that makes the labels follow the video, when the configured one does not: every
+    candidate frame (:func:`_candidate_frames`) whose rotations have the right handedness is scored against the
+    video's motion (``checked``: the :class:`curation.consistency.EpisodeConsistency` of the configured frame) and
+    the best one is named if its labels agree with the video. Empty when none does better."""
+    from dataclasses import replace
+
+    from curation.consistency import diagnose, labels_from_arrays, score_window
+
+    if checked is None or checked.visual is None:
+        return []
+    vis = checked.visual
+    best, best_score = None, -np.inf
+    for frame in _candidate_frames():
         try:
-            acts = sekai_actions(ext[:n], info.fps, cfg)
-        except ValueError as e:
-            return name, None, f"{npz}: 'extrinsic': {e}"
-        config = {"source_video": name, "camera_file": Path(npz).name, "scale_cm": acts.scale_cm,
+            a = sekai_actions(clip.ext, clip.fps, replace(cfg, world=frame))
+        except ValueError:
+            continue  # the handedness does not fit these rotations
+        it = _sekai_item(clip, cfg, a)
+        lab = labels_from_arrays(tuple(it.keys), it.keyboard.astype(np.uint8), a.mouse, a.speed, None, "sekai")
+        sc = score_window(lab, vis)
+        score = np.nan_to_num(sc.yaw_r, nan=-1.0) + np.nan_to_num(sc.pitch_r, nan=0.0)
+        if score > best_score + 1e-9:
+            best, best_score, best_lab = frame, score, lab
+    if best is None or best == cfg.world:
+        return []
+    d = diagnose(best_lab, vis, fov_known=checked.fov_known, fov_deg=checked.fov_deg, source="sekai")
+    if not d.ok and any(f.code in ("axes_swap", "yaw_sign", "pitch_sign", "unrelated", "mirrored") for f in d.faults):
+        return []
+    keys = ", ".join(f"{k}: {v}" for k, v in best.to_dict().items() if v is not None)
+    return [f"world: {{{keys}}}  # labels follow the video in this frame ({d.summary()})"]
+
+
+def _import_one_sekai(video: str, npz: str, episodes_dir: str, cfg: SekaiImportConfig, index: int) -> dict[str, Any]:
+    """One clip: ``{name, path | None, error | None, warnings, notes}``; never raises."""
+    from capture.video import VideoError, iter_frames
+
+    name = Path(video).name
+    out: dict[str, Any] = {"name": name, "path": None, "error": None, "warnings": [], "notes": []}
+    try:
+        scene, seed, idx = _sekai_name(Path(video).stem, index)
+        from capture.episode import episode_id
+
+        if (Path(episodes_dir) / episode_id("sekai", scene, seed, idx) / "meta.json").is_file():
+            out["error"] = "exists"
+            return out
+        clip = read_sekai_clip(video, npz, cfg, index)
+        if cfg.check != "off":
+            from curation.import_check import check_mode_outcome
+
+            res = ImportResult()
+            item = _sekai_item(clip, cfg)
+            refused = check_mode_outcome([item], cfg.check, lambda d: _sekai_fixes(clip, cfg, item), res)
+            out["warnings"] += res.warnings
+            out["notes"] += res.notes
+            if refused:
+                out["error"] = res.failed[0][1]
+                return out
+        acts = clip.acts
+        config = {"source_video": name, "camera_file": clip.npz.name, "scale_cm": acts.scale_cm,
                   "scale_from": "config" if cfg.scale_cm is not None else f"walking speed {cfg.walking_speed_cm_s} cm/s",
-                  "move_threshold": cfg.move_threshold, "rotation_deadzone_deg": cfg.rotation_deadzone_deg,
-                  "axis_mapping": "X_ue=z_cv, Y_ue=x_cv, Z_ue=-y_cv"}
-        path = _write_episode(
-            Path(episodes_dir), eid, source="sekai", scene=scene, seed=seed, fps=info.fps,
-            frames=(f for _, f in iter_frames(video)), n=n, action_space=ActionSpace(tuple(cfg.keys)),
-            source_frame="opencv_c2w_normalised", config=config, pos=acts.pos, quat=acts.quat, pitch=acts.pitch,
-            yaw=acts.yaw, vel=acts.vel, speed=acts.speed, keys=acts.keys, mouse=acts.mouse, crf=cfg.crf,
+                  "move_threshold": cfg.move_threshold, "move_ratio": cfg.move_ratio,
+                  "rotation_deadzone_deg": cfg.rotation_deadzone_deg,
+                  "world": cfg.world.to_dict()}
+        if clip.fov_deg is not None:
+            config["fov_deg"] = clip.fov_deg
+        path = write_episode_arrays(
+            Path(episodes_dir), clip.eid, acts, source="sekai", scene=clip.scene, seed=clip.seed, fps=clip.fps,
+            frames=(f for _, f in iter_frames(video)), action_space=ActionSpace(tuple(cfg.keys)),
+            source_frame="c2w, translation normalised: " + cfg.world.describe(), config=config, crf=cfg.crf,
             preset=cfg.preset,
         )
-        return name, str(path), None
+        out["path"] = str(path)
     except (InputError, VideoError) as e:  # the message names the file: reported, the import goes on
-        return name, None, str(e)
+        out["error"] = str(e)
     except Exception as e:  # reported, the import goes on
-        return name, None, f"{type(e).__name__}: {e}"
+        out["error"] = f"{type(e).__name__}: {e}"
+    return out
+
+
+def _sekai_fixes(clip: SekaiClip, cfg: SekaiImportConfig, item: Any) -> list[str]:
+    from curation.import_check import analyse_item
+
+    return world_fixes(clip, cfg, analyse_item(item))
+
+
+def _sekai_jobs(src: Path, episodes_dir: Path, cfg: SekaiImportConfig) -> list[tuple]:
+    videos = [src] if src.is_file() else sorted(src.rglob("*.mp4"))
+    cam_dir = Path(cfg.camera_dir) if cfg.camera_dir else None
+    return [(str(v), str((cam_dir or v.parent) / f"{v.stem}.npz"), str(episodes_dir), cfg, i)
+            for i, v in enumerate(videos)]
 
 
 def import_sekai(src: str | os.PathLike, episodes_dir: str | os.PathLike,
                  config: SekaiImportConfig | Mapping[str, Any] | None = None) -> ImportResult:
     """Import every ``*.mp4`` under ``src`` (recursively) with its ``<stem>.npz`` camera file as a
-    ``sekai`` episode in ``episodes_dir``. Existing episodes are skipped; a clip that cannot be imported is
-    quarantined with its reason in ``<episodes_dir>/../rejects/sekai-<src name>.jsonl`` and the others import; no
-    clip at all is reported in ``ImportResult.nothing``."""
+    ``sekai`` episode in ``episodes_dir``. Existing episodes are skipped; failures are reported with reasons and
+    quarantined (``<episodes_dir>/../rejects/sekai-<src>.jsonl``); with ``check`` the labels are diagnosed against
+    each video first (:mod:`curation.import_check`) and a clip whose motion contradicts the world frame is
+    refused (or warned about) with the ``world`` that fits it."""
+    from capture.imports import write_rejects
+
     cfg = config if isinstance(config, SekaiImportConfig) else SekaiImportConfig.from_dict(config or {})
     src, episodes_dir = Path(src), Path(episodes_dir)
     if not src.exists():
         raise FileNotFoundError(f"Sekai source {src} does not exist")
-    episodes_dir.mkdir(parents=True, exist_ok=True)
-    videos = [src] if src.is_file() else sorted(src.rglob("*.mp4"))
-    if not videos:
+    jobs = _sekai_jobs(src, episodes_dir, cfg)
+    if not jobs:
         return ImportResult(nothing=f"no *.mp4 clip under {src} (Sekai clips are <youtubeId>_<start>_<end>.mp4 "
                                     "with a .npz camera file of the same name)")
-    cam_dir = Path(cfg.camera_dir) if cfg.camera_dir else None
-    jobs = [(str(v), str((cam_dir or v.parent) / f"{v.stem}.npz"), str(episodes_dir), cfg, i)
-            for i, v in enumerate(videos)]
+    created = not episodes_dir.exists()
+    episodes_dir.mkdir(parents=True, exist_ok=True)
     result = ImportResult()
     if cfg.workers > 1 and len(jobs) > 1:
         from capture.lifecycle import running_pool
@@ -333,232 +524,47 @@ def import_sekai(src: str | os.PathLike, episodes_dir: str | os.PathLike,
             outs = list(pool.map(_import_one_sekai, *zip(*jobs)))
     else:
         outs = [_import_one_sekai(*j) for j in jobs]
-    records = []
-    for job, (name, path, err) in zip(jobs, outs):
-        if path:
-            result.add_written(Path(path))
-        elif err == "exists":
-            result.skipped.append(name)
+    for o in outs:
+        result.warnings += [f"{o['name']}: {w}" if not w.startswith(o["name"]) else w for w in o["warnings"]]
+        result.notes += o["notes"]
+        if o["path"]:
+            result.add_written(Path(o["path"]))
+        elif o["error"] == "exists":
+            result.skipped.append(o["name"])
         else:
-            log.info("sekai import of %s failed: %s", name, err)
-            result.failed.append((name, err or "unknown error"))
-            records.append({"source": "sekai", "video": job[0], "camera_file": job[1], "reason": err})
-    if records:
-        result.rejects_path = write_jsonl_atomic(
-            rejects_path(episodes_dir, "sekai", slug(src.resolve().stem, fallback="clips")), records)
+            log.info("sekai import of %s failed: %s", o["name"], o["error"])
+            result.failed.append((o["name"], o["error"] or "unknown error"))
+    if result.failed:
+        by_name = {Path(j[0]).name: j for j in jobs}
+        result.rejects_path = write_rejects(
+            episodes_dir, "sekai", src.resolve().stem, fallback="clips",
+            records=[{"video": by_name[n][0], "camera_file": by_name[n][1], "reason": r} for n, r in result.failed])
+    if created and not any(episodes_dir.iterdir()):
+        episodes_dir.rmdir()
     return result
 
 
-# --------------------------------------------------------------------------------------------------------
-# generic mp4 + CSV
+def check_sekai(src: str | os.PathLike, config: SekaiImportConfig | Mapping[str, Any] | None = None):
+    """The label diagnosis of the Sekai clips under ``src`` without writing anything: a
+    :class:`curation.import_check.CheckReport` whose ``fixes`` name the world frame that fits the video."""
+    from curation.import_check import CheckReport, analyse_item, check_items
 
-
-@settings
-class GenericMapping:
-    """How the columns of a generic actions CSV (one row per video frame, in order) map to the episode (the
-    ``--mapping`` file of ``playmill import generic``, or ``imports.generic``).
-
-    Keys: ``keys`` maps an action key to a column (held when the cell is truthy: 1, true, yes, x), or
-    ``keys_column`` is one column of held key names separated by ``keys_separator`` (e.g. ``w+shift``). Mouse:
-    ``d_pitch``/``d_yaw`` columns times ``mouse_scale_deg`` give degrees (look up +, turn right +; a negative
-    scale flips a source's sign); ``mouse_dx``/``mouse_dy`` raw counts are kept as they are. Pose: ``x``/``y``/
-    ``z`` times ``position_scale_cm`` (already in the Unreal frame); orientation from ``qw``..``qz``, or
-    ``pitch``/``yaw``/``roll`` (degrees), else the running sum of the mouse. ``speed``: signed forward ground
-    speed (cm/s), else computed from the positions (0 without them: disable curation's velocity stage).
-    ``scene``/``seed``/``index`` name the episode ``generic-<scene>-s<seed>-i<index>``."""
-
-    keys: dict[str, str] = Field(default_factory=dict, description="action key -> CSV column (held when truthy)")
-    keys_column: str | None = Field(None, min_length=1, description="one column of held key names, e.g. w+shift")
-    keys_separator: str = Field("+", min_length=1, description="separator of keys_column")
-    d_pitch: str | None = Field(None, min_length=1, description="mouse pitch column (look up +)")
-    d_yaw: str | None = Field(None, min_length=1, description="mouse yaw column (turn right +)")
-    mouse_scale_deg: float = Field(1.0, description="degrees per unit of d_pitch/d_yaw (negative flips the sign)")
-    mouse_dx: str | None = Field(None, min_length=1, description="raw mouse x count column")
-    mouse_dy: str | None = Field(None, min_length=1, description="raw mouse y count column")
-    x: str | None = Field(None, min_length=1, description="position x column (Unreal frame)")
-    y: str | None = Field(None, min_length=1, description="position y column")
-    z: str | None = Field(None, min_length=1, description="position z column")
-    position_scale_cm: float = Field(1.0, gt=0, description="cm per position unit")
-    qw: str | None = Field(None, min_length=1, description="quaternion w column")
-    qx: str | None = Field(None, min_length=1, description="quaternion x column")
-    qy: str | None = Field(None, min_length=1, description="quaternion y column")
-    qz: str | None = Field(None, min_length=1, description="quaternion z column")
-    pitch: str | None = Field(None, min_length=1, description="pitch column, degrees")
-    yaw: str | None = Field(None, min_length=1, description="yaw column, degrees")
-    roll: str | None = Field(None, min_length=1, description="roll column, degrees")
-    speed: str | None = Field(None, min_length=1, description="signed forward ground speed column, cm/s")
-    collision: str | None = Field(None, min_length=1, description="0/1 collision column")
-    action_keys: ActionKeys | None = Field(None, description="the action space (null: playmill's default keys)")
-    scene: SafeName = Field("generic", max_length=64, description="scene part of the episode id (a safe name)")
-    seed: int = Field(0, ge=0, description="seed part of the episode id")
-    index: int = Field(0, ge=0, description="index part of the episode id")
-    fps: float | None = Field(None, gt=0, le=240, description="frame rate (null: the video's)")
-    frame_tolerance: int = Field(0, ge=0, description="allowed difference between CSV rows and video frames")
-
-    @model_validator(mode="after")
-    def _check(self) -> "GenericMapping":
-        space = ActionSpace(tuple(self.action_keys) if self.action_keys else DEFAULT_KEYS)
-        for k in self.keys:
-            if k not in space.keys:
-                raise Invalid(f"keys.{k}", self.keys[k], f"a column for a key of the action space ({', '.join(space.keys)})")
-        quat = [c for c in (self.qw, self.qx, self.qy, self.qz) if c is not None]
-        if quat and len(quat) != 4:
-            raise Invalid("qw", self.qw, "all four of qw, qx, qy, qz, or none")
-        return self
-
-
-_TRUE = {"1", "true", "yes", "y", "x", "t", "on", "pressed", "down"}
-
-
-def _truthy(col) -> np.ndarray:
-    import pandas as pd
-
-    if pd.api.types.is_numeric_dtype(col):
-        return col.fillna(0).to_numpy(dtype=np.float64) != 0
-    return col.fillna("").astype(str).str.strip().str.lower().isin(_TRUE).to_numpy()
-
-
-def generic_actions(df, mapping: GenericMapping, fps: float) -> dict[str, Any]:
-    """Per-frame arrays from a generic actions table (pure): keys (list of sets), mouse, raw, pos, quat,
-    pitch, yaw, vel, speed, collision, and the action space."""
-    import pandas as pd
-
-    from capture.rotations import forward_vector, quat_to_rotator, rotator_to_quat
-
-    n = len(df)
-
-    def col(name: str | None, what: str) -> np.ndarray | None:
-        if name is None:
-            return None
-        if name not in df.columns:
-            raise ValueError(f"column {name!r} (mapped to {what}) is not in the CSV; columns: {list(df.columns)}")
-        v = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float64)  # text cells become NaN
-        if not np.isfinite(v).all() and what not in ("mouse_dx", "mouse_dy"):
-            bad = int(np.flatnonzero(~np.isfinite(v))[0])
-            raise ValueError(f"column {name!r} ({what}) has an empty or non-numeric cell at row {bad}")
-        return v
-
-    keys_space = tuple(mapping.action_keys) if mapping.action_keys else DEFAULT_KEYS
-    space = ActionSpace(keys_space)
-    held = [set() for _ in range(n)]
-    for k, c in mapping.keys.items():
-        space.index(k)
-        if c not in df.columns:
-            raise ValueError(f"column {c!r} (key {k!r}) is not in the CSV; columns: {list(df.columns)}")
-        for i in np.flatnonzero(_truthy(df[c])):
-            held[i].add(k)
-    if mapping.keys_column is not None:
-        if mapping.keys_column not in df.columns:
-            raise ValueError(f"keys column {mapping.keys_column!r} is not in the CSV")
-        for i, cell in enumerate(df[mapping.keys_column].fillna("").astype(str)):
-            for k in (p.strip().lower() for p in cell.split(mapping.keys_separator)):
-                if k:
-                    space.index(k)
-                    held[i].add(k)
-    mouse = np.zeros((n, 2))
-    for j, (name, what) in enumerate(((mapping.d_pitch, "d_pitch"), (mapping.d_yaw, "d_yaw"))):
-        v = col(name, what)
-        if v is not None:
-            mouse[:, j] = v * mapping.mouse_scale_deg
-    raw = None
-    if mapping.mouse_dx or mapping.mouse_dy:
-        raw = np.full((n, 2), np.nan)
-        for j, (name, what) in enumerate(((mapping.mouse_dx, "mouse_dx"), (mapping.mouse_dy, "mouse_dy"))):
-            v = col(name, what)
-            if v is not None:
-                raw[:, j] = v
-    pos = np.zeros((n, 3))
-    have_pos = False
-    for j, (name, what) in enumerate(((mapping.x, "x"), (mapping.y, "y"), (mapping.z, "z"))):
-        v = col(name, what)
-        if v is not None:
-            pos[:, j] = v * mapping.position_scale_cm
-            have_pos = True
-    qcols = [mapping.qw, mapping.qx, mapping.qy, mapping.qz]
-    if all(qcols):
-        quat = np.column_stack([col(c, f"q{'wxyz'[i]}") for i, c in enumerate(qcols)])
-        quat /= np.linalg.norm(quat, axis=1, keepdims=True)
-        rot = np.array([quat_to_rotator(q) for q in quat])
-        pitch, yaw = rot[:, 0], rot[:, 1]
-    else:
-        p, y, r = col(mapping.pitch, "pitch"), col(mapping.yaw, "yaw"), col(mapping.roll, "roll")
-        pitch = p if p is not None else np.cumsum(mouse[:, 0]) - mouse[0, 0]
-        yaw = y if y is not None else np.cumsum(mouse[:, 1]) - mouse[0, 1]
-        roll = r if r is not None else np.zeros(n)
-        quat = np.stack([rotator_to_quat(pitch[i], yaw[i], roll[i]) for i in range(n)])
-    vel = np.zeros((n, 3))
-    if have_pos and n > 1:
-        vel[1:] = np.diff(pos, axis=0) * fps
-    sp = col(mapping.speed, "speed")
-    if sp is None:
-        sp = np.array([float(vel[i, :2] @ forward_vector(0.0, yaw[i])[:2]) for i in range(n)])
-    colv = col(mapping.collision, "collision")
-    return dict(keys=held, mouse=mouse, raw=raw, pos=pos, quat=quat, pitch=np.asarray(pitch, float),
-                yaw=np.asarray(yaw, float), vel=vel, speed=sp, collision=None if colv is None else colv != 0,
-                space=space)
-
-
-def import_generic(mp4: str | os.PathLike, csv: str | os.PathLike, episodes_dir: str | os.PathLike,
-                   column_mapping: GenericMapping | Mapping[str, Any]) -> Path:
-    """Import one mp4 + actions CSV (one row per video frame) as a ``generic`` episode; returns its folder.
-
-    Raises :class:`capture.errors.InputError` naming the file and column for a CSV that does not fit the
-    mapping or the video, :class:`capture.video.VideoError` for an unreadable video, ``FileExistsError`` when
-    the episode exists already. The sources are only read.
-    """
-    import pandas as pd
-
-    from capture.episode import episode_id
-    from capture.video import iter_frames, probe_video
-
-    mapping = column_mapping if isinstance(column_mapping, GenericMapping) else GenericMapping.from_dict(column_mapping)
-    mp4, csv, episodes_dir = Path(mp4), Path(csv), Path(episodes_dir)
-    episodes_dir.mkdir(parents=True, exist_ok=True)
-    eid = episode_id("generic", mapping.scene, mapping.seed, mapping.index)
-    if (episodes_dir / eid).exists():
-        raise FileExistsError(errno.EEXIST, f"episode {episodes_dir / eid} exists already", str(episodes_dir / eid))
-    info = probe_video(mp4)
-    fps = float(mapping.fps or info.fps)
-    try:
-        df = pd.read_csv(csv, encoding="utf-8-sig")  # a byte-order mark (spreadsheet exports) is fine
-    except Exception as e:
-        raise InputError(f"{csv}: unreadable CSV: {e}") from None
-    if abs(len(df) - info.frame_count) > mapping.frame_tolerance:
-        raise InputError(f"{csv}: {len(df)} rows but {mp4} has {info.frame_count} frames (one row per frame; "
-                         f"tolerance {mapping.frame_tolerance})")
-    n = min(len(df), info.frame_count)
-    try:
-        a = generic_actions(df.iloc[:n].reset_index(drop=True), mapping, fps)
-    except (ValueError, KeyError) as e:
-        raise InputError(f"{csv}: {e}") from None
-    config = {"source_video": mp4.name, "actions_csv": csv.name,
-              "column_mapping": {k: (dict(v) if isinstance(v, Mapping) else (list(v) if isinstance(v, tuple) else v))
-                                 for k, v in mapping.__dict__.items() if v not in (None, {}, ())}}
-    return _write_episode(
-        episodes_dir, eid, source="generic", scene=mapping.scene, seed=mapping.seed, fps=fps,
-        frames=(f for _, f in iter_frames(mp4)), n=n, action_space=a["space"], source_frame="unreal",
-        config=config, pos=a["pos"], quat=a["quat"], pitch=a["pitch"], yaw=a["yaw"], vel=a["vel"],
-        speed=a["speed"], keys=a["keys"], mouse=a["mouse"], raw=a["raw"], collision=a["collision"],
-    )
-
-
-def import_generic_result(mp4: str | os.PathLike, csv: str | os.PathLike, episodes_dir: str | os.PathLike,
-                          column_mapping: GenericMapping | Mapping[str, Any]) -> ImportResult:
-    """:func:`import_generic` reported as an :class:`capture.imports.ImportResult` (what ``playmill import
-    generic`` prints): an episode already there is skipped; a video or CSV that cannot be imported is quarantined
-    with its reason in ``<episodes_dir>/../rejects/generic-<csv name>.jsonl``. A bad mapping still raises
-    :class:`capture.settings.ConfigError`."""
-    from capture.video import VideoError
-
-    mapping = column_mapping if isinstance(column_mapping, GenericMapping) else GenericMapping.from_dict(column_mapping)
-    res = ImportResult()
-    try:
-        res.add_written(import_generic(mp4, csv, episodes_dir, mapping))
-    except FileExistsError as e:
-        res.skipped.append(Path(str(e.filename or e)).name)
-    except (InputError, VideoError) as e:
-        res.rejects_path = write_jsonl_atomic(
-            rejects_path(episodes_dir, "generic", slug(Path(csv).stem, fallback="actions")),
-            [{"source": "generic", "video": str(mp4), "actions_csv": str(csv), "reason": str(e)}])
-        res.failed.append((Path(mp4).name, str(e)))
-    return res
+    cfg = config if isinstance(config, SekaiImportConfig) else SekaiImportConfig.from_dict(config or {})
+    src = Path(src)
+    if not src.exists():
+        raise FileNotFoundError(f"Sekai source {src} does not exist")
+    clips, failed = [], []
+    for video, npz, _, _, i in _sekai_jobs(src, src, cfg):
+        try:
+            clips.append(read_sekai_clip(video, npz, cfg, i))
+        except Exception as e:
+            failed.append((Path(video).name, str(e)))
+    report = check_items([_sekai_item(c, cfg) for c in clips]) if clips else CheckReport()
+    report.failed += failed
+    if report.diagnosis is not None and not report.diagnosis.ok:
+        for c, ec in zip(clips, report.episodes):
+            if ec.diagnosis is not None and not ec.diagnosis.ok:
+                report.fixes = world_fixes(c, cfg, ec)
+                if report.fixes:
+                    break
+    return report

@@ -43,8 +43,10 @@ FRAME_BATCH = 16  # decoded frames per batch pushed through the stages
 @dataclass
 class EpisodeOutcome:
     """What processing one episode produced: ``status`` ``done`` (clips may be 0) or ``rejected`` (the whole
-    episode), counts, input duration in seconds, the work folder and ``notes``: what the stages reported
-    (``EpisodeContext.notes``: e.g. ``split``, ``consistency``; kept for rejected episodes too)."""
+    episode), counts, input duration in seconds, ``idle_frames`` (identical frames kept because nothing was
+    pressed: a player standing still, see :class:`~curation.stages.RedundantFrames`), the work folder and ``notes``:
+    what the stages reported (``EpisodeContext.notes``: e.g. ``split``, ``consistency``; kept for rejected episodes
+    too)."""
 
     episode_id: str
     source: str
@@ -57,6 +59,7 @@ class EpisodeOutcome:
     clip_frames: int = 0
     motion_step: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    idle_frames: int = 0
     work_dir: str = ""
     fingerprint: str = ""
     seconds: float = 0.0
@@ -187,7 +190,7 @@ def process_episode(ep_dir: str | os.PathLike, work_root: str | os.PathLike, cfg
                     p.unlink()
             rejects[:] = [dict(episode_id=eid, kind="episode", start_frame=0 if outcome.frames_in else -1,
                                end_frame=outcome.frames_in - 1 if outcome.frames_in else -1, stage=r.stage,
-                               reason=r.reason)]
+                               reason=r.reason, frames=outcome.frames_in)]
         import pyarrow.parquet as pq
 
         if not (tmp / CLIPS_FILE).exists():
@@ -265,7 +268,8 @@ def _curate(ep_dir: Path, tmp: Path, cfg: CurateConfig, params: DatasetParams, s
         for it in items:
             if isinstance(it, DropSpan):
                 rejects.append(dict(episode_id=eid, kind=it.kind, start_frame=int(it.start_frame),
-                                    end_frame=int(it.end_frame), stage=it.stage, reason=it.reason))
+                                    end_frame=int(it.end_frame), stage=it.stage, reason=it.reason,
+                                    frames=it.frame_count))
             elif isinstance(it, Clip):
                 if writer is None:
                     writer = pq.ParquetWriter(tmp / CLIPS_FILE, clip_schema(len(params.keys), cfg.output.frame_codec,
@@ -285,6 +289,7 @@ def _curate(ep_dir: Path, tmp: Path, cfg: CurateConfig, params: DatasetParams, s
             st.start(ep)
         out.motion_step = ep.notes.get("motion_step")
         run_stream(stages, frame_batches(video, actions), sink)
+        out.idle_frames = int(ep.notes.get("idle_frames_kept", 0))
     except BaseException:
         for st in stages:
             st.abort()

@@ -172,16 +172,21 @@ def write_report(shards_dir: str | os.PathLike, *, preview_clips: int = 6, frame
     hours = st.get("hours_by_source", {})
     if hours:
         imgs.append(("Hours by source", _bar(list(hours), list(hours.values()), "curated hours by source", "hours")))
+    rej_frames = m.get("rejects", {}).get("frames_by_stage")
     rej_stage = m.get("rejects", {}).get("by_stage", {})
-    if rej_stage:
+    if rej_frames:
+        imgs.append(("Frames removed by stage", _bar(list(rej_frames), list(rej_frames.values()),
+                                                     "source frames removed by stage", "frames")))
+    elif rej_stage:
         imgs.append(("Rejects by stage", _bar(list(rej_stage), list(rej_stage.values()), "rejects by stage", "rows")))
     reasons_rows = ""
     rp = d / REJECTS_FILE
     if rp.is_file():
-        rj = pq.read_table(rp, columns=["stage", "reason", "start_frame", "end_frame"]).to_pandas()
+        from curation.schema import normalise_rejects
+
+        rj = normalise_rejects(pq.read_table(rp)).to_pandas()
         if len(rj):
             rj["what"] = rj["reason"].map(lambda s: re.sub(r"[-\d.]+", "N", s)[:120])
-            rj["frames"] = (rj["end_frame"] - rj["start_frame"] + 1).clip(lower=0)
             top = (rj.groupby(["stage", "what"]).agg(rows=("what", "size"), frames=("frames", "sum"))
                    .reset_index().sort_values("rows", ascending=False).head(20))
             reasons_rows = "".join(

@@ -119,8 +119,9 @@ def resolve_params(episodes: Sequence[Path], cfg: CurateConfig) -> DatasetParams
                 fps = float(m["fps"])
             except Exception:
                 continue
-            valid, _ = velocity_mask(df["speed"].to_numpy(), df[["d_pitch", "d_yaw"]].to_numpy(), fps, cfg.velocity)
             p = df[["x", "y", "z"]].to_numpy(dtype=np.float64)
+            valid, _ = velocity_mask(df["speed"].to_numpy(), df[["d_pitch", "d_yaw"]].to_numpy(), fps, cfg.velocity,
+                                     pos=p)
             ok = valid[1:] & valid[:-1] & np.isfinite(p).all(axis=1)[1:] & np.isfinite(p).all(axis=1)[:-1]
             d = np.linalg.norm(np.diff(p, axis=0), axis=1)[ok]
             per_frame.append(d * (fps / cfg.resample.fps))  # displacement per output frame at the dataset fps
@@ -257,7 +258,8 @@ def curate(
             "sources": dict(sorted(sources.items())),
             "totals": {"episodes": len(episodes),
                        "episodes_rejected": sum(o.get("status") == "rejected" for o in outcomes.values()),
-                       "input_hours": sum(s["input_hours"] for s in sources.values())},
+                       "input_hours": sum(s["input_hours"] for s in sources.values()),
+                       "idle_frames_kept": sum(int(o.get("idle_frames") or 0) for o in outcomes.values())},
             "config": cfg.to_dict(),
             "config_sha256": cfg.fingerprint(),
             "motion": {"target_cm_per_frame": params.motion_target_cm,

@@ -77,7 +77,19 @@ REJECTS_SCHEMA = pa.schema([
     pa.field("end_frame", pa.int64()),
     pa.field("stage", pa.string()),
     pa.field("reason", pa.string()),
+    pa.field("frames", pa.int64()),  # source frames the record removed (resampling: the skipped ones only)
 ])
+
+
+def normalise_rejects(table: pa.Table) -> pa.Table:
+    """A rejects table in :data:`REJECTS_SCHEMA`: tables written before the ``frames`` column existed get it
+    (every frame of the span, as they counted them)."""
+    if "frames" not in table.column_names:
+        s = np.asarray(table.column("start_frame").to_numpy(zero_copy_only=False), dtype=np.int64)
+        e = np.asarray(table.column("end_frame").to_numpy(zero_copy_only=False), dtype=np.int64)
+        n = np.where((s >= 0) & (e >= s), e - s + 1, 0)
+        table = table.append_column("frames", pa.array(n, pa.int64()))
+    return table.select(REJECTS_SCHEMA.names).cast(REJECTS_SCHEMA)
 
 
 def _nested(values: np.ndarray, width: int | None, typ: pa.DataType) -> pa.Array:

@@ -27,6 +27,7 @@ from capture.names import name_problem
 
 from curation.schema import (
     MANIFEST_FILE, PART_PATTERN, REJECTS_FILE, REJECTS_SCHEMA, SHARDS_SCHEMA, clip_schema, is_clip_schema, list_column,
+    normalise_rejects,
 )
 
 QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -278,7 +279,7 @@ def pack_shards(
             p.unlink()
 
     rej_tables = [pq.read_table(p) for p in reject_files if p.exists()]
-    rej = pa.concat_tables([t.cast(REJECTS_SCHEMA) for t in rej_tables]) if rej_tables else REJECTS_SCHEMA.empty_table()
+    rej = pa.concat_tables([normalise_rejects(t) for t in rej_tables]) if rej_tables else REJECTS_SCHEMA.empty_table()
     if rej.num_rows:
         rej = rej.sort_by([("episode_id", "ascending"), ("start_frame", "ascending"), ("stage", "ascending")])
     tmp = out_dir / f".{REJECTS_FILE}.tmp"
@@ -287,9 +288,12 @@ def pack_shards(
     os.replace(tmp, out_dir / REJECTS_FILE)
     by_stage: dict[str, int] = {}
     by_kind: dict[str, int] = {}
-    for s, kd in zip(rej.column("stage").to_pylist(), rej.column("kind").to_pylist()):
+    frames_by_stage: dict[str, int] = {}
+    for s, kd, nf in zip(rej.column("stage").to_pylist(), rej.column("kind").to_pylist(),
+                         rej.column("frames").to_pylist()):
         by_stage[s] = by_stage.get(s, 0) + 1
         by_kind[kd] = by_kind.get(kd, 0) + 1
+        frames_by_stage[s] = frames_by_stage.get(s, 0) + int(nf or 0)
 
     st = stats.to_dict()
     manifest = {
@@ -300,7 +304,8 @@ def pack_shards(
         "action_space": {"keys": list(keys)},
         "shards": shards,
         "rejects": {"file": REJECTS_FILE, "rows": rej.num_rows, "sha256": _sha256(out_dir / REJECTS_FILE),
-                    "by_stage": dict(sorted(by_stage.items())), "by_kind": dict(sorted(by_kind.items()))},
+                    "by_stage": dict(sorted(by_stage.items())), "by_kind": dict(sorted(by_kind.items())),
+                    "frames_by_stage": dict(sorted(frames_by_stage.items()))},
         "totals": {
             "clips": sum(s["rows"] for s in shards), "frames": stats.frames,
             "hours": sum(st["hours_by_source"].values()), "bytes": sum(s["bytes"] for s in shards),
@@ -533,6 +538,13 @@ def _fmt_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]])
 
 
+def _reject_rows(rj: dict[str, Any]) -> list[tuple[str, int, Any]]:
+    """``(stage, records, source frames removed)`` per reject stage (frames "?" for manifests written before
+    they were counted)."""
+    frames = rj.get("frames_by_stage")
+    return [(s, n, frames.get(s, 0) if frames is not None else "?") for s, n in sorted(rj.get("by_stage", {}).items())]
+
+
 def inspect_shards(shards_dir: str | os.PathLike) -> str:
     """A readable summary of a shards folder: format, totals, per-source hours and clips, shards, rejects
     by stage, key press rates and mouse/speed statistics."""
@@ -555,8 +567,11 @@ def inspect_shards(shards_dir: str | os.PathLike) -> str:
         _fmt_table([(s["file"], s["rows"], f"{s['bytes'] / 1e6:.2f}", s["sha256"][:16]) for s in m["shards"]],
                    ["shard", "rows", "MB", "sha256"]),
         "",
-        _fmt_table(sorted(m.get("rejects", {}).get("by_stage", {}).items()), ["reject stage", "rows"]),
+        _fmt_table(_reject_rows(m.get("rejects", {})), ["reject stage", "rows", "frames"]),
     ]
+    idle = t.get("idle_frames_kept")
+    if idle:
+        out.append(f"idle frames kept (identical frames while nothing was pressed: a player standing still): {idle}")
     kb = st.get("keyboard", {}).get("press_rate", {})
     if kb:
         out += ["", _fmt_table([(k, f"{v:.3f}") for k, v in kb.items()], ["key", "press rate"])]

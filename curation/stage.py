@@ -68,13 +68,25 @@ class Resources:
 @dataclass(frozen=True)
 class DropSpan:
     """Source frames ``start_frame..end_frame`` (inclusive; -1 when unknown) dropped by ``stage`` for
-    ``reason``; ``kind`` is ``span`` (frames), ``clip`` (a whole clip) or ``episode``."""
+    ``reason``; ``kind`` is ``span`` (frames), ``clip`` (a whole clip) or ``episode``. ``frames``: how many source
+    frames the record removed from the dataset when that is not the whole span (resampling skips some frames of
+    a segment; a teleport cut removes one); None: all of ``start_frame..end_frame``."""
 
     start_frame: int
     end_frame: int
     stage: str
     reason: str
     kind: str = "span"
+    frames: int | None = None
+
+    @property
+    def frame_count(self) -> int:
+        """Source frames removed (the ``frames`` column of rejects.parquet)."""
+        if self.frames is not None:
+            return int(self.frames)
+        if self.start_frame < 0 or self.end_frame < self.start_frame:
+            return 0
+        return int(self.end_frame - self.start_frame + 1)
 
 
 @dataclass

@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     from capture.episode import Episode
 
 __all__ = [
-    "PIPELINE", "build_stages", "VelocityFilter", "RedundantFrames", "Resample", "ResizeCrop", "ClipWindows",
+    "PIPELINE", "build_stages", "VelocityFilter", "RedundantFrames", "idle_rows", "Resample", "ResizeCrop", "ClipWindows",
     "PoseCheck", "FrameActions", "DropSpan", "DatasetParams", "runs", "fold_spans", "dedup_signature",
-    "block_differences", "frames_differ", "RedundantFrameFilter", "velocity_mask", "resample_select",
+    "block_differences", "frames_differ", "RedundantFrameFilter", "velocity_mask", "teleports", "resample_select",
     "OnlineResampler", "median_displacement", "motion_step", "resize_center_crop", "clip_starts",
     "nonfinite_pose_frames",
 ]
@@ -247,10 +247,20 @@ class RedundantFrameFilter:
         return False
 
 
+def idle_rows(actions: FrameActions, max_turn_deg: float) -> np.ndarray:
+    """bool[N]: rows where nothing was pressed and the mouse moved less than ``max_turn_deg`` (|d_pitch| +
+    |d_yaw|, degrees): the player gave no input that frame."""
+    return ~actions.keyboard.any(axis=1) & (np.abs(actions.mouse).sum(axis=1) < max_turn_deg)
+
+
 class RedundantFrames(FrameStage):
     """Stage ``dedup`` (config ``dedup``): drop each frame nearly identical to the last kept frame of its segment
-    (:class:`RedundantFrameFilter`); a run of dropped frames is one drop record and folds into the next kept
-    frame."""
+    (:class:`RedundantFrameFilter`) while input is held: the game froze (a stall, a loading hitch, a duplicated
+    frame), so the frame shows nothing the input did and its actions fold into the next kept frame. An identical
+    frame whose row has no input (:func:`idle_rows`: nothing pressed, the mouse still) is a player standing still:
+    it is kept, up to ``keep_idle_s`` seconds of such frames in a row (then dropped like a frozen one, with its
+    own reason). A run of drops with one reason is one drop record; kept idle frames are counted in the
+    episode's outcome (``idle_frames``)."""
 
     name = "dedup"
 
@@ -261,19 +271,31 @@ class RedundantFrames(FrameStage):
     def start(self, ep: EpisodeContext) -> None:
         super().start(ep)
         self.filter = RedundantFrameFilter(self.cfg.dedup)
+        self.idle = idle_rows(ep.actions, self.cfg.dedup.idle_turn_deg)
+        ep.notes.setdefault("idle_frames_kept", 0)
         self._reset()
 
     def _reset(self) -> None:
         self.filter.reset()
-        self._run: tuple[int, int] | None = None  # source frames of the current run of drops
+        self._run: tuple[int, int, str] | None = None  # source frames of the current run of drops, its reason
         self._fold: int | None = None  # fold_from of the first dropped frame, for the next kept one
         self._last_kept: int | None = None
+        self._idle_run = 0  # identical frames without input kept in a row
 
     def frames(self, frames: list[Frame]) -> list[Item]:
         out: list[Item] = []
+        limit = self.cfg.dedup.keep_idle_s
         for f in frames:
-            if not self.filter.keep(f.image, f.t):
-                self._run = (f.index, f.index) if self._run is None else (self._run[0], f.index)
+            if self.filter.keep(f.image, f.t):
+                self._idle_run = 0
+            elif self.idle[f.index] and (limit is None or (self._idle_run + 1) / self.ep.fps <= limit + 1e-9):
+                self._idle_run += 1
+                self.ep.notes["idle_frames_kept"] += 1
+            else:
+                why = "idle" if self.idle[f.index] else "frozen"
+                if self._run is not None and self._run[2] != why:
+                    out += self._close_run()
+                self._run = (f.index, f.index, why) if self._run is None else (self._run[0], f.index, why)
                 self._fold = f.fold_from if self._fold is None else self._fold
                 continue
             out += self._close_run()
@@ -286,10 +308,16 @@ class RedundantFrames(FrameStage):
     def _close_run(self) -> list[Item]:
         if self._run is None:
             return []
-        s, e = self._run
+        s, e, why = self._run
         self._run = None
-        return [DropSpan(s, e, self.name, f"{e - s + 1} redundant frame(s), nearly identical to frame "
-                                          f"{self._last_kept}; actions folded into the next kept frame")]
+        if why == "frozen":
+            text = (f"{e - s + 1} redundant frame(s), nearly identical to frame {self._last_kept} while input was "
+                    "held (the game froze); actions folded into the next kept frame")
+        else:
+            text = (f"{e - s + 1} identical frame(s) without input after {self.cfg.dedup.keep_idle_s:g} s of standing "
+                    f"still (dedup.keep_idle_s), nearly identical to frame {self._last_kept}; actions folded into "
+                    "the next kept frame")
+        return [DropSpan(s, e, self.name, text)]
 
     def segment_end(self, seg: SegmentEnd) -> list[Item]:
         out = self._close_run()
@@ -301,10 +329,28 @@ class RedundantFrames(FrameStage):
 # velocity validation
 
 
-def velocity_mask(speed: np.ndarray, mouse: np.ndarray, fps: float, cfg: VelocityConfig) -> tuple[np.ndarray, list[DropSpan]]:
+def teleports(pos: np.ndarray, fps: float, max_speed_cm_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, jump_cm)``: the rows ``i`` whose camera position is further than ``max_speed_cm_s / fps`` cm from
+    row ``i - 1``'s (a teleport or a respawn: no walking or driving covers that in one frame) and the jump of
+    each. ``pos`` float64 [N, 3] cm; rows with a non-finite position on either side are never teleports (the
+    pose stage deals with them)."""
+    p = np.asarray(pos, dtype=np.float64).reshape(-1, 3)
+    if len(p) < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    step = np.linalg.norm(np.diff(p, axis=0), axis=1)
+    with np.errstate(invalid="ignore"):
+        jump = np.isfinite(step) & (step * float(fps) > float(max_speed_cm_s))
+    rows = np.flatnonzero(jump) + 1
+    return rows.astype(np.int64), step[rows - 1]
+
+
+def velocity_mask(speed: np.ndarray, mouse: np.ndarray, fps: float, cfg: VelocityConfig,
+                  pos: np.ndarray | None = None) -> tuple[np.ndarray, list[DropSpan]]:
     """``(valid bool[N], reasons)``: frames in a still run longer than ``max_still_s`` or a backwards run
-    longer than ``max_backward_s`` are invalid. ``speed`` cm/s, ``mouse`` degrees, ``fps`` frames/s.
-    Reasons are in row numbers of the inputs."""
+    longer than ``max_backward_s`` are invalid, and so is each frame a teleport lands on (:func:`teleports` of
+    ``pos`` above ``max_speed_cm_s``: its row describes the jump, not an input, and the invalid frame cuts the
+    episode so that no clip crosses the jump). ``speed`` cm/s, ``mouse`` degrees, ``fps`` frames/s, ``pos``
+    [N, 3] cm. Reasons are in row numbers of the inputs."""
     speed = np.asarray(speed, dtype=np.float64)
     n = len(speed)
     valid = np.ones(n, dtype=bool)
@@ -328,13 +374,22 @@ def velocity_mask(speed: np.ndarray, mouse: np.ndarray, fps: float, cfg: Velocit
                 thr = f"< {cfg.min_speed_cm_s:g}" if what == "standing still" else f"<= -{cfg.min_speed_cm_s:g}"
                 reasons.append(DropSpan(s, e, "velocity", f"{what} for {dur:.2f} s ({kind} {thr} cm/s), "
                                                           f"longer than the {limit:g} s tolerated"))
+    if pos is not None and cfg.max_speed_cm_s is not None:
+        rows, jump = teleports(pos, fps, cfg.max_speed_cm_s)
+        for i, d in zip(rows.tolist(), jump.tolist()):
+            if valid[i]:  # a frame already inside a dropped span is reported there
+                reasons.append(DropSpan(i, i, "velocity", f"teleport or respawn: the camera jumps {d:.0f} cm in one "
+                                                          f"frame ({d * fps:.0f} cm/s, over velocity.max_speed_cm_s "
+                                                          f"{cfg.max_speed_cm_s:g}); the episode is cut there"))
+            valid[i] = False
     reasons.sort(key=lambda r: r.start_frame)
     return valid, reasons
 
 
 class VelocityFilter(Stage):
-    """Stage ``velocity`` (config ``velocity``): cut out over-long standing-still and backwards runs
-    (:func:`velocity_mask`, decided from the actions in :meth:`start`); the frames that pass form segments,
+    """Stage ``velocity`` (config ``velocity``): cut out over-long standing-still and backwards runs and the
+    frames teleports land on (:func:`velocity_mask`, decided from the actions in :meth:`start`); the frames that
+    pass form segments,
     each closed by a :class:`~curation.stage.SegmentEnd`. Always in the pipeline: it is what splits an episode
     into segments (with ``velocity.enabled: false`` the whole episode is one segment)."""
 
@@ -342,7 +397,8 @@ class VelocityFilter(Stage):
 
     def start(self, ep: EpisodeContext) -> None:
         super().start(ep)
-        valid, reasons = velocity_mask(ep.actions.speed, ep.actions.mouse, ep.fps, self.cfg.velocity)
+        valid, reasons = velocity_mask(ep.actions.speed, ep.actions.mouse, ep.fps, self.cfg.velocity,
+                                       pos=ep.actions.pose[:, :3])
         ep.valid = valid
         if not valid.any():
             raise Reject(self.name, "no frame passes velocity validation: " + "; ".join(r.reason for r in reasons[:3]))
@@ -520,7 +576,8 @@ class Resample(FrameStage):
                 self._skipped += 1
         if self._skipped:
             out.append(DropSpan(seg.start, seg.end, self.name, f"resampled to {1.0 / self.step_s:.4g} frames/s of "
-                                f"source time: {self._skipped} frame(s) skipped, actions folded into kept frames"))
+                                f"source time: {self._skipped} frame(s) skipped, actions folded into kept frames",
+                                frames=self._skipped))
         self.resampler.reset()
         self._cand, self._skipped = None, 0
         return out

@@ -1,4 +1,4 @@
-"""The data verbs of ``playmill``: ``validate``, ``inspect``, ``import sekai|generic|gta|unreal`` and
+"""The data verbs of ``playmill``: ``validate``, ``inspect``, ``import sekai|generic|vpt|gta|unreal`` and
 ``sandbox preview|serve`` (declared with :func:`playmill.cli.add_verb`; their arguments are data, so the
 pipeline config is ``--config``)."""
 
@@ -51,22 +51,43 @@ def _add_import_verbs(sub: Any) -> None:
                    example="playmill import sekai SEKAI_DIR --set imports.sekai.workers=4")
     isub = imp.add_subparsers(dest="import_verb", metavar="SOURCE", required=True)
     p = add_verb(isub, "sekai", help="Sekai videos + camera extrinsics (.npz)", func=cmd_import_sekai, config="option",
-                 description="Import every *.mp4 under SRC with its <stem>.npz camera file (key 'extrinsic', OpenCV "
-                             "axes) as a 'sekai' episode: keys from camera translation, mouse from relative rotation "
-                             "(settings: imports.sekai).",
-                 example="playmill import sekai SEKAI_DIR --out runs/sekai/episodes --set imports.sekai.scale_cm=200")
+                 description="Import every *.mp4 under SRC with its <stem>.npz camera file (key 'extrinsic', in the "
+                             "world frame imports.sekai.world; Sekai's: OpenCV axes, y down) as a 'sekai' episode: keys "
+                             "from camera translation, mouse from relative rotation. The labels are checked against "
+                             "the motion in each video (imports.sekai.check); a clip whose motion contradicts the "
+                             "world frame is refused with the frame that fits it. --check only diagnoses.",
+                 example="playmill import sekai SEKAI_DIR --out runs/sekai/episodes --set imports.sekai.world.up=+z")
     p.add_argument("src", type=existing("folder or file"), help="folder of Sekai clips")
     _out_arg(p)
-    p = add_verb(isub, "generic", help="one mp4 + an actions CSV with a column mapping", func=cmd_import_generic,
+    _check_arg(p)
+    p = add_verb(isub, "generic", help="videos + an actions CSV, described by a column mapping", func=cmd_import_generic,
                  config="option",
-                 description="Import one video and its per-frame actions CSV as a 'generic' episode. The column "
-                             "mapping is --mapping FILE (YAML) or imports.generic of the config.",
-                 example="playmill import generic clip.mp4 actions.csv --mapping map.yaml")
-    p.add_argument("mp4", type=existing("video"), help="the video")
-    p.add_argument("csv", type=existing("CSV"), help="actions CSV, one row per video frame")
+                 description="Import videos and their actions log (any CSV layout) as 'generic' episodes. The column "
+                             "mapping (--mapping FILE, YAML, or imports.generic of the config; every key in `playmill "
+                             "config schema` and the README) says what each column means: keys (columns, a list "
+                             "column, a bitmask), look deltas or absolute angles in any units and direction, a row or "
+                             "time offset, poses and their world frame, an episode column for a CSV of many episodes. "
+                             "--check diagnoses the labels against the videos and prints the mapping change that "
+                             "fixes a convention error, without importing.",
+                 example="playmill import generic 'clips/*.mp4' log.csv --mapping map.yaml --check")
+    p.add_argument("video", help="a video, or a quoted glob pattern of videos ('clips/*.mp4')")
+    p.add_argument("csv", help="the actions CSV (rows per frame or timed), or a quoted glob pattern of CSVs")
     p.add_argument("--mapping", type=existing("mapping file"),
-                   help="YAML column mapping (keys, d_pitch, d_yaw, mouse_scale_deg, position/rotation columns, ...)")
+                   help="YAML column mapping (keys: the imports.generic section; see the README)")
     _out_arg(p)
+    _check_arg(p)
+    p = add_verb(isub, "vpt", help="OpenAI VPT Minecraft contractor recordings (mp4 + jsonl)", func=cmd_import_vpt,
+                 config="option",
+                 description="Import OpenAI's VPT Minecraft contractor recordings (<name>.mp4 + <name>.jsonl, one JSON "
+                             "line per tick, as the published loader reads them) under SRC: Minecraft keys onto the "
+                             "action space (other keys kept as vpt_key_* extras), mouse counts to degrees with the "
+                             "camera sensitivity (imports.vpt.sensitivity), ticks aligned to video frames, GUI and "
+                             "inventory spans quarantined with their reasons. --check only diagnoses the labels.",
+                 example="playmill import vpt vpt_data/ --set imports.vpt.sensitivity=0.5")
+    p.add_argument("src", type=existing("folder"), help="folder of VPT recordings (recursive)")
+    _out_arg(p)
+    _check_arg(p)
+    add_sugar(p, "--sensitivity", "imports.vpt.sensitivity", "the players' Minecraft mouseSensitivity (0-1)")
     p = add_verb(isub, "gta", help="GTA V sessions recorded by the PlaymillRecorder mod + OBS video",
                  func=cmd_import_gta, config="option",
                  description="Import GTA V recording sessions (behaviour.jsonl, ticks.csv and the OBS video): align "
@@ -114,6 +135,12 @@ def _add_sandbox_verbs(sub: Any) -> None:
 
 def _out_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="episodes folder to write (default: the config's <workdir>/episodes)")
+
+
+def _check_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--check", action="store_true",
+                   help="only diagnose the labels against the video and print the config change that fixes a "
+                        "convention error (nothing is written; exit 1 on a fault)")
 
 
 def _sandbox_options(p: argparse.ArgumentParser, serve: bool) -> None:
@@ -250,21 +277,49 @@ def _run_import(args: argparse.Namespace, importer: Any) -> int:
     return _report_import(importer(cfg, out), args.import_verb, out)
 
 
-def cmd_import_sekai(args: argparse.Namespace) -> int:
-    from curation import import_sekai
+def _report_check(report: Any, what: str) -> int:
+    """Print a label check (:class:`curation.import_check.CheckReport`); exit 0 when the labels agree, else 1."""
+    sys.stderr.flush()
+    n = len(report.episodes)
+    print(f"check {what}: {n} episode(s) diagnosed against their video" + (f", {len(report.failed)} not checked"
+                                                                          if report.failed else ""))
+    for line in report.lines():
+        print(line)
+    if report.diagnosis is None:
+        print("nothing could be checked", file=sys.stderr)
+        return 1
+    print("labels agree with the video" if report.ok else "labels disagree with the video (fix above)")
+    return 0 if report.ok else 1
 
+
+def cmd_import_sekai(args: argparse.Namespace) -> int:
+    from curation.importers import check_sekai, import_sekai
+
+    if args.check:
+        return _report_check(check_sekai(args.src, load(args).imports.sekai), "sekai")
     return _run_import(args, lambda cfg, out: import_sekai(args.src, out, cfg.imports.sekai))
 
 
 def cmd_import_generic(args: argparse.Namespace) -> int:
     from capture.settings import load_yaml
-    from curation.importers import GenericMapping, import_generic_result
+    from curation.generic import GenericMapping, check_generic, import_generic
 
-    mapping = None
+    cfg = load(args)
+    mapping = cfg.imports.generic
     if args.mapping is not None:
         mapping = GenericMapping.from_dict(load_yaml(args.mapping), str(args.mapping))
-    return _run_import(args, lambda cfg, out: import_generic_result(args.mp4, args.csv, out,
-                                                                    mapping or cfg.imports.generic))
+    if args.check:
+        return _report_check(check_generic(args.video, args.csv, mapping), "generic")
+    out = args.out or cfg.episodes_dir
+    return _report_import(import_generic(args.video, args.csv, out, mapping), "generic", out)
+
+
+def cmd_import_vpt(args: argparse.Namespace) -> int:
+    from curation.vpt import check_vpt, import_vpt
+
+    if args.check:
+        return _report_check(check_vpt(args.src, load(args).imports.vpt), "vpt")
+    return _run_import(args, lambda cfg, out: import_vpt(args.src, out, cfg.imports.vpt))
 
 
 def cmd_import_gta(args: argparse.Namespace) -> int:

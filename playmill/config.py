@@ -32,7 +32,9 @@ from capture.settings import (ConfigError, Field, Frames1p4k, Invalid, SafeName,
                               load_yaml, merge, parse_set, settings, validate)
 from capture.video import X264Preset
 from curation.config import CurateSection
-from curation.importers import GenericMapping, SekaiImportConfig
+from curation.generic import GenericMapping
+from curation.importers import SekaiImportConfig
+from curation.vpt import VPTImportConfig
 from gta_bridge.importer import GtaImportConfig
 from model.distill.dmd import DMD_PRESETS, DistillDMDConfig
 from model.run_log import LoggerName, logger_field
@@ -293,10 +295,11 @@ class DistillSection:
 
 @settings
 class ImportsSection:
-    """The ``imports:`` section: settings of ``playmill import sekai|generic|gta|unreal``."""
+    """The ``imports:`` section: settings of ``playmill import sekai|generic|vpt|gta|unreal``."""
 
     sekai: SekaiImportConfig = Field(default_factory=SekaiImportConfig, description="Sekai videos + camera extrinsics")
     generic: GenericMapping = Field(default_factory=GenericMapping, description="the column mapping of a generic actions CSV (or --mapping FILE)")
+    vpt: VPTImportConfig = Field(default_factory=VPTImportConfig, description="OpenAI VPT Minecraft contractor recordings (mp4 + jsonl)")
     gta: GtaImportConfig = Field(default_factory=GtaImportConfig, description="GTA V sessions of the recorder mod")
     unreal: UEImportConfig = Field(default_factory=UEImportConfig, description="in-engine Unreal MP4 + CSV recordings")
 

@@ -143,6 +143,15 @@ def test_redundant_frames_and_resampling_inside_curation(tmp_path):
     assert (rej["stage"] == "resample").sum() == 1
     df = all_rows(out)
     assert (df["fps"] == 25.0).all() and (df["num_frames"] == 9).all()
+    # honest counts: resampling removed the frames it skipped, not its whole segment; each reason counted apart
+    from curation.stages import resample_select
+
+    available = np.setdiff1d(np.arange(n), np.r_[20:26, 50]) / 30.0  # the frames dedup left
+    rs = rej[rej["stage"] == "resample"].iloc[0]
+    assert rs["frames"] == len(available) - resample_select(available, 1 / 25, 1 / 30).sum()
+    assert rs["end_frame"] - rs["start_frame"] + 1 == n > rs["frames"] > 0
+    by = read_manifest(out)["rejects"]["frames_by_stage"]
+    assert by["dedup"] == 7 and by["resample"] == rs["frames"] and "dedup" in inspect_shards(out)
     tail = rej[rej["stage"] == "clip"]
     covered_end = int(tail["start_frame"].min()) - 1  # clips cover rows 0..covered_end, the tail is rejected
     src = read_episode(ep_dir)
@@ -319,7 +328,7 @@ def test_motion_matched_resampling_of_sekai_footage(fake_episodes, tmp_path):
     src = tmp_path / "sekai"
     src.mkdir()
     write_sekai(src, "walk_0_120", e)
-    assert len(import_sekai(src, eps).written) == 1
+    assert len(import_sekai(src, eps, {"check": "off"}).written) == 1
     out = tmp_path / "shards"
     cfg = small_config(resample={"motion_sources": ["sekai"]})
     curate(eps, out, cfg, progress=False)

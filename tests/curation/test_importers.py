@@ -1,17 +1,15 @@
-"""Sekai and generic import: a known camera path in, the right keys, mouse and poses out."""
+"""Sekai import: a known camera path in, the right keys, mouse and poses out (generic, VPT and the round trips of
+every footage format: test_footage.py)."""
 
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from capture.episode import read_episode
 from capture.rotations import matrix_to_quat, quat_to_matrix
 from capture.validate import validate_episode
 from capture.video import VideoWriter
-from curation.importers import (
-    CV_TO_UE, SekaiImportConfig, import_generic, import_sekai, sekai_actions,
-)
+from curation.importers import CV_TO_UE, SekaiImportConfig, import_sekai, sekai_actions
 from tests.curation.helpers import pan_frames
 
 
@@ -100,7 +98,7 @@ def test_import_sekai_writes_valid_episodes_and_reports_bad_ones(tmp_path):
     (src / "nocam_0_5.mp4").write_bytes((src / "AbCdEf_00100_00160.mp4").read_bytes())
     eps = tmp_path / "episodes"
     before = {p.name: p.read_bytes() for p in src.iterdir()}
-    res = import_sekai(src, eps, {"scale_cm": 500.0})
+    res = import_sekai(src, eps, {"scale_cm": 500.0, "check": "off"})  # the check: tests/curation/test_footage.py
     assert len(res.written) == 1 and sorted(n for n, _ in res.failed) == ["mismatch_0_9.mp4", "nocam_0_5.mp4"]
     assert any("40 frames" in r and "20 extrinsics" in r for _, r in res.failed)
     assert any("no camera file" in r for _, r in res.failed)
@@ -114,37 +112,5 @@ def test_import_sekai_writes_valid_episodes_and_reports_bad_ones(tmp_path):
     space = ep.action_space
     assert [set(space.from_multihot(r)) for r in kb] == keys
     np.testing.assert_allclose(np.cumsum(ep.mouse()[:, 1]), yaw, atol=1e-9)
-    again = import_sekai(src, eps, {"scale_cm": 500.0})
+    again = import_sekai(src, eps, {"scale_cm": 500.0, "check": "off"})
     assert again.skipped == ["AbCdEf_00100_00160.mp4"] and not again.written
-
-
-def test_import_generic_maps_columns(tmp_path):
-    n = 30
-    frames = pan_frames(n, seed=4)
-    with VideoWriter(tmp_path / "clip.mp4", 64, 48, 20.0) as w:
-        for f in frames:
-            w.write(f)
-    df = pd.DataFrame({
-        "fwd": [0] + [1] * (n - 1), "pressed": ["" if i % 3 else "shift+a" for i in range(n)],
-        "yaw_delta": np.r_[0.0, np.full(n - 1, 0.25)], "pitch_delta": np.zeros(n),
-        "px": np.arange(n) * 0.1, "py": np.zeros(n), "pz": np.full(n, 1.7), "bump": [0] * 29 + [1],
-    })
-    df.to_csv(tmp_path / "actions.csv", index=False)
-    mapping = {"keys": {"w": "fwd"}, "keys_column": "pressed", "d_yaw": "yaw_delta", "d_pitch": "pitch_delta",
-               "mouse_scale_deg": 2.0, "x": "px", "y": "py", "z": "pz", "position_scale_cm": 100.0,
-               "collision": "bump", "scene": "myclip", "seed": 7}
-    path = import_generic(tmp_path / "clip.mp4", tmp_path / "actions.csv", tmp_path / "eps", mapping)
-    assert validate_episode(path) == []
-    ep = read_episode(path)
-    assert ep.meta.source == "generic" and ep.meta.fps == 20.0 and len(ep) == n
-    a = ep.actions
-    assert a["key_w"].tolist() == df["fwd"].tolist()
-    assert a["key_shift"].tolist() == a["key_a"].tolist() == [1 if i % 3 == 0 else 0 for i in range(n)]
-    np.testing.assert_allclose(a["d_yaw"], df["yaw_delta"] * 2.0)
-    np.testing.assert_allclose(a["x"], df["px"] * 100.0)
-    assert (a["speed"].iloc[1:] > 0).all() and a["collision"].iloc[-1] == 1
-    with pytest.raises(ValueError, match="'nope'"):
-        import_generic(tmp_path / "clip.mp4", tmp_path / "actions.csv", tmp_path / "eps2", {"d_yaw": "nope"})
-    df.iloc[:10].to_csv(tmp_path / "short.csv", index=False)
-    with pytest.raises(ValueError, match="10 rows"):
-        import_generic(tmp_path / "clip.mp4", tmp_path / "short.csv", tmp_path / "eps3", {})

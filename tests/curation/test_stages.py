@@ -176,6 +176,56 @@ def test_velocity_stage_cuts_segments_and_reports_first():
         VelocityFilter(cfg).start(context(a))
 
 
+def test_velocity_cuts_the_episode_at_teleports():
+    a = actions(200)
+    a.pose[:, 0] = np.arange(200) * 12.0  # 300 cm/s at 25 fps
+    a.pose[120:, 0] += 2400.0  # a respawn 24 m away: 60,300 cm/s for one frame
+    a.pose[60, 0] = np.nan  # a lost pose is not a jump (the pose stage rejects its clips)
+    cfg = cfg_with()
+    valid, reasons = velocity_mask(a.speed, a.mouse, 25.0, cfg.velocity, pos=a.pose[:, :3])
+    assert runs(~valid) == [(120, 120)]
+    assert "teleport or respawn" in reasons[0].reason and "2412 cm" in reasons[0].reason
+    out = stream([VelocityFilter(cfg)], context(a))
+    assert [(it.start, it.end) for it in out if isinstance(it, SegmentEnd)] == [(0, 119), (121, 199)]
+    drops = [it for it in out if isinstance(it, DropSpan)]
+    assert [(d.start_frame, d.end_frame, d.frame_count) for d in drops] == [(120, 120, 1)]
+    off = cfg_with(velocity={"max_speed_cm_s": None})
+    assert velocity_mask(a.speed, a.mouse, 25.0, off.velocity, pos=a.pose[:, :3])[0].all()
+    fast = cfg_with(velocity={"max_speed_cm_s": 100000.0})  # a limit above the jump
+    assert velocity_mask(a.speed, a.mouse, 25.0, fast.velocity, pos=a.pose[:, :3])[0].all()
+
+
+def idle_case(hold_keys: bool, keep_idle_s=2.0):
+    """40 frames at 25 fps: a pan, then frames 10-29 identical (the camera stands), then the pan goes on."""
+    pan = pan_frames(40, seed=2, speed_px=2.0)
+    frames = pan[:10] + [pan[9]] * 20 + pan[10:20]
+    a = actions(40)
+    a.keyboard[:] = 0
+    a.mouse[:] = 0.0
+    a.keyboard[:10, 0] = a.keyboard[30:, 0] = 1  # W while the picture moves
+    if hold_keys:
+        a.keyboard[10:30, 0] = 1  # W held on identical frames: the game froze
+    cfg = cfg_with(velocity={"enabled": False}, dedup={"keep_idle_s": keep_idle_s})
+    ctx = context(a)
+    return stream([VelocityFilter(cfg), RedundantFrames(cfg)], ctx, frames), ctx
+
+
+def test_identical_frames_without_input_are_a_player_standing_still():
+    out, ctx = idle_case(hold_keys=False)
+    assert len(kept(out)[0]) == 40 and ctx.notes["idle_frames_kept"] == 20
+    assert not [it for it in out if isinstance(it, DropSpan)]
+    out, ctx = idle_case(hold_keys=True)  # input held: frozen, dropped and folded as before
+    _, starts, ends = kept(out)
+    assert 10 not in ends and ends.tolist().index(30) == 10 and starts[10] == 10
+    (drop,) = [it for it in out if isinstance(it, DropSpan)]
+    assert (drop.start_frame, drop.end_frame) == (10, 29) and "input was held" in drop.reason
+    assert ctx.notes["idle_frames_kept"] == 0
+    out, ctx = idle_case(hold_keys=False, keep_idle_s=0.4)  # 10 frames of standing kept, the rest dropped
+    assert ctx.notes["idle_frames_kept"] == 10
+    (drop,) = [it for it in out if isinstance(it, DropSpan)]
+    assert (drop.start_frame, drop.end_frame) == (20, 29) and "dedup.keep_idle_s" in drop.reason
+
+
 @pytest.mark.parametrize("src_fps,expected", [(30.0, 25), (60.0, 25), (25.0, 25), (50.0, 25)])
 def test_resampling_to_25_fps_keeps_total_mouse_motion_and_every_key(src_fps, expected):
     n = int(src_fps)  # one second
@@ -190,8 +240,8 @@ def test_resampling_to_25_fps_keeps_total_mouse_motion_and_every_key(src_fps, ex
     # kept frames are the nearest to a 25 fps grid
     grid = np.arange(expected) / 25.0
     assert np.abs(res.t - grid).max() <= 0.5 / src_fps + 1e-12
-    spans = [(r.stage, r.start_frame, r.end_frame) for r in out if isinstance(r, DropSpan)]
-    assert spans == ([("resample", 0, n - 1)] if n != expected else [])
+    spans = [(r.stage, r.start_frame, r.end_frame, r.frame_count) for r in out if isinstance(r, DropSpan)]
+    assert spans == ([("resample", 0, n - 1, n - expected)] if n != expected else [])  # skipped frames, not the span
 
 
 def test_resampling_rejects_episodes_slower_than_the_dataset():

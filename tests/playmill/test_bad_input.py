@@ -1,7 +1,7 @@
 """A corpus of bad configs and bad flags: each exits 2, runs nothing, prints no traceback, and names the key.
 
 Also the regressions of issue 14: YAML's 1e-4 string, ``train --set lr=fast``, ``train: {lr: fast}``, a generic
-mapping with ``mouse_scale_deg: fast`` or ``keys: w``, a Sekai import config with ``workers: two``."""
+mapping with ``mouse_scale: fast`` or ``keys: w``, a Sekai import config with ``workers: two``."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ BAD_CONFIGS = [
     ("generate-frames", {"generate": {"frames": 18}}, "generate.frames: 18 is not allowed; expected 1 + 4k frames"),
     ("generate-models", {"generate": {"models": ["teacher"]}}, "generate.models[0]: 'teacher' is not allowed; expected one of base, student"),
     ("sekai-workers-word", {"imports": {"sekai": {"workers": "two"}}}, "imports.sekai.workers: 'two' is not allowed; expected an integer >= 1"),
-    ("generic-scale-word", {"imports": {"generic": {"mouse_scale_deg": "fast"}}}, "imports.generic.mouse_scale_deg: 'fast' is not allowed; expected a number"),
+    ("generic-scale-word", {"imports": {"generic": {"mouse_scale": "fast"}}}, "imports.generic.mouse_scale: 'fast' is not allowed; expected a number"),
     ("generic-keys-not-mapping", {"imports": {"generic": {"keys": "w"}}}, "imports.generic.keys: 'w' is not allowed; expected a mapping of a string to a string"),
     ("gta-sync", {"imports": {"gta": {"sync": "psychic"}}}, "imports.gta.sync: 'psychic' is not allowed; expected one of auto, marker, motion"),
     ("unreal-width", {"imports": {"unreal": {"width": 33, "height": 24}}}, "imports.unreal.width: 33 is not allowed"),
@@ -167,13 +167,14 @@ def test_yaml_reads_1e_4_as_a_string_and_the_schema_reads_it_as_a_number(bare):
 
 
 def test_import_settings_are_checked_by_the_libraries_too(bare):
-    from curation.importers import GenericMapping, SekaiImportConfig, import_sekai
+    from curation.generic import GenericMapping
+    from curation.importers import SekaiImportConfig, import_sekai
 
     with pytest.raises(ConfigError, match=r"workers: 'two' is not allowed; expected an integer >= 1"):
         import_sekai(bare, bare / "eps", {"workers": "two"})
     with pytest.raises(ConfigError) as info:
-        GenericMapping.from_dict({"mouse_scale_deg": "fast", "keys": "w"}, "map.yaml")
-    assert "map.yaml: mouse_scale_deg: 'fast' is not allowed; expected a number" in str(info.value)
+        GenericMapping.from_dict({"mouse_scale": "fast", "keys": "w"}, "map.yaml")
+    assert "map.yaml: mouse_scale: 'fast' is not allowed; expected a number" in str(info.value)
     assert "map.yaml: keys: 'w' is not allowed; expected a mapping" in str(info.value)
     with pytest.raises(ConfigError, match=r"keys.jump: 'Space' is not allowed; expected a column for a key of"):
         GenericMapping.from_dict({"keys": {"jump": "Space"}})
@@ -183,10 +184,10 @@ def test_import_settings_are_checked_by_the_libraries_too(bare):
 def test_import_generic_mapping_file_with_bad_values_exits_2(capsys, bare):
     for name in ("clip.mp4", "actions.csv"):
         (bare / name).write_text("x")
-    (bare / "map.yaml").write_text("keys: w\nmouse_scale_deg: fast\n")
+    (bare / "map.yaml").write_text("keys: w\nmouse_scale: fast\n")
     assert main(["import", "generic", "clip.mp4", "actions.csv", "--mapping", "map.yaml"]) == 2
     err = capsys.readouterr().err
-    assert "map.yaml: mouse_scale_deg: 'fast' is not allowed; expected a number" in err
+    assert "map.yaml: mouse_scale: 'fast' is not allowed; expected a number" in err
     assert "map.yaml: keys: 'w' is not allowed; expected a mapping" in err and "Traceback" not in err
 
 
