@@ -380,11 +380,12 @@ class EpisodeArrays(Track):
     first: int = 0
 
 
-def _rows_by_index(rows: RowArrays, n_frames: int, offset: int, tolerance: int, where: str) -> tuple[int, np.ndarray]:
+def _rows_by_index(rows: RowArrays, n_frames: int, offset: int, tolerance: int, where: str,
+                   video: str = "the video") -> tuple[int, np.ndarray]:
     """``(first frame, row of each frame)`` for row ``i + offset`` = frame ``i``."""
     r = len(rows.keys)
     if abs(r - n_frames) > tolerance + abs(offset):  # an offset leaves that many frames or rows without a partner
-        raise _fail(where, f"{r} rows but the video has {n_frames} frames (one row per frame; row_offset {offset}, "
+        raise _fail(where, f"{r} rows but {video} has {n_frames} frames (one row per frame; row_offset {offset}, "
                            f"frame_tolerance {tolerance})")
     first = max(0, -offset)
     last = min(n_frames, r - offset)  # exclusive
@@ -397,14 +398,15 @@ def _interp(t_frames: np.ndarray, t_rows: np.ndarray, v: np.ndarray) -> np.ndarr
     return np.stack([np.interp(t_frames, t_rows, v[:, j]) for j in range(v.shape[1])], axis=1)
 
 
-def generic_arrays(rows: RowArrays, mapping: GenericMapping, n_frames: int, fps: float, where: str) -> EpisodeArrays:
+def generic_arrays(rows: RowArrays, mapping: GenericMapping, n_frames: int, fps: float, where: str,
+                   video: str = "the video") -> EpisodeArrays:
     """Rows aligned to the video's frames (module doc) and completed: deltas from absolute angles, orientation,
     velocity and speed (pure)."""
     from capture.rotations import quat_to_rotator, rotator_to_quat, wrap_deg
 
     k = rows.keys.shape[1]
     if rows.t is None:
-        first, idx = _rows_by_index(rows, n_frames, mapping.row_offset, mapping.frame_tolerance, where)
+        first, idx = _rows_by_index(rows, n_frames, mapping.row_offset, mapping.frame_tolerance, where, video)
         n = len(idx)
         keys = rows.keys[idx]
         mouse = rows.look[idx] if rows.look is not None else None
@@ -554,7 +556,14 @@ def plan_generic(videos, csvs, mapping: GenericMapping) -> tuple[list[GenericEpi
     failed: list[tuple[str, str]] = []
     used: set[Path] = set()
     for csv in logs:
-        df = read_log(csv)
+        try:
+            df = read_log(csv)
+        except InputError as e:  # the log is data: quarantined, the others go on
+            partner = vids[0] if len(vids) == 1 and len(logs) == 1 else by_stem.get(csv.stem)
+            if partner is not None:
+                used.add(partner)
+            failed.append((partner.name if partner is not None else csv.name, str(e)))
+            continue
         if mapping.episode is not None:
             if mapping.episode not in df.columns:
                 raise InputError(f"{csv}: episode column {mapping.episode!r} is not in the CSV; columns: {list(df.columns)}")
@@ -614,7 +623,7 @@ def episode_arrays(ep: GenericEpisode, mapping: GenericMapping) -> tuple[Episode
     where = f"{ep.csv}" + (f" (episode {ep.name})" if mapping.episode else "")
     try:
         rows = row_arrays(ep.table, mapping, where)
-        arr = generic_arrays(rows, mapping, info.frame_count, fps, where)
+        arr = generic_arrays(rows, mapping, info.frame_count, fps, where, str(ep.video))
     except InputError:
         raise
     except (ValueError, KeyError) as e:
@@ -671,7 +680,7 @@ def import_generic(videos, csvs, episodes_dir: str | os.PathLike,
         todo.append((ep, arr, fps))
     if m.check != "off" and todo:
         refused = check_mode_outcome([_check_item(ep, arr, m, fps) for ep, arr, fps in todo], m.check,
-                                     lambda d: mapping_fixes(d, m, todo[0][2]), res)
+                                     lambda d, _: mapping_fixes(d, m, todo[0][2]), res)
         todo = [t for t in todo if t[0].name not in refused]
     for ep, arr, fps in todo:
         try:

@@ -148,10 +148,14 @@ def check_items(items: Sequence[CheckItem]) -> CheckReport:
     return rep
 
 
-def check_mode_outcome(items: Sequence[CheckItem], mode: str, fixes: Callable[[Any], list[str]], result) -> set[str]:
+def check_mode_outcome(items: Sequence[CheckItem], mode: str, fixes: Callable[[Any, Any], list[str]], result,
+                       refuse_codes: Sequence[str] | None = None) -> set[str]:
     """Run the check of an import with ``check: warn`` or ``refuse`` and record it in ``result``
     (:class:`capture.imports.ImportResult`): each faulty episode (or, pooled, all of them) becomes a warning with the
-    config change that fixes it, or with ``refuse`` a failure. Returns the names of the refused episodes."""
+    config change that fixes it, or with ``refuse`` a failure (only for a fault in ``refuse_codes``, when given;
+    the others stay warnings). ``fixes(diagnosis, checked)`` gives the importer's config changes; ``checked`` is
+    the episode's :class:`curation.consistency.EpisodeConsistency` (its visual series, to score candidate fixes
+    without decoding the video again), None for the pooled diagnosis. Returns the names of the refused episodes."""
     rep = check_items(items)
     refused: set[str] = set()
     faulty = [e for e in rep.episodes if e.diagnosis is not None and not e.diagnosis.ok]
@@ -159,12 +163,12 @@ def check_mode_outcome(items: Sequence[CheckItem], mode: str, fixes: Callable[[A
     for e in rep.episodes:
         if e.diagnosis is None:
             result.notes.append(f"{e.episode_id}: labels not checked against the video: {e.error}")
-    groups = [(e.episode_id, e.diagnosis) for e in faulty]
+    groups = [(e.episode_id, e.diagnosis, e) for e in faulty]
     if pooled_bad and not faulty:  # systematic, only visible pooled
-        groups = [("all episodes pooled", rep.diagnosis)]
-    for name, diag in groups:
-        text = fault_text(diag, fixes(diag))
-        if mode == "refuse":
+        groups = [("all episodes pooled", rep.diagnosis, None)]
+    for name, diag, checked in groups:
+        text = fault_text(diag, fixes(diag, checked))
+        if mode == "refuse" and (refuse_codes is None or set(diag.codes) & set(refuse_codes)):
             targets = [name] if name != "all episodes pooled" else [it.name for it in items]
             for t in targets:
                 refused.add(t)

@@ -217,7 +217,7 @@ class SekaiImportConfig:
     keys: ActionKeys = Field(DEFAULT_KEYS, description="the action space written")
     world: WorldFrame = Field(default_factory=WorldFrame, description="the world frame of the extrinsics (Sekai: up -y, right-handed, OpenCV camera axes)")
     fov_deg: float | None = Field(None, gt=1, lt=179, description="horizontal field of view when the .npz has no 'intrinsic' (null: unknown; the checks then skip the mouse scale)")
-    check: CheckMode = Field("refuse", description="label diagnosis against the video: off, warn, or refuse (quarantine a clip whose motion contradicts the world frame)")
+    check: CheckMode = Field("refuse", description="label diagnosis against the video: off, warn, or refuse (quarantine a clip whose rotation contradicts the world frame; other faults are warnings)")
     check_gap: int = Field(3, ge=1, le=8, description="frames between the two images of the check's translation evidence (2-4 for walking footage: enough parallax)")
     crf: int = Field(18, ge=0, le=51, description="x264 quality of the re-encoded video")
     preset: X264Preset = Field("veryfast", description="x264 preset of the re-encoded video")
@@ -396,43 +396,66 @@ def _sekai_item(clip: SekaiClip, cfg: SekaiImportConfig, acts: SekaiActions | No
                      source="sekai", translation_gap=cfg.check_gap)
 
 
-#: The world frames :func:`world_fixes` tries: every up axis, both handednesses, both camera conventions.
-def _candidate_frames() -> list[WorldFrame]:
+#: Faults a wrong world frame produces (it rotates the camera's axes): what ``check: refuse`` refuses a clip for.
+#: Key faults alone (W/S, A/D) rest on weaker evidence in walking footage and stay warnings.
+FRAME_FAULTS: tuple[str, ...] = ("axes_swap", "yaw_sign", "pitch_sign", "mirrored", "unrelated")
+
+
+def _candidate_frames(configured: WorldFrame) -> list[tuple[int, WorldFrame]]:
+    """The world frames :func:`world_fixes` tries, each with the number of settings it changes in ``configured``:
+    every up axis, both handednesses, both camera conventions (the configured ``forward`` is kept where it is
+    still horizontal; dropping it counts as a change)."""
     from capture.frames import AXES
 
-    return [WorldFrame(up=u, handedness=h, camera_axes=c) for u in AXES for h in ("right", "left")
-            for c in ("opencv", "opengl")]
+    out = []
+    for u in AXES:
+        for h in ("right", "left"):
+            for c in ("opencv", "opengl"):
+                fwd = configured.forward if configured.forward is not None and configured.forward[1] != u[1] else None
+                frame = WorldFrame(up=u, handedness=h, camera_axes=c, forward=fwd)
+                changed = sum(getattr(frame, k) != getattr(configured, k)
+                              for k in ("up", "handedness", "camera_axes", "forward"))
+                out.append((changed, frame))
+    return out
 
 
 def world_fixes(clip: SekaiClip, cfg: SekaiImportConfig, checked: Any) -> list[str]:
-    """The ``imports.sekai.world`` that makes the labels follow the video, when the configured one does not: every
-    candidate frame (:func:`_candidate_frames`) whose rotations have the right handedness is scored against the
-    video's motion (``checked``: the :class:`curation.consistency.EpisodeConsistency` of the configured frame) and
-    the best one is named if its labels agree with the video. Empty when none does better."""
+    """The ``imports.sekai.world`` under which the labels follow the video, when the configured one's do not.
+
+    Every candidate frame (:func:`_candidate_frames`) whose rotations have the right handedness converts the clip's
+    extrinsics again, and its labels are diagnosed against the video's motion (``checked``: the
+    :class:`curation.consistency.EpisodeConsistency` of the configured frame, whose visual series is reused: no
+    second decode). Of the candidates the diagnosis finds no fault in, the one that changes the fewest settings
+    wins (a wrong up axis is named as that, not as a different frame that happens to fit as well), then the one
+    whose rotation and keys agree best with the video. Empty when no candidate is free of faults, or when the
+    video shows too little to tell."""
     from dataclasses import replace
 
-    from curation.consistency import diagnose, labels_from_arrays, score_window
+    from capture.frames import AXES
+    from curation.consistency import diagnose, labels_from_arrays
 
     if checked is None or checked.visual is None:
         return []
     vis = checked.visual
-    best, best_score = None, -np.inf
-    for frame in _candidate_frames():
+    ranked = []
+    for changed, frame in _candidate_frames(cfg.world):
+        if changed == 0:
+            continue  # the configured frame: what was found faulty
         try:
             a = sekai_actions(clip.ext, clip.fps, replace(cfg, world=frame))
         except ValueError:
             continue  # the handedness does not fit these rotations
         it = _sekai_item(clip, cfg, a)
         lab = labels_from_arrays(tuple(it.keys), it.keyboard.astype(np.uint8), a.mouse, a.speed, None, "sekai")
-        sc = score_window(lab, vis)
-        score = np.nan_to_num(sc.yaw_r, nan=-1.0) + np.nan_to_num(sc.pitch_r, nan=0.0)
-        if score > best_score + 1e-9:
-            best, best_score, best_lab = frame, score, lab
-    if best is None or best == cfg.world:
+        d = diagnose(lab, vis, fov_known=checked.fov_known, fov_deg=checked.fov_deg, source="sekai")
+        if not d.ok or "rotation" not in d.checked:
+            continue  # a fault, or too little turning in the video to tell frames apart
+        sc = d.scores
+        agree = sum(float(np.nan_to_num(v)) for v in (sc.yaw_r, sc.pitch_r, sc.fwd_agree, sc.side_agree))
+        ranked.append((changed, -agree, AXES.index(frame.up), frame, d))
+    if not ranked:
         return []
-    d = diagnose(best_lab, vis, fov_known=checked.fov_known, fov_deg=checked.fov_deg, source="sekai")
-    if not d.ok and any(f.code in ("axes_swap", "yaw_sign", "pitch_sign", "unrelated", "mirrored") for f in d.faults):
-        return []
+    _, _, _, best, d = min(ranked, key=lambda r: r[:3])
     keys = ", ".join(f"{k}: {v}" for k, v in best.to_dict().items() if v is not None)
     return [f"world: {{{keys}}}  # labels follow the video in this frame ({d.summary()})"]
 
@@ -456,7 +479,8 @@ def _import_one_sekai(video: str, npz: str, episodes_dir: str, cfg: SekaiImportC
 
             res = ImportResult()
             item = _sekai_item(clip, cfg)
-            refused = check_mode_outcome([item], cfg.check, lambda d: _sekai_fixes(clip, cfg, item), res)
+            refused = check_mode_outcome([item], cfg.check, lambda d, checked: world_fixes(clip, cfg, checked), res,
+                                         refuse_codes=FRAME_FAULTS)
             out["warnings"] += res.warnings
             out["notes"] += res.notes
             if refused:
@@ -482,12 +506,6 @@ def _import_one_sekai(video: str, npz: str, episodes_dir: str, cfg: SekaiImportC
     except Exception as e:  # reported, the import goes on
         out["error"] = f"{type(e).__name__}: {e}"
     return out
-
-
-def _sekai_fixes(clip: SekaiClip, cfg: SekaiImportConfig, item: Any) -> list[str]:
-    from curation.import_check import analyse_item
-
-    return world_fixes(clip, cfg, analyse_item(item))
 
 
 def _sekai_jobs(src: Path, episodes_dir: Path, cfg: SekaiImportConfig) -> list[tuple]:

@@ -488,7 +488,7 @@ def import_vpt(src: str | os.PathLike, episodes_dir: str | os.PathLike,
             res.notes.append(f"{rec.name}: {tt.null_inputs} tick(s) had a null mouse or keyboard (read as no input)")
         if cfg.check != "off":
             refused = check_mode_outcome([_check_item(rec, arr, cfg, fps, hfov)], cfg.check,
-                                         lambda d: vpt_fixes(d, cfg, fps), res)
+                                         lambda d, _: vpt_fixes(d, cfg, fps), res)
             if refused:
                 rejects.append({"item": rec.name, "reason": res.failed[-1][1]})
                 continue

@@ -97,6 +97,18 @@ def test_generic_one_csv_many_episodes_and_a_glob_of_videos(ep, tmp_path):
     assert not again.written and len(again.skipped) == 2
 
 
+def test_generic_an_unreadable_log_is_quarantined_and_the_others_go_on(ep, tmp_path):
+    from curation.generic import import_generic
+
+    video, csv, mapping = generic_files(ep, tmp_path, "degrees", name="good")
+    shutil.copyfile(video, video.with_name("bad.mp4"))
+    csv.with_name("bad.csv").write_text("")
+    res = import_generic(str(video.parent / "*.mp4"), str(video.parent / "*.csv"), tmp_path / "eps",
+                         {**mapping, "check": "off", "preset": "ultrafast"})
+    assert [p.name for p in res.written] == ["generic-good-s0000000000-i00000"]
+    assert [n for n, _ in res.failed] == ["bad.mp4"] and "bad.csv: unreadable CSV" in res.failed[0][1]
+
+
 def test_generic_key_columns_must_be_binary_and_failures_leave_nothing(ep, tmp_path):
     from curation.generic import GenericMapping, import_generic
 
@@ -243,6 +255,39 @@ def test_sekai_refuses_a_world_frame_the_motion_contradicts(ep, tmp_path):
     assert check_sekai(tmp_path / "sk", {**cfg, "world": {"up": "+z"}}).ok
     res = import_sekai(tmp_path / "sk", tmp_path / "eps", {**cfg, "world": {"up": "+z", "handedness": "left"}})
     assert "determinant +1.000 but a left-handed world needs -1" in res.failed[0][1]
+
+
+def test_sekai_names_the_smallest_world_change_that_fits(ep, tmp_path):
+    from curation.importers import check_sekai
+
+    write_sekai(ep, tmp_path / "sk", "abcdef_0_240", WorldFrame(up="+z"))
+    # two settings wrong (up and camera axes), the yaw origin right: the fix names both and keeps forward
+    report = check_sekai(tmp_path / "sk", {"fov_deg": FOV, "check_gap": 1,
+                                           "world": {"up": "-y", "camera_axes": "opengl", "forward": "+x"}})
+    assert not report.ok and "axes_swap" in report.diagnosis.codes
+    assert report.fixes and report.fixes[0].startswith(
+        "world: {up: +z, handedness: right, camera_axes: opencv, forward: +x}  # labels follow the video"), report.fixes
+
+
+@pytest.mark.parametrize("codes,refused", [(["ws_swap"], False), (["ws_swap", "yaw_sign"], True)])
+def test_refuse_only_for_the_faults_given(monkeypatch, tmp_path, codes, refused):
+    """``check: refuse`` with ``refuse_codes`` refuses an episode only for one of those faults; other faults stay
+    warnings with their fix, and the fixes callback gets the analysed episode (no second decode)."""
+    from capture.imports import ImportResult
+    from curation import import_check
+    from curation.consistency import Diagnosis, EpisodeConsistency, Fault
+
+    diag = Diagnosis(ok=False, faults=[Fault(c, f"{c} found", f"fix {c}") for c in codes])
+    ec = EpisodeConsistency("clip", "sekai", diag)
+    monkeypatch.setattr(import_check, "check_items", lambda items: import_check.CheckReport([ec], diag))
+    seen = []
+    res = ImportResult()
+    out = import_check.check_mode_outcome([], "refuse", lambda d, checked: seen.append(checked) or ["world: {}"],
+                                          res, refuse_codes=("yaw_sign", "axes_swap"))
+    assert seen == [ec]
+    assert out == ({"clip"} if refused else set())
+    msgs = [r for _, r in res.failed] if refused else res.warnings
+    assert len(msgs) == 1 and "ws_swap found" in msgs[0] and "fix: world: {}" in msgs[0]
 
 
 def test_unreal_export_round_trip(ep, tmp_path):
