@@ -666,23 +666,24 @@ def import_generic(videos, csvs, episodes_dir: str | os.PathLike,
     episodes, failed = plan_generic(videos, csvs, m)
     res = ImportResult(failed=list(failed))
     created = not out.exists()
-    todo: list[tuple[GenericEpisode, EpisodeArrays, float]] = []
+    todo: list[tuple[GenericEpisode, EpisodeArrays, float, int]] = []
     for ep in episodes:
         eid = episode_id("generic", ep.name, m.seed, m.index)
         if (out / eid / "meta.json").is_file():
             res.skipped.append(eid)
             continue
         try:
-            arr, fps, _ = episode_arrays(ep, m)
+            arr, fps, info = episode_arrays(ep, m)
         except (InputError, VideoError) as e:
             res.failed.append((ep.video.name if not m.episode else f"{ep.csv.name} episode {ep.name}", str(e)))
             continue
-        todo.append((ep, arr, fps))
+        todo.append((ep, arr, fps, info.frame_count))
     if m.check != "off" and todo:
-        refused = check_mode_outcome([_check_item(ep, arr, m, fps) for ep, arr, fps in todo], m.check,
-                                     lambda d, _: mapping_fixes(d, m, todo[0][2]), res)
+        built = [(ep, n, fps) for ep, _, fps, n in todo]
+        refused = check_mode_outcome([_check_item(ep, arr, m, fps) for ep, arr, fps, _ in todo], m.check,
+                                     lambda d, scope: mapping_fixes(d, m, todo[0][2], scope, built), res)
         todo = [t for t in todo if t[0].name not in refused]
-    for ep, arr, fps in todo:
+    for ep, arr, fps, _ in todo:
         try:
             if not out.exists():
                 out.mkdir(parents=True)
@@ -709,20 +710,17 @@ def import_generic(videos, csvs, episodes_dir: str | os.PathLike,
 
 def check_generic(videos, csvs, mapping: GenericMapping | Mapping[str, Any] | None = None):
     """The label diagnosis of what :func:`import_generic` would import, without writing anything: a
-    :class:`curation.import_check.CheckReport` whose ``fixes`` are the mapping changes that fix each fault
+    :class:`curation.import_check.CheckReport` whose ``fixes`` are the mapping changes that fix the faults
     (:func:`mapping_fixes`)."""
     from capture.video import VideoError
     from curation.import_check import check_items
 
-    from dataclasses import replace
-
     m = mapping if isinstance(mapping, GenericMapping) else GenericMapping.from_dict(mapping or {})
     episodes, failed = plan_generic(videos, csvs, m)
-    items, notes = [], []
-    loose = replace(m, frame_tolerance=10**9)  # diagnose what overlaps even when the counts differ (an offset?)
+    items, built, notes = [], [], []
     for ep in episodes:
         try:
-            arr, fps, info = episode_arrays(ep, loose)
+            arr, fps, info = episode_arrays(ep, _loose(m))  # what overlaps, even when the counts differ (an offset?)
         except (InputError, VideoError) as e:
             failed.append((ep.video.name, str(e)))
             continue
@@ -731,12 +729,19 @@ def check_generic(videos, csvs, mapping: GenericMapping | Mapping[str, Any] | No
                          f"refuse this (frame_tolerance {m.frame_tolerance}); checked the {len(arr)} frames that "
                          "have a row")
         items.append(_check_item(ep, arr, m, fps))
+        built.append((ep, info.frame_count, fps))
     report = check_items(items)
     report.failed += failed
     report.notes += notes
-    if report.diagnosis is not None:
-        report.fixes = mapping_fixes(report.diagnosis, m, items[0].fps)
+    if report.diagnosis is not None and not report.diagnosis.ok:
+        report.fixes = mapping_fixes(report.diagnosis, m, items[0].fps, report, built)
     return report
+
+
+def _loose(m: GenericMapping) -> GenericMapping:
+    from dataclasses import replace
+
+    return replace(m, frame_tolerance=10**9)
 
 
 def _check_item(ep: GenericEpisode, arr: EpisodeArrays, m: GenericMapping, fps: float):
@@ -747,63 +752,175 @@ def _check_item(ep: GenericEpisode, arr: EpisodeArrays, m: GenericMapping, fps: 
                      arr.collision, fps, first=arr.first, fov_deg=m.fov_deg, mirror=m.mirror, source="generic")
 
 
-def _swap(d: dict, a: str, b: str) -> dict:
-    out = {}
-    if a in d or b in d:
-        out[a], out[b] = d.get(b), d.get(a)
-    return out
+#: A mapping change: the keys it sets and its YAML line.
+Change = tuple[dict[str, Any], str]
+#: Faults of the look conventions: with one of them the search tries swapping, flipping and mirroring.
+LOOK_FAULTS: tuple[str, ...] = ("axes_swap", "yaw_sign", "pitch_sign", "mirrored", "unrelated")
+_UNIT_FAULTS = ("mouse_radians", "mouse_degrees_as_radians", "mouse_counts", "mouse_scale")
 
 
-def mapping_fixes(diagnosis, m: GenericMapping, fps: float) -> list[str]:
-    """The mapping changes (YAML lines) that fix each fault of a :class:`curation.consistency.Diagnosis` (``fps``:
-    the episodes' frame rate, for a time offset)."""
+def _yaml(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_yaml(x)}" for k, x in v.items()) + "}"
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _change(**patch: Any) -> Change:
+    return patch, ", ".join(f"{k}: {_yaml(v)}" for k, v in patch.items())
+
+
+def _look_source(m: GenericMapping) -> str | None:
+    """Where the look deltas come from (the precedence of :func:`generic_arrays`)."""
+    return ("deltas" if (m.d_pitch or m.d_yaw) else "quat" if m.qw else "angles" if (m.pitch or m.yaw) else
+            "raw" if (m.mouse_dx or m.mouse_dy) else None)
+
+
+def _swap_axes(m: GenericMapping) -> Change | None:
+    src = _look_source(m)
+    a, b = {"deltas": ("d_pitch", "d_yaw"), "angles": ("pitch", "yaw"), "raw": ("mouse_dy", "mouse_dx")}.get(src, (None, None))
+    return None if a is None else _change(**{a: getattr(m, b), b: getattr(m, a)})
+
+
+def _flip(m: GenericMapping, which: str) -> Change | None:
+    if _look_source(m) not in ("deltas", "angles", "raw"):
+        return None  # quaternions: their world frame, not a sign
+    if which == "yaw":
+        return _change(yaw_positive="left" if m.yaw_positive == "right" else "right")
+    return _change(pitch_positive="down" if m.pitch_positive == "up" else "up")
+
+
+def _swap_keys(m: GenericMapping, a: str, b: str) -> Change | None:
+    """Keys ``a`` and ``b`` exchanged: their columns, or the log names that map onto them."""
+    if a in m.keys or b in m.keys:
+        swapped = {a: m.keys.get(b), b: m.keys.get(a)}
+        keys = {k: swapped.get(k, v) for k, v in m.keys.items()}
+        keys.update({k: v for k, v in swapped.items() if k not in keys})
+        return _change(keys={k: v for k, v in keys.items() if v is not None})
+    if m.keys_column or m.keys_bitmask:
+        names = dict(m.key_names)
+        for k in (a, b):  # a log name that is the key itself maps onto it unless renamed
+            if k not in names and all(t != k for t in names.values()):
+                names[k] = k
+        return _change(key_names={n: (b if t == a else a if t == b else t) for n, t in names.items()})
+    return None
+
+
+def _shift(diagnosis, m: GenericMapping, fps: float) -> Change:
     from curation.import_check import shift_rows
 
-    out: list[str] = []
-    look_from = "deltas" if (m.d_pitch or m.d_yaw) else ("angles" if (m.pitch or m.yaw) else
-                                                         "quat" if m.qw else "raw" if (m.mouse_dx or m.mouse_dy) else None)
+    k = shift_rows(diagnosis)
+    if m.time is not None:
+        return _change(time_offset_s=round(m.time_offset_s + k / fps, 6))
+    return _change(row_offset=m.row_offset + k)
+
+
+def _units(code: str, diagnosis, m: GenericMapping) -> Change | None:
+    src = _look_source(m)
+    slope = float(diagnosis.scores.slope)
+    if code in ("mouse_radians", "mouse_degrees_as_radians") and src in ("deltas", "angles"):
+        return _change(**{"mouse_units" if src == "deltas" else "angle_units": "rad" if code == "mouse_radians" else "deg"})
+    if src in ("deltas", "raw") and np.isfinite(slope) and slope > 0:
+        return _change(mouse_scale=round(m.mouse_scale * slope, 4))
+    return None
+
+
+def _fault_changes(diagnosis, m: GenericMapping, fps: float) -> list[tuple[Any, Change | None]]:
+    """Each fault with the change its name calls for (None: not expressible in the mapping)."""
+    out: list[tuple[Any, Change | None]] = []
     for f in diagnosis.faults:
         c = f.code
+        ch: Change | None = None
         if c == "shift":
-            k = shift_rows(diagnosis)
-            if m.time is not None:
-                out.append(f"time_offset_s: {m.time_offset_s + k / fps:.6g}  # {f.what}")
-            else:
-                out.append(f"row_offset: {m.row_offset + k}  # {f.what}")
-        elif c == "yaw_sign":
-            out.append(f"yaw_positive: {'left' if m.yaw_positive == 'right' else 'right'}  # {f.what}")
-        elif c == "pitch_sign":
-            out.append(f"pitch_positive: {'down' if m.pitch_positive == 'up' else 'up'}  # {f.what}")
+            ch = _shift(diagnosis, m, fps)
+        elif c in ("yaw_sign", "pitch_sign"):
+            ch = _flip(m, c.split("_")[0])
         elif c == "axes_swap":
-            if look_from == "deltas":
-                out.append(f"d_pitch: {m.d_yaw}, d_yaw: {m.d_pitch}  # {f.what}")
-            elif look_from == "angles":
-                out.append(f"pitch: {m.yaw}, yaw: {m.pitch}  # {f.what}")
-            else:
-                out.append(f"# {f.what}: {f.fix}")
+            ch = _swap_axes(m)
+            flip = _flip(m, "yaw") if "negate" in f.fix else None  # after the swap the yaw sign applies to it
+            if ch is not None and flip is not None:
+                ch = ({**ch[0], **flip[0]}, f"{ch[1]}, {flip[1]}")
         elif c == "mirrored":
-            out.append(f"mirror: {str(not m.mirror).lower()}  # {f.what}")
+            ch = _change(mirror=not m.mirror)
         elif c in ("ws_swap", "ad_swap"):
-            a, b = ("w", "s") if c == "ws_swap" else ("a", "d")
-            sw = _swap(m.keys, a, b)
-            if sw:
-                out.append(f"keys: {{{a}: {sw[a]}, {b}: {sw[b]}}}  # {f.what}")
-            elif m.keys_column or m.keys_bitmask:
-                out.append(f"key_names: {{{a}: {b}, {b}: {a}}}  # {f.what}")
-            else:
-                out.append(f"# {f.what}: {f.fix}")
-        elif c in ("mouse_radians", "mouse_degrees_as_radians", "mouse_counts", "mouse_scale"):
-            slope = float(diagnosis.scores.slope) if diagnosis.scores.slope == diagnosis.scores.slope else 1.0
-            units_key = "angle_units" if look_from in ("angles",) else "mouse_units"
-            if c == "mouse_radians" and look_from in ("deltas", "angles"):
-                out.append(f"{units_key}: rad  # {f.what}")
-            elif c == "mouse_degrees_as_radians" and look_from in ("deltas", "angles"):
-                out.append(f"{units_key}: deg  # {f.what}")
-            elif look_from == "deltas":
-                out.append(f"mouse_scale: {m.mouse_scale * slope:.4g}  # {f.what}")
-            else:
-                out.append(f"# {f.what}: {f.fix}")
-        else:
-            out.append(f"# {f.what}: {f.fix}")
+            ch = _swap_keys(m, *(("w", "s") if c == "ws_swap" else ("a", "d")))
+        elif c in _UNIT_FAULTS:
+            ch = _units(c, diagnosis, m)
+        out.append((f, ch))
     return out
 
+
+def _candidates(diagnosis, m: GenericMapping, fps: float) -> list[tuple[int, tuple[Change, ...]]]:
+    """The mapping changes the check tries (:func:`curation.import_check.smallest_fix`), each with the number of
+    conventions it changes (a swap of two columns is one): the row shift and unit change the diagnosis measured, always; with a look fault every
+    combination of swapping pitch and yaw, flipping either sign and mirroring the video; with swapped keys (or a
+    mirrored video) swapping them."""
+    from itertools import combinations
+
+    codes = set(diagnosis.codes)
+    fixed = [ch for f, ch in _fault_changes(diagnosis, m, fps) if ch is not None and (f.code == "shift" or f.code in _UNIT_FAULTS)]
+    options: list[Change | None] = []
+    if codes & set(LOOK_FAULTS):
+        options += [_swap_axes(m), _flip(m, "yaw"), _flip(m, "pitch"), _change(mirror=not m.mirror)]
+    if "ws_swap" in codes:
+        options.append(_swap_keys(m, "w", "s"))
+    if codes & {"ad_swap", "mirrored"}:
+        options.append(_swap_keys(m, "a", "d"))
+    opts = [o for o in options if o is not None]
+    out = []
+    for r in range(len(opts) + 1):
+        for combo in combinations(opts, r):
+            if fixed or combo:
+                out.append((len(fixed) + r, (*fixed, *combo)))
+    return out
+
+
+def _rebuilt_items(built: Sequence[tuple[GenericEpisode, int, float]], indices: Sequence[int], m: GenericMapping):
+    """The check items of the episodes at ``indices`` of ``built`` (episode, video frames, fps) under ``m``; None
+    when the log does not fit it."""
+    items = []
+    for i in indices:
+        ep, n_frames, fps = built[i]
+        where = f"{ep.csv}"
+        try:
+            arr = generic_arrays(row_arrays(ep.table, m, where), m, n_frames, fps, where, str(ep.video))
+        except (InputError, ValueError, KeyError):
+            return None
+        items.append(_check_item(ep, arr, m, fps))
+    return items
+
+
+def mapping_fixes(diagnosis, m: GenericMapping, fps: float, scope: Any = None,
+                  built: Sequence[tuple[GenericEpisode, int, float]] | None = None, max_size: int = 4) -> list[str]:
+    """The mapping changes (YAML lines) that fix the faults of a :class:`curation.consistency.Diagnosis` (``fps``:
+    the episodes' frame rate, for a time offset).
+
+    With ``scope`` (the :class:`curation.import_check.CheckReport` the diagnosis covers, its motions measured) and
+    ``built`` (per checked item: its episode, video frame count and fps) the changes are checked: the candidates
+    of :func:`_candidates` rebuild the labels from the logs and are diagnosed against the video, and the one that
+    changes the fewest settings under which the labels agree with it is named (up to ``max_size`` settings). When
+    none does, or without a scope, each fault's own change is named, marked as not confirmed."""
+    from dataclasses import replace
+
+    from curation.import_check import rediagnose, smallest_fix
+
+    if scope is not None and built is not None and scope.motions:
+        loose = _loose(m)
+
+        def score(changes: tuple[Change, ...]):
+            try:
+                m2 = replace(loose, **{k: v for ch in changes for k, v in ch[0].items()})
+            except Exception:  # pydantic's ValidationError: a change this mapping cannot take
+                return None
+            items = _rebuilt_items(built, scope.indices, m2)
+            return None if items is None else rediagnose(items, scope.motions)
+
+        found = smallest_fix(_candidates(diagnosis, m, fps), score, diagnosis, max_size=max_size)
+        if found is not None:
+            changes, d = found
+            lines = [ch[1] for ch in changes]
+            these = "this change" if len(lines) == 1 else f"these {len(lines)} changes"
+            return lines[:-1] + [f"{lines[-1]}  # checked: with {these} the {d.summary()}"]
+    out = []
+    for f, ch in _fault_changes(diagnosis, m, fps):
+        out.append(f"# {f.what}: {f.fix}" if ch is None else f"{ch[1]}  # {f.what} (not confirmed by a re-check)")
+    return out

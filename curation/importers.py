@@ -419,43 +419,34 @@ def _candidate_frames(configured: WorldFrame) -> list[tuple[int, WorldFrame]]:
     return out
 
 
-def world_fixes(clip: SekaiClip, cfg: SekaiImportConfig, checked: Any) -> list[str]:
+def world_fixes(clip: SekaiClip, cfg: SekaiImportConfig, scope: Any) -> list[str]:
     """The ``imports.sekai.world`` under which the labels follow the video, when the configured one's do not.
 
-    Every candidate frame (:func:`_candidate_frames`) whose rotations have the right handedness converts the clip's
-    extrinsics again, and its labels are diagnosed against the video's motion (``checked``: the
-    :class:`curation.consistency.EpisodeConsistency` of the configured frame, whose visual series is reused: no
-    second decode). Of the candidates the diagnosis finds no fault in, the one that changes the fewest settings
-    wins (a wrong up axis is named as that, not as a different frame that happens to fit as well), then the one
-    whose rotation and keys agree best with the video. Empty when no candidate is free of faults, or when the
-    video shows too little to tell."""
+    Every other candidate frame (:func:`_candidate_frames`) whose handedness the rotations fit converts the clip's
+    extrinsics again, and its labels are diagnosed against the video's motion measured for the configured frame
+    (``scope``: the clip's :class:`curation.import_check.CheckReport`; no second decode). The frame that changes
+    the fewest settings among those the diagnosis finds no fault in is named (:func:`curation.import_check.
+    smallest_fix`): a wrong up axis is named as that, not as a different frame that fits as well. Empty when no
+    candidate fits, or when the video could not be analysed."""
     from dataclasses import replace
 
-    from capture.frames import AXES
-    from curation.consistency import diagnose, labels_from_arrays
+    from curation.import_check import diagnose_item, smallest_fix
 
-    if checked is None or checked.visual is None:
+    if scope is None or not scope.motions or scope.motions[0] is None or scope.diagnosis is None:
         return []
-    vis = checked.visual
-    ranked = []
-    for changed, frame in _candidate_frames(cfg.world):
-        if changed == 0:
-            continue  # the configured frame: what was found faulty
+    motion = scope.motions[0]
+
+    def score(frame: WorldFrame):
         try:
             a = sekai_actions(clip.ext, clip.fps, replace(cfg, world=frame))
         except ValueError:
-            continue  # the handedness does not fit these rotations
-        it = _sekai_item(clip, cfg, a)
-        lab = labels_from_arrays(tuple(it.keys), it.keyboard.astype(np.uint8), a.mouse, a.speed, None, "sekai")
-        d = diagnose(lab, vis, fov_known=checked.fov_known, fov_deg=checked.fov_deg, source="sekai")
-        if not d.ok or "rotation" not in d.checked:
-            continue  # a fault, or too little turning in the video to tell frames apart
-        sc = d.scores
-        agree = sum(float(np.nan_to_num(v)) for v in (sc.yaw_r, sc.pitch_r, sc.fwd_agree, sc.side_agree))
-        ranked.append((changed, -agree, AXES.index(frame.up), frame, d))
-    if not ranked:
+            return None  # the handedness does not fit these rotations
+        return diagnose_item(_sekai_item(clip, cfg, a), motion).diagnosis
+
+    found = smallest_fix(((n, f) for n, f in _candidate_frames(cfg.world) if n > 0), score, scope.diagnosis)
+    if found is None:
         return []
-    _, _, _, best, d = min(ranked, key=lambda r: r[:3])
+    best, d = found
     keys = ", ".join(f"{k}: {v}" for k, v in best.to_dict().items() if v is not None)
     return [f"world: {{{keys}}}  # labels follow the video in this frame ({d.summary()})"]
 
@@ -479,7 +470,7 @@ def _import_one_sekai(video: str, npz: str, episodes_dir: str, cfg: SekaiImportC
 
             res = ImportResult()
             item = _sekai_item(clip, cfg)
-            refused = check_mode_outcome([item], cfg.check, lambda d, checked: world_fixes(clip, cfg, checked), res,
+            refused = check_mode_outcome([item], cfg.check, lambda d, scope: world_fixes(clip, cfg, scope), res,
                                          refuse_codes=FRAME_FAULTS)
             out["warnings"] += res.warnings
             out["notes"] += res.notes
@@ -565,7 +556,7 @@ def import_sekai(src: str | os.PathLike, episodes_dir: str | os.PathLike,
 def check_sekai(src: str | os.PathLike, config: SekaiImportConfig | Mapping[str, Any] | None = None):
     """The label diagnosis of the Sekai clips under ``src`` without writing anything: a
     :class:`curation.import_check.CheckReport` whose ``fixes`` name the world frame that fits the video."""
-    from curation.import_check import CheckReport, analyse_item, check_items
+    from curation.import_check import CheckReport, check_items
 
     cfg = config if isinstance(config, SekaiImportConfig) else SekaiImportConfig.from_dict(config or {})
     src = Path(src)
@@ -580,9 +571,9 @@ def check_sekai(src: str | os.PathLike, config: SekaiImportConfig | Mapping[str,
     report = check_items([_sekai_item(c, cfg) for c in clips]) if clips else CheckReport()
     report.failed += failed
     if report.diagnosis is not None and not report.diagnosis.ok:
-        for c, ec in zip(clips, report.episodes):
+        for i, (c, ec) in enumerate(zip(clips, report.episodes)):  # clips differ in content: the first that tells
             if ec.diagnosis is not None and not ec.diagnosis.ok:
-                report.fixes = world_fixes(c, cfg, ec)
+                report.fixes = world_fixes(c, cfg, report.subset([i]))
                 if report.fixes:
                     break
     return report

@@ -136,25 +136,37 @@ def test_generic_key_columns_must_be_binary_and_failures_leave_nothing(ep, tmp_p
 
 @pytest.mark.parametrize("wrong,code,fix", [
     ({}, None, None),
-    ({"yaw_positive": "left"}, "yaw_sign", "yaw_positive: right"),
-    ({"pitch_positive": "down"}, "pitch_sign", "pitch_positive: up"),
-    ({"d_pitch": "dyaw", "d_yaw": "dpitch"}, "axes_swap", "d_pitch: dpitch, d_yaw: dyaw"),
-    ({"mouse_units": "rad"}, "mouse_degrees_as_radians", "mouse_units: deg"),
-    ({"row_offset": 2}, "shift", "row_offset: 0"),
-    ({"keys": {"w": "s", "s": "w", "a": "a", "d": "d"}}, "ws_swap", "keys: {w: w, s: s}"),
-    ({"mirror": True}, "mirrored", "mirror: false"),
+    ({"yaw_positive": "left"}, "yaw_sign", ["yaw_positive: right"]),
+    ({"pitch_positive": "down"}, "pitch_sign", ["pitch_positive: up"]),
+    ({"d_pitch": "dyaw", "d_yaw": "dpitch"}, "axes_swap", ["d_pitch: dpitch, d_yaw: dyaw"]),
+    # swapped with the yaw sign flipped: the diagnosis sees a swap and a pitch sign (it flips the column after the
+    # swap); the check finds that flipping yaw_positive, not pitch_positive, is what fits
+    ({"d_pitch": "dyaw", "d_yaw": "dpitch", "yaw_positive": "left"}, "axes_swap",
+     ["d_pitch: dpitch, d_yaw: dyaw", "yaw_positive: right"]),
+    ({"mouse_units": "rad"}, "mouse_degrees_as_radians", ["mouse_units: deg"]),
+    ({"row_offset": 2, "yaw_positive": "left"}, "shift", ["row_offset: 0", "yaw_positive: right"]),
+    ({"keys": {"w": "s", "s": "w", "a": "a", "d": "d"}}, "ws_swap", ["keys: {w: w, s: s, a: a, d: d}"]),
+    ({"mirror": True}, "mirrored", ["mirror: false"]),
 ])
 def test_generic_check_flags_a_wrong_mapping_and_names_its_fix(ep, tmp_path, wrong, code, fix):
-    from curation.generic import check_generic
+    from curation.generic import check_generic, mapping_fixes
 
     video, csv, mapping = generic_files(ep, tmp_path, "degrees")
-    report = check_generic(video, csv, {**mapping, "fov_deg": FOV, **wrong})
+    m = {**mapping, "fov_deg": FOV, **wrong}
+    report = check_generic(video, csv, m)
     if code is None:
         assert report.ok, report.lines()
         assert {"rotation", "pitch", "scale", "W/S", "A/D"} <= set(report.diagnosis.checked)
         return
     assert code in report.diagnosis.codes, report.lines()
-    assert any(f.startswith(fix) for f in report.fixes), report.fixes
+    # exactly the changes that fit, checked against the video
+    assert [f.split("  #")[0] for f in report.fixes] == fix, report.fixes
+    assert "checked: with" in report.fixes[-1] and "labels agree with the video" in report.fixes[-1]
+    if len(fix) == 2 and code == "axes_swap":  # named from the faults alone, the fix would be wrong
+        from curation.generic import GenericMapping
+
+        unchecked = mapping_fixes(report.diagnosis, GenericMapping.from_dict(m), 20.0)
+        assert "pitch_positive: down  # pitch sign is flipped" in " ".join(unchecked) and "not confirmed" in unchecked[-1]
 
 
 def test_generic_import_warns_or_refuses_with_the_fix(ep, tmp_path):
@@ -279,12 +291,13 @@ def test_refuse_only_for_the_faults_given(monkeypatch, tmp_path, codes, refused)
 
     diag = Diagnosis(ok=False, faults=[Fault(c, f"{c} found", f"fix {c}") for c in codes])
     ec = EpisodeConsistency("clip", "sekai", diag)
-    monkeypatch.setattr(import_check, "check_items", lambda items: import_check.CheckReport([ec], diag))
+    monkeypatch.setattr(import_check, "check_items",
+                        lambda items: import_check.CheckReport([ec], diag, motions=[None], indices=[0]))
     seen = []
     res = ImportResult()
-    out = import_check.check_mode_outcome([], "refuse", lambda d, checked: seen.append(checked) or ["world: {}"],
+    out = import_check.check_mode_outcome([], "refuse", lambda d, scope: seen.append(scope.episodes) or ["world: {}"],
                                           res, refuse_codes=("yaw_sign", "axes_swap"))
-    assert seen == [ec]
+    assert seen == [[ec]]
     assert out == ({"clip"} if refused else set())
     msgs = [r for _, r in res.failed] if refused else res.warnings
     assert len(msgs) == 1 and "ws_swap found" in msgs[0] and "fix: world: {}" in msgs[0]
