@@ -851,14 +851,15 @@ def _fault_changes(diagnosis, m: GenericMapping, fps: float) -> list[tuple[Any, 
 
 def _candidates(diagnosis, m: GenericMapping, fps: float) -> list[tuple[int, tuple[Change, ...]]]:
     """The mapping changes the check tries (:func:`curation.import_check.smallest_fix`), each with the number of
-    conventions it changes (a swap of two columns is one): the row shift and unit change the diagnosis measured, always; with a look fault every
-    combination of swapping pitch and yaw, flipping either sign and mirroring the video; with swapped keys (or a
-    mirrored video) swapping them."""
+    conventions it changes (a swap of two columns is one): every combination of the row shift and the unit change
+    the diagnosis measured (a shift measured on swapped axes can be spurious: each is optional), and with a look
+    fault swapping pitch and yaw, flipping either sign and mirroring the video, with swapped keys (or a mirrored
+    video) swapping them."""
     from itertools import combinations
 
     codes = set(diagnosis.codes)
-    fixed = [ch for f, ch in _fault_changes(diagnosis, m, fps) if ch is not None and (f.code == "shift" or f.code in _UNIT_FAULTS)]
-    options: list[Change | None] = []
+    options: list[Change | None] = [ch for f, ch in _fault_changes(diagnosis, m, fps)
+                                    if f.code == "shift" or f.code in _UNIT_FAULTS]
     if codes & set(LOOK_FAULTS):
         options += [_swap_axes(m), _flip(m, "yaw"), _flip(m, "pitch"), _change(mirror=not m.mirror)]
     if "ws_swap" in codes:
@@ -866,12 +867,7 @@ def _candidates(diagnosis, m: GenericMapping, fps: float) -> list[tuple[int, tup
     if codes & {"ad_swap", "mirrored"}:
         options.append(_swap_keys(m, "a", "d"))
     opts = [o for o in options if o is not None]
-    out = []
-    for r in range(len(opts) + 1):
-        for combo in combinations(opts, r):
-            if fixed or combo:
-                out.append((len(fixed) + r, (*fixed, *combo)))
-    return out
+    return [(r, combo) for r in range(1, len(opts) + 1) for combo in combinations(opts, r)]
 
 
 def _rebuilt_items(built: Sequence[tuple[GenericEpisode, int, float]], indices: Sequence[int], m: GenericMapping):
@@ -890,7 +886,7 @@ def _rebuilt_items(built: Sequence[tuple[GenericEpisode, int, float]], indices: 
 
 
 def mapping_fixes(diagnosis, m: GenericMapping, fps: float, scope: Any = None,
-                  built: Sequence[tuple[GenericEpisode, int, float]] | None = None, max_size: int = 4) -> list[str]:
+                  built: Sequence[tuple[GenericEpisode, int, float]] | None = None, max_size: int = 3) -> list[str]:
     """The mapping changes (YAML lines) that fix the faults of a :class:`curation.consistency.Diagnosis` (``fps``:
     the episodes' frame rate, for a time offset).
 
