@@ -9,8 +9,9 @@ or a whole episode), :func:`score_window` measures (reference: ../shared/referen
 * ``slope``: trimmed least squares through the origin of visual yaw on labelled yaw (1 when the units and the
   field of view are right; 57.3 when the labels are radians);
 * ``lag``: the shift in frames that best aligns labels and video (arg-max over +-6 frames of the correlation of
-  first differences of the yaw rates, confident frames only) and its ``lag_margin`` over lag 0; ``lag = -k``: the labels come k frames
-  late (label row i belongs to frame i-k);
+  first differences of the yaw rates, confident frames only, among the shifts that the rates themselves confirm:
+  :func:`best_lag`) and its ``lag_margin`` over lag 0; ``lag = -k``: the labels come k frames late (label row i
+  belongs to frame i-k);
 * ``fwd_agree``, ``side_agree``: the share of W/S and A/D frames whose translation evidence (the flow left after
   removing the labelled rotation) has the key's sign, over observable frames (no collision, moving);
   ``fwd_n``/``side_n`` count them. For GTA V (driving: S is a brake) the signed ``speed`` replaces W/S and A/D
@@ -162,24 +163,42 @@ def trimmed_slope(label: np.ndarray, visual: np.ndarray, keep: float = 0.8, pass
     return s
 
 
+def lag_corr(label: np.ndarray, visual: np.ndarray, lag: int, min_n: int = 16) -> float:
+    """Pearson correlation of ``label[i]`` with ``visual[i + lag]`` over the overlap (NaN visual values dropped; NaN
+    when the shift leaves nothing to compare or fewer than ``min_n`` pairs)."""
+    a, b = np.asarray(label, np.float64), np.asarray(visual, np.float64)
+    n = len(a)
+    if abs(lag) >= n:  # a window shorter than the shift (a short clip): nothing overlaps
+        return math.nan
+    if lag >= 0:
+        return pearson(a[: n - lag], b[lag:], min_n)
+    return pearson(a[-lag:], b[: n + lag], min_n)
+
+
 def best_lag(label: np.ndarray, visual: np.ndarray, max_lag: int = MAX_LAG) -> tuple[int, float, float]:
-    """``(lag, corr_at_lag, corr_at_0)``: the shift ``L`` in [-max_lag, max_lag] maximising ``|corr(diff(label)[i],
-    diff(visual)[i + L])|`` (first differences; NaN visual values dropped). ``L = -k``: labels are k frames late."""
+    """``(lag, corr_at_lag, corr_at_0)``: the shift ``L`` in [-max_lag, max_lag] maximising the first-difference
+    correlation ``|c_d(L)| = |corr(diff(label)[i], diff(visual)[i + L])|`` (NaN visual values dropped) among the
+    shifts the rates themselves confirm. ``L = -k``: labels are k frames late.
+
+    A shift ``L != 0`` is a candidate only when the correlation of the rates, ``c(L) = corr(label[i],
+    visual[i + L])``, has the sign of ``c_d(L)`` and ``|c(L)| > |c(0)|``. First differences make the peak sharp,
+    but they need two consecutive known visual values; where few frames are known (a driving video with a
+    handful of confident frames) they rest on a dozen pairs, and a noise peak of either sign can beat lag 0. The
+    rates use every known frame: when the labels really are shifted, they too fit the video better at ``L`` than
+    at 0, with the same sign (``c`` and ``c_d`` of a shifted copy of one signal agree)."""
     dl = np.diff(np.asarray(label, np.float64))
     dv = np.diff(np.asarray(visual, np.float64))
-    n = len(dl)
-    best, cbest, c0 = 0, math.nan, math.nan
+    c0 = lag_corr(dl, dv, 0)
+    r0 = lag_corr(label, visual, 0)
+    best, cbest = 0, c0
     for lag in range(-max_lag, max_lag + 1):
-        if abs(lag) >= n:  # a window shorter than the shift (a short clip): nothing overlaps
+        c = lag_corr(dl, dv, lag)
+        if lag == 0 or not np.isfinite(c):
             continue
-        if lag >= 0:
-            a, b = dl[: n - lag], dv[lag:]
-        else:
-            a, b = dl[-lag:], dv[: n + lag]
-        c = pearson(a, b, min_n=16)
-        if lag == 0:
-            c0 = c
-        if np.isfinite(c) and (not np.isfinite(cbest) or abs(c) > abs(cbest) + 1e-12):
+        r = lag_corr(label, visual, lag)
+        if not (np.isfinite(r) and np.sign(r) == np.sign(c) and (not np.isfinite(r0) or abs(r) > abs(r0))):
+            continue  # the rates do not confirm this shift
+        if not np.isfinite(cbest) or abs(c) > abs(cbest) + 1e-12:
             best, cbest = lag, c
     return best, cbest, c0
 
@@ -834,7 +853,7 @@ def check_episodes(paths: Iterable[str | os.PathLike], config: ConsistencyConfig
 
 __all__ = [
     "ConsistencyConfig", "Labels", "labels_from_arrays", "labels_from_table", "spearman", "pearson",
-    "trimmed_slope", "best_lag", "agreement", "WindowScores", "VisualSeries", "score_window", "clip_flags",
+    "trimmed_slope", "lag_corr", "best_lag", "agreement", "WindowScores", "VisualSeries", "score_window", "clip_flags",
     "clip_rejected", "Fault", "Diagnosis", "diagnose", "shift_labels", "episode_fov", "EpisodeConsistency",
     "analyse_episode", "ConsistencyCheck", "clip_columns", "empty_clip_columns", "write_samples", "concat_samples",
     "SAMPLES_FILE", "check_episode", "ImportConsistency", "pool", "check_episodes",

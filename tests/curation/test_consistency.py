@@ -3,14 +3,16 @@ behaviour), the clip flags, and the statistics they rest on."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from curation.consistency import (
-    Labels, VisualSeries, best_lag, clip_flags, diagnose, pool, score_window, shift_labels, spearman, trimmed_slope,
-    EpisodeConsistency,
+    Labels, VisualSeries, best_lag, clip_flags, diagnose, lag_corr, pool, score_window, shift_labels, spearman,
+    trimmed_slope, EpisodeConsistency,
 )
 
 F_PX = 80.0
@@ -142,6 +144,30 @@ def test_import_pooling_keeps_episodes_apart():
     assert "yaw_sign" in diagnose(*pool(cs)).codes
 
 
+def test_few_confident_frames_do_not_fake_a_shift():
+    """The GTA-simulator recording that bench/label_check.py called "2 frames early" (fixture: its labels, and the
+    estimator's yaw and pitch on its 41 confident frames). The import is aligned: the labels are the pose deltas of
+    the frames shown, at lag 0. Only 16 pairs of consecutive confident frames carry the first differences, whose
+    correlation peaked at +2 frames with the wrong sign (-0.79, noise); the rates, on all 41 frames, fit best at 0."""
+    fx = json.loads((Path(__file__).parent / "fixtures" / "gta_sim_seed100_yaw.json").read_text())
+    n, idx = fx["frames"], np.array(fx["confident"])
+    ly, lp, truth_yaw = (np.array(fx[k]) for k in ("label_d_yaw", "label_d_pitch", "truth_d_yaw"))
+    at = {lag: lag_corr(ly, truth_yaw, lag) for lag in range(-4, 5)}
+    assert at[0] > 0.99 and max(at.values()) == at[0]  # the labels line up with the ground truth at lag 0
+    vy, vp = np.full(n, np.nan), np.full(n, np.nan)
+    vy[idx], vp[idx] = fx["visual_yaw"], fx["visual_pitch"]
+    conf = np.zeros(n, bool)
+    conf[idx] = True
+    lab = Labels(lp, ly, np.zeros(n, np.int8), np.zeros(n, np.int8), np.ones(n, bool))
+    vis = VisualSeries(vy, vp, conf)
+    dl, dv = np.diff(ly), np.diff(vy)
+    assert lag_corr(dl, dv, 2) < -0.7 and abs(lag_corr(dl, dv, 2)) > abs(lag_corr(dl, dv, 0)) + 0.5  # the noise peak
+    assert lag_corr(ly, vy, 0) > lag_corr(ly, vy, 2) > 0  # the rates disagree with it
+    assert best_lag(ly, vy)[0] == 0
+    d = diagnose(lab, vis, source="gta")
+    assert d.ok, d.summary()
+
+
 def test_statistics():
     a = np.arange(50.0)
     assert spearman(a, a ** 3) == pytest.approx(1.0)
@@ -152,6 +178,8 @@ def test_statistics():
     s = np.sin(np.arange(200) / 4.0)
     lag, c, c0 = best_lag(np.r_[np.zeros(3), s[:-3]], s)  # labels 3 frames late
     assert lag == -3 and abs(c) > abs(c0)
+    lag, c, _ = best_lag(-np.r_[s[2:], np.zeros(2)], s)  # 2 frames early and the sign flipped: still a shift
+    assert lag == 2 and c < 0
     lag, c, c0 = best_lag(s[:5], s[:5])  # a 5-frame clip is shorter than the largest shift: no lag is measurable
     assert lag == 0 and math.isnan(c) and math.isnan(c0)
     lab, vis = case(seed=6)

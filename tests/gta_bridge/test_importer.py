@@ -64,6 +64,22 @@ def test_episodes_validate_and_carry_the_gta_columns(imported_vfr, sim_vfr):
         assert np.allclose(df["speed"] / 100.0, df["gta_speed_mps"], atol=1e-9)
 
 
+def test_labelled_yaw_lines_up_with_the_pictures_at_lag_0(sim_vfr, imported_vfr):
+    """Row i's d_yaw is the camera's turn between the ticks that frames i-1 and i really show (ground truth), not one
+    row early or late: the action-label check reads any shift here as a fault of the import."""
+    from gta_bridge.frames import ue_quat_to_pitch_yaw
+
+    tr = sim_vfr.truth
+    yaw = np.degrees(np.unwrap(np.radians(ue_quat_to_pitch_yaw(tr.cam_quat)[1])))
+    for ep_dir in imported_vfr.written:
+        df = read_episode(ep_dir).actions
+        shown = tr.frame_tick[df["gta_video_frame"].to_numpy().astype(int)]
+        truth, label = np.diff(yaw[shown]), df["d_yaw"].to_numpy()[1:]
+        corr = {lag: np.corrcoef(label[max(0, -lag):len(label) - max(0, lag)],
+                                 truth[max(0, lag):len(truth) - max(0, -lag)])[0, 1] for lag in range(-3, 4)}
+        assert corr[0] > 0.99 and max(corr, key=corr.get) == 0, corr
+
+
 def test_cfr_import_with_a_late_video_start(sim_cfr, tmp_path):
     r = run(sim_cfr.directory, tmp_path)
     s = score_import(sim_cfr.truth, r.written)
