@@ -80,7 +80,7 @@ def build_image_encoder(cfg: ModelConfig | ImageEncoderConfig, device: str | tor
 # Training / sampling names, imported on first use so that ``import model`` stays light.
 _LAZY = {
     "TrainConfig": "model.train", "TrainResult": "model.train", "train": "model.train",
-    "get_train_config": "model.train", "list_train_configs": "model.train", "NonFiniteLossError": "model.train",
+    "get_train_config": "model.train", "list_train_configs": "model.train", "NonFiniteLossError": "model.runloop",
     "encode_latents": "model.latents", "LatentDataset": "model.latents",
     "generate_base": "model.sample", "GenerateResult": "model.sample",
     "load_bundle": "model.bundle", "Bundle": "model.bundle",

@@ -139,6 +139,12 @@ class ActionModule(nn.Module):
     def _rope(self, positions: torch.Tensor, head_dim: int) -> torch.Tensor:
         return temporal_rope_angles(positions, head_dim, self.cfg.rope_time_dim, self.cfg.rope_theta)
 
+    def _windows(self, rows: torch.Tensor, t: int, frame_offset: int, kv: Any) -> torch.Tensor:
+        """Each of the ``t`` latent frames' window of raw action ``rows`` (:func:`action_windows`); with a KV cache
+        the rows start at its ``action_row_offset``."""
+        row0 = 0 if kv is None else kv.action_row_offset
+        return action_windows(rows, t, frame_offset, self.cfg.vae_time_compression, self.cfg.window_size, row0)
+
     def mouse_residual(
         self,
         x: torch.Tensor,
@@ -153,9 +159,7 @@ class ActionModule(nn.Module):
         t, gh, gw = grid
         s = gh * gw
         b, _, c = x.shape
-        cfg = self.cfg
-        row0 = 0 if kv is None else kv.action_row_offset
-        win = action_windows(mouse, t, frame_offset, cfg.vae_time_compression, cfg.window_size, row0)  # [B, T, 24]
+        win = self._windows(mouse, t, frame_offset, kv)  # [B, T, 24]
         h = x.reshape(b, t, s, c)
         feats = torch.cat([h, win.to(h.dtype)[:, :, None, :].expand(b, t, s, win.shape[-1])], dim=-1)
         feats = self.mouse_mlp(feats)  # [B, T, S, Cm]
@@ -183,11 +187,8 @@ class ActionModule(nn.Module):
         ``kv``: a per-block KV cache (:class:`model.causal.LayerKVView`): attend over its cached frames too."""
         t, gh, gw = grid
         s = gh * gw
-        b = x.shape[0]
-        cfg = self.cfg
-        row0 = 0 if kv is None else kv.action_row_offset
         emb = self.keyboard_embed(keyboard.to(x.dtype))  # [B, N, hidden]
-        win = action_windows(emb, t, frame_offset, cfg.vae_time_compression, cfg.window_size, row0)  # [B, T, 12*h]
+        win = self._windows(emb, t, frame_offset, kv)  # [B, T, 12*h]
         k, v = self.keyboard_attn_kv(win).unflatten(-1, (2, self.num_heads, -1)).unbind(2)  # [B, T, H, Dh]
         q = self.mouse_attn_q(x).unflatten(-1, (self.num_heads, -1))  # [B, T*S, H, Dh]
         q, k = self.key_attn_q_norm(q), self.key_attn_k_norm(k)

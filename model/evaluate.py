@@ -272,6 +272,151 @@ def _resized(frames: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.stack([load_image(f, h, w) for f in frames])
 
 
+@dataclass
+class _Episode:
+    """One recorded episode as the scores need it: the recording (resized per model resolution, cached), its
+    actions (float32) over ``keys``, the camera's hfov, the frames where a move could show, the seeded ``rng`` of
+    the shuffled controls and the world's replay under other actions (``reference``, cached; None: none)."""
+
+    recording: np.ndarray
+    keyboard: np.ndarray
+    mouse: np.ndarray
+    keys: Sequence[str]
+    hfov_deg: float
+    observable: np.ndarray | None
+    reference: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
+    config: EvalConfig
+    rng: np.random.Generator
+    _resized: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    _replays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def at(self, h: int, w: int) -> np.ndarray:
+        """The recording at ``h`` x ``w`` (resized like a model's conditioning frame)."""
+        if (h, w) not in self._resized:
+            self._resized[(h, w)] = _resized(self.recording, h, w)
+        return self._resized[(h, w)]
+
+    def shuffled(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``t`` actions, shuffled in time but for the first."""
+        perm = np.concatenate([[0], 1 + self.rng.permutation(t - 1)])
+        return self.keyboard[:t][perm], self.mouse[:t][perm]
+
+    def score(self, frames: np.ndarray, kb: np.ndarray, ms: np.ndarray,
+              observable: np.ndarray | None = None) -> dict[str, Any]:
+        """:func:`controllability` of ``frames`` against the actions ``kb`` / ``ms``, as a dict."""
+        return controllability(frames, kb, ms, self.keys, self.hfov_deg, observable=observable,
+                               dead_zone_deg=self.config.dead_zone_deg).to_dict()
+
+    def replay(self, name: str, kb: np.ndarray, ms: np.ndarray, h: int, w: int) -> np.ndarray | None:
+        """The world under the actions ``kb`` / ``ms`` (script ``name``) at ``h`` x ``w``; None without a reference."""
+        if self.reference is None:
+            return None
+        key = f"{name}:{len(kb)}:{h}x{w}"
+        if key not in self._replays:
+            self._replays[key] = _resized(self.reference(kb, ms), h, w)
+        return self._replays[key]
+
+
+def _baselines(ep: _Episode, models: Mapping[str, Generator]) -> dict[str, Any]:
+    """The scores that need no model, at the first model's resolution (or the recording's)."""
+    first = next(iter(models.values()), None)
+    h, w = (first.height, first.width) if first is not None else ep.recording.shape[1:3]
+    n_rec = len(ep.recording)
+    # the baselines cover the longest model rollout (same frames as the models are scored on), or the whole recording
+    t_long = max(g.frames for g in models.values()) if models else n_rec
+    t_long = min(t_long, n_rec)
+    # the recording's own controllability (the estimator's check) uses the whole recording; the frozen first frame
+    # is scored on the frames the models generate
+    rec_all = ep.at(h, w)
+    skb, sms = ep.shuffled(n_rec)
+    rec = rec_all[:t_long]
+    obs = None if ep.observable is None else ep.observable[:t_long]
+    frozen = np.repeat(rec[:1], t_long, axis=0)
+    return {
+        "recording": {"controllability": ep.score(rec_all, ep.keyboard, ep.mouse, ep.observable),
+                      "temporal": temporal(rec)},
+        "recording_shuffled_actions": {"controllability": ep.score(rec_all, skb, sms, ep.observable)},
+        "frozen_first_frame": {"controllability": ep.score(frozen, ep.keyboard[:t_long], ep.mouse[:t_long], obs),
+                               "fidelity": fidelity(frozen, rec), "temporal": temporal(frozen)},
+        "frames": t_long, "recording_frames": n_rec,
+    }
+
+
+_Rollout = Callable[[str, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _script_scores(ep: _Episode, gen: Generator, run: _Rollout, t: int) -> dict[str, Any]:
+    """The model under the action scripts (one composite script for long rollouts): controllability, temporal
+    quality and, with a reference, fidelity to the world's replay."""
+    cfg = ep.config
+    if t >= 4 * len(ACTION_CLASSES):  # long rollouts: one composite script
+        scripts = {"composite": composite_script(t, ep.keys, turn_deg=cfg.turn_deg, look_deg=cfg.look_deg)}
+    else:
+        scripts = {c: action_script(c, t, ep.keys, cfg.turn_deg, cfg.look_deg) for c in ACTION_CLASSES}
+    out: dict[str, Any] = {}
+    for sname, (kb, ms) in scripts.items():
+        v = run(f"script:{sname}", kb, ms)
+        entry = {"controllability": ep.score(v, kb, ms), "temporal": temporal(v)}
+        ref = ep.replay(sname, kb, ms, gen.height, gen.width)
+        if ref is not None:
+            entry["fidelity"] = fidelity(v, ref)
+        out[sname] = entry
+    return out
+
+
+def _loop_scores(ep: _Episode, gen: Generator, run: _Rollout, t: int) -> list[dict[str, Any]]:
+    """Scene memory: frame ``L`` of a loop back to the start pose against frame 0, per loop length ``L`` that fits
+    the rollout, beside the world's replay of the same loop."""
+    from .metrics import psnr, ssim
+
+    loops = []
+    for length in ep.config.loops:
+        if length + 1 > t:
+            continue
+        t_loop = min(t, 1 + 4 * math.ceil(length / 4))  # the loop and nothing after it
+        for kind in ("turn", "walk"):
+            kb, ms = loop_script(kind, length, t_loop, ep.keys)
+            v = run(f"loop:{kind}:{length}", kb, ms)
+            entry = {"kind": kind, "length": length, "psnr_db": psnr(v[length], v[0]), "ssim": ssim(v[length], v[0])}
+            ref = ep.replay(f"loop-{kind}-{length}", kb, ms, gen.height, gen.width)
+            if ref is not None:
+                entry["world_psnr_db"] = psnr(ref[length], ref[0])
+                entry["world_ssim"] = ssim(ref[length], ref[0])
+            loops.append(entry)
+    return loops
+
+
+def _model_scores(ep: _Episode, mname: str, gen: Generator,
+                  on_video: Callable[[str, str, np.ndarray], None] | None) -> dict[str, Any]:
+    """One model on the episode: recorded, shuffled and zero actions (all scored against the recorded ones),
+    the action scripts and the loops."""
+    n_rec = len(ep.recording)
+    t = min(gen.frames, n_rec if n_rec >= 1 else gen.frames)
+    t = 1 + 4 * ((t - 1) // 4)
+    r = ep.at(gen.height, gen.width)[:t]
+    o = None if ep.observable is None else ep.observable[:t]
+    kb, ms = ep.keyboard[:t], ep.mouse[:t]
+
+    def run(label: str, kb: np.ndarray, ms: np.ndarray) -> np.ndarray:
+        v = gen(r[0], kb, ms)
+        if on_video is not None:
+            on_video(mname, label, v)
+        return v
+
+    res: dict[str, Any] = {"frames": t}
+    v = run("recorded", kb, ms)
+    res["recorded"] = {"controllability": ep.score(v, kb, ms, o), "fidelity": fidelity(v, r), "temporal": temporal(v)}
+    v = run("shuffled", *ep.shuffled(t))
+    res["shuffled_actions"] = {"controllability": ep.score(v, kb, ms, o)}
+    v = run("zero", np.zeros_like(kb), np.zeros_like(ms))
+    res["zero_actions"] = {"controllability": ep.score(v, kb, ms, o)}
+    if ep.config.scripts:
+        res["scripts"] = _script_scores(ep, gen, run, t)
+        res["scripts_mean"] = _mean_controllability([e["controllability"] for e in res["scripts"].values()])
+    res["loops"] = _loop_scores(ep, gen, run, t)
+    return res
+
+
 def evaluate_episode(
     models: Mapping[str, Generator],
     recording: np.ndarray,
@@ -292,119 +437,12 @@ def evaluate_episode(
     not colliding). ``reference(keyboard, mouse) -> frames``: a deterministic replay of the world under other
     actions (the sandbox), or None. ``on_video(model, rollout, frames)``: called with each generated video (e.g. to
     keep strips). Returns a JSON-able dict: ``baselines`` and ``models`` (see module doc)."""
-    rng = np.random.default_rng(config.seed)
-    kb_all, ms_all = np.asarray(keyboard, np.float32), np.asarray(mouse, np.float32)
-    n_rec = len(recording)
-    ctl_kw = dict(dead_zone_deg=config.dead_zone_deg)
-    out: dict[str, Any] = {"baselines": {}, "models": {}}
-    res_cache: dict[tuple[int, int], np.ndarray] = {}
-
-    def rec_at(h: int, w: int) -> np.ndarray:
-        if (h, w) not in res_cache:
-            res_cache[(h, w)] = _resized(recording, h, w)
-        return res_cache[(h, w)]
-
-    def shuffled(t: int) -> tuple[np.ndarray, np.ndarray]:
-        perm = np.concatenate([[0], 1 + rng.permutation(t - 1)])
-        return kb_all[:t][perm], ms_all[:t][perm]
-
-    # baselines that need no model, at the first model's resolution (or the recording's)
-    first = next(iter(models.values()), None)
-    h, w = (first.height, first.width) if first is not None else recording.shape[1:3]
-    # the baselines cover the longest model rollout (same frames as the models are scored on), or the whole recording
-    t_long = max(g.frames for g in models.values()) if models else n_rec
-    t_long = min(t_long, n_rec)
-    # the recording's own controllability (the estimator's check) uses the whole recording; the frozen first frame
-    # is scored on the frames the models generate
-    rec_all = rec_at(h, w)
-    obs_all = None if observable is None else np.asarray(observable)
-    skb, sms = shuffled(n_rec)
-    rec = rec_all[:t_long]
-    obs = None if obs_all is None else obs_all[:t_long]
-    frozen = np.repeat(rec[:1], t_long, axis=0)
-    out["baselines"] = {
-        "recording": {"controllability": controllability(rec_all, kb_all, ms_all, keys, hfov_deg, observable=obs_all,
-                                                         **ctl_kw).to_dict(),
-                      "temporal": temporal(rec)},
-        "recording_shuffled_actions": {"controllability": controllability(rec_all, skb, sms, keys, hfov_deg,
-                                                                          observable=obs_all, **ctl_kw).to_dict()},
-        "frozen_first_frame": {"controllability": controllability(frozen, kb_all[:t_long], ms_all[:t_long], keys,
-                                                                  hfov_deg, observable=obs, **ctl_kw).to_dict(),
-                               "fidelity": fidelity(frozen, rec), "temporal": temporal(frozen)},
-        "frames": t_long, "recording_frames": n_rec,
-    }
-    ref_cache: dict[str, np.ndarray] = {}
-
-    def reference_for(name: str, kb: np.ndarray, ms: np.ndarray, hh: int, ww: int) -> np.ndarray | None:
-        if reference is None:
-            return None
-        key = f"{name}:{len(kb)}:{hh}x{ww}"
-        if key not in ref_cache:
-            ref_cache[key] = _resized(reference(kb, ms), hh, ww)
-        return ref_cache[key]
-
+    ep = _Episode(recording, np.asarray(keyboard, np.float32), np.asarray(mouse, np.float32), keys, hfov_deg,
+                  None if observable is None else np.asarray(observable), reference, config,
+                  np.random.default_rng(config.seed))
+    out: dict[str, Any] = {"baselines": _baselines(ep, models), "models": {}}
     for mname, gen in models.items():
-        t = min(gen.frames, n_rec if n_rec >= 1 else gen.frames)
-        t = 1 + 4 * ((t - 1) // 4)
-        r = rec_at(gen.height, gen.width)[:t]
-        image = r[0]
-        o = None if observable is None else np.asarray(observable)[:t]
-        res: dict[str, Any] = {"frames": t}
-
-        def run(label: str, kb: np.ndarray, ms: np.ndarray) -> np.ndarray:
-            v = gen(image, kb, ms)
-            if on_video is not None:
-                on_video(mname, label, v)
-            return v
-
-        v = run("recorded", kb_all[:t], ms_all[:t])
-        res["recorded"] = {"controllability": controllability(v, kb_all[:t], ms_all[:t], keys, hfov_deg, observable=o,
-                                                              **ctl_kw).to_dict(),
-                           "fidelity": fidelity(v, r), "temporal": temporal(v)}
-        skb, sms = shuffled(t)
-        v = run("shuffled", skb, sms)
-        res["shuffled_actions"] = {"controllability": controllability(v, kb_all[:t], ms_all[:t], keys, hfov_deg,
-                                                                      observable=o, **ctl_kw).to_dict()}
-        zkb, zms = np.zeros_like(kb_all[:t]), np.zeros_like(ms_all[:t])
-        v = run("zero", zkb, zms)
-        res["zero_actions"] = {"controllability": controllability(v, kb_all[:t], ms_all[:t], keys, hfov_deg,
-                                                                  observable=o, **ctl_kw).to_dict()}
-        if config.scripts:
-            scripts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-            if t >= 4 * len(ACTION_CLASSES):  # long rollouts: one composite script
-                scripts["composite"] = composite_script(t, keys, turn_deg=config.turn_deg, look_deg=config.look_deg)
-            else:
-                for c in ACTION_CLASSES:
-                    scripts[c] = action_script(c, t, keys, config.turn_deg, config.look_deg)
-            sres: dict[str, Any] = {}
-            for sname, (kb, ms) in scripts.items():
-                v = run(f"script:{sname}", kb, ms)
-                entry = {"controllability": controllability(v, kb, ms, keys, hfov_deg, **ctl_kw).to_dict(),
-                         "temporal": temporal(v)}
-                ref = reference_for(sname, kb, ms, gen.height, gen.width)
-                if ref is not None:
-                    entry["fidelity"] = fidelity(v, ref)
-                sres[sname] = entry
-            res["scripts"] = sres
-            res["scripts_mean"] = _mean_controllability([e["controllability"] for e in sres.values()])
-        loops = []
-        for length in config.loops:
-            if length + 1 > t:
-                continue
-            t_loop = min(t, 1 + 4 * math.ceil(length / 4))  # the loop and nothing after it
-            for kind in ("turn", "walk"):
-                kb, ms = loop_script(kind, length, t_loop, keys)
-                v = run(f"loop:{kind}:{length}", kb, ms)
-                from .metrics import psnr, ssim
-
-                entry = {"kind": kind, "length": length, "psnr_db": psnr(v[length], v[0]), "ssim": ssim(v[length], v[0])}
-                ref = reference_for(f"loop-{kind}-{length}", kb, ms, gen.height, gen.width)
-                if ref is not None:
-                    entry["world_psnr_db"] = psnr(ref[length], ref[0])
-                    entry["world_ssim"] = ssim(ref[length], ref[0])
-                loops.append(entry)
-        res["loops"] = loops
-        out["models"][mname] = res
+        out["models"][mname] = _model_scores(ep, mname, gen, on_video)
     return _clean(out)
 
 

@@ -119,6 +119,97 @@ def _encoders(model: str | os.PathLike | None, vae: str | os.PathLike | None,
     return v.eval(), e.eval()
 
 
+class _StagedChunks:
+    """Rows written as ``<sub>/data_chunk_NNNNN.parquet`` files of ``rows_per_file`` rows (one row per row group:
+    FastVideo reads a row by loading its row group; zstd) into a staging folder beside ``out_dir`` that replaces
+    ``out_dir`` whole on :meth:`commit` (a failed export leaves nothing half-written; the staging folder is removed
+    on leaving the ``with`` block). ``rows``: rows per sub-folder; ``files``: the final paths; ``shapes``: the
+    first shape of each tensor written."""
+
+    def __init__(self, out_dir: Path, schema: Any, rows_per_file: int) -> None:
+        self.out_dir, self.schema, self.rows_per_file = out_dir, schema, rows_per_file
+        self.tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.rows: dict[str, int] = {}
+        self.files: list[Path] = []
+        self.shapes: dict[str, list[int]] = {}
+        self._buf: list[dict[str, Any]] = []
+        self._sub = ""
+
+    def __enter__(self) -> "_StagedChunks":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def begin(self, sub: str = "") -> None:
+        """Write the next rows into the sub-folder ``sub`` ("" : ``out_dir`` itself)."""
+        self.flush()
+        self._sub = sub
+        (self.tmp / sub).mkdir(parents=True)
+
+    def add(self, cells: dict[str, Any], tensors: Iterable[tuple[str, np.ndarray | None]]) -> None:
+        """One row: the plain ``cells`` and each tensor as its three cells (:func:`tensor_cells`)."""
+        for name, val in tensors:
+            cells.update(tensor_cells(name, val))
+            if val is not None:
+                self.shapes.setdefault(name, list(np.shape(val)))
+        self._buf.append(cells)
+        self.rows[self._sub] = self.rows.get(self._sub, 0) + 1
+        if len(self._buf) >= self.rows_per_file:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._buf:
+            n = len([f for f in self.files if f.parent == self.out_dir / self._sub])
+            path = self.tmp / self._sub / f"data_chunk_{n:05d}.parquet"
+            pq.write_table(pa.Table.from_pylist(self._buf, schema=self.schema), path, row_group_size=1,
+                           compression="zstd")
+            self.files.append(self.out_dir / self._sub / path.name)
+            self._buf.clear()
+
+    def commit(self) -> None:
+        """Flush, then replace ``out_dir`` with the staged folder."""
+        self.flush()
+        if self.out_dir.exists():
+            shutil.rmtree(self.out_dir)
+        os.replace(self.tmp, self.out_dir)
+
+
+def _provenance(schema: Any, keyboard_dim: int, **fields: Any) -> Any:
+    """``schema`` with playmill's provenance (``fields``, the action layout) in its key-value metadata."""
+    return schema.with_metadata({"playmill": json.dumps({
+        **fields, "keyboard": list(MG2_KEYS) + ["zero"] * (keyboard_dim - 4), "mouse": "pitch, yaw; degrees / 15"})})
+
+
+@torch.no_grad()
+def _mg2_row(row: dict[str, Any], frame_codec: str, fps: float, keys: list[str], keyboard_dim: int, caption: str,
+             vae: Any, image_encoder: Any, device: torch.device, streaming: bool
+             ) -> tuple[dict[str, Any], list[tuple[str, np.ndarray | None]]]:
+    """One clip of the shards as an MG2 row: (plain cells, tensors) (module doc)."""
+    from curation.reader import decode_clip
+
+    from .latents import encode_condition, frames_to_video
+
+    media = row["video"] if frame_codec == "h264" else row["frames"]
+    n = int(row["num_frames"])
+    frames = torch.from_numpy(decode_clip(media, frame_codec, n, channels_first=True))
+    t = 1 + 4 * ((n - 1) // 4)  # the VAE's 1 + 4k frames
+    clip = frames[None, :t].to(device)
+    mu, _ = vae.encode_moments(frames_to_video(clip), streaming=streaming)
+    cond, tokens = encode_condition(vae, image_encoder, clip[:, 0], t, streaming=streaming)
+    kb, mouse = mg2_actions(np.asarray(row["keyboard"])[:t], np.asarray(row["mouse"])[:t], keys, keyboard_dim)
+    cells = {"id": row["clip_id"], "file_name": f"{row['clip_id']}.mp4", "caption": caption,
+             "media_type": "video", "width": int(row["width"]), "height": int(row["height"]),
+             "num_frames": t, "duration_sec": t / fps, "fps": fps}
+    return cells, [("vae_latent", mu[0].float().cpu().numpy()), ("clip_feature", tokens[0].float().cpu().numpy()),
+                   ("first_frame_latent", cond[0].float().cpu().numpy()), ("mouse_cond", mouse),
+                   ("keyboard_cond", kb), ("pil_image", None)]
+
+
 @torch.no_grad()
 def export_fastvideo(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                      model: str | os.PathLike | None = None, vae: str | os.PathLike | None = None,
@@ -136,15 +227,11 @@ def export_fastvideo(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     """
     import time
 
-    import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
     from curation.card import shard_splits
-    from curation.reader import decode_clip
     from curation.shards import read_manifest
-
-    from .latents import encode_condition, frames_to_video
 
     t0 = time.perf_counter()
     shards_dir, out_dir = Path(shards_dir), Path(out_dir)
@@ -154,74 +241,51 @@ def export_fastvideo(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     dev = torch.device(device)
     v, e = _encoders(model, vae, image_encoder, dev)
     keys = list(m["action_space"]["keys"])
-    fps = float(m["fps"])
     by_split = shard_splits(m)
     want = list(by_split) if splits is None else [s for s in splits]
     missing = [s for s in want if s not in by_split]
     if missing:
         raise ValueError(f"{shards_dir}: no clips in split(s) {missing}; it has {list(by_split)}")
-    schema = matrixgame2_schema().with_metadata({"playmill": json.dumps({
-        "source": os.fspath(shards_dir.resolve()), "manifest_sha256": m.get("inputs_sha256"),
-        "vae": os.fspath(vae or Path(model) / "vae.safetensors"),
-        "image_encoder": os.fspath(image_encoder or Path(model) / "image_encoder.safetensors"),
-        "keyboard": list(MG2_KEYS) + ["zero"] * (keyboard_dim - 4), "mouse": "pitch, yaw; degrees / 15"})})
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    rows_out: dict[str, int] = {}
-    files: list[Path] = []
-    shapes: dict[str, list[int]] = {}
+    schema = _provenance(matrixgame2_schema(), keyboard_dim, source=os.fspath(shards_dir.resolve()),
+                         manifest_sha256=m.get("inputs_sha256"), vae=os.fspath(vae or Path(model) / "vae.safetensors"),
+                         image_encoder=os.fspath(image_encoder or Path(model) / "image_encoder.safetensors"))
     total = sum(int(s["rows"]) for s in m["shards"] if (s.get("split") or "train") in want)
     bar = tqdm(total=total, desc="export fastvideo", unit="clip", disable=not progress)
-    try:
+    with _StagedChunks(out_dir, schema, rows_per_file) as chunks:
         for split in want:
-            (tmp / split).mkdir(parents=True)
-            buf: list[dict[str, Any]] = []
-
-            def flush() -> None:
-                if buf:
-                    path = tmp / split / f"data_chunk_{len([f for f in files if f.parent.name == split]):05d}.parquet"
-                    pq.write_table(pa.Table.from_pylist(buf, schema=schema), path, row_group_size=1,
-                                   compression="zstd")
-                    files.append(out_dir / split / path.name)
-                    buf.clear()
-
+            chunks.begin(split)
             for f in by_split[split]:
                 pf = pq.ParquetFile(shards_dir / f)
                 for g in range(pf.num_row_groups):
                     for row in pf.read_row_group(g).to_pylist():
-                        media = row["video"] if m["frame_codec"] == "h264" else row["frames"]
-                        n = int(row["num_frames"])
-                        frames = torch.from_numpy(decode_clip(media, m["frame_codec"], n, channels_first=True))
-                        t = 1 + 4 * ((n - 1) // 4)  # the VAE's 1 + 4k frames
-                        clip = frames[None, :t].to(dev)
-                        mu, _ = v.encode_moments(frames_to_video(clip), streaming=streaming)
-                        cond, tokens = encode_condition(v, e, clip[:, 0], t, streaming=streaming)
-                        kb, mouse = mg2_actions(np.asarray(row["keyboard"])[:t], np.asarray(row["mouse"])[:t],
-                                                keys, keyboard_dim)
-                        cells = {"id": row["clip_id"], "file_name": f"{row['clip_id']}.mp4", "caption": caption,
-                                 "media_type": "video", "width": int(row["width"]), "height": int(row["height"]),
-                                 "num_frames": t, "duration_sec": t / fps, "fps": fps}
-                        for name, val in (("vae_latent", mu[0].float().cpu().numpy()),
-                                          ("clip_feature", tokens[0].float().cpu().numpy()),
-                                          ("first_frame_latent", cond[0].float().cpu().numpy()),
-                                          ("mouse_cond", mouse), ("keyboard_cond", kb), ("pil_image", None)):
-                            cells.update(tensor_cells(name, val))
-                            if val is not None:
-                                shapes.setdefault(name, list(np.shape(val)))
-                        buf.append(cells)
-                        rows_out[split] = rows_out.get(split, 0) + 1
+                        chunks.add(*_mg2_row(row, m["frame_codec"], float(m["fps"]), keys, keyboard_dim, caption,
+                                             v, e, dev, streaming))
                         bar.update(1)
-                        if len(buf) >= rows_per_file:
-                            flush()
-            flush()
         bar.close()
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return FastVideoExport(out_dir, rows_out, files, shapes.get("vae_latent", []), shapes.get("clip_feature", []),
-                           time.perf_counter() - t0)
+        chunks.commit()
+    return FastVideoExport(out_dir, chunks.rows, chunks.files, chunks.shapes.get("vae_latent", []),
+                           chunks.shapes.get("clip_feature", []), time.perf_counter() - t0)
+
+
+def _ode_row(row: dict[str, Any], model_keys: list[str], mouse_scale: float | None, timesteps: np.ndarray,
+             keyboard_dim: int, caption: str) -> tuple[dict[str, Any], list[tuple[str, np.ndarray | None]]]:
+    """One ODE pair as an ODE-trajectory row: (plain cells, tensors); actions back in Matrix-Game units."""
+    from .latents import decode_cell
+
+    arr = {k: decode_cell(row, k) for k in ("ode_latents", "first_frame_latent", "clip_feature", "keyboard")}
+    kb_model = arr["keyboard"]
+    mouse_deg = None
+    if row.get("mouse_bytes"):
+        mouse_deg = decode_cell(row, "mouse").astype(np.float64) / float(mouse_scale or 1.0)
+    t = kb_model.shape[0]
+    kb, mouse = mg2_actions(kb_model, mouse_deg if mouse_deg is not None else np.zeros((t, 2)),
+                            model_keys or list(MG2_KEYS)[:kb_model.shape[1]], keyboard_dim)
+    cells: dict[str, Any] = {"id": f"{row['clip_id']}-pair{row['pair_id']}",
+                             "file_name": f"{row['clip_id']}.mp4", "caption": caption, "media_type": "video"}
+    return cells, [("mouse_cond", mouse if mouse_deg is not None else None), ("keyboard_cond", kb),
+                   ("clip_feature", arr["clip_feature"]), ("first_frame_latent", arr["first_frame_latent"]),
+                   ("pil_image", None), ("trajectory_latents", arr["ode_latents"]),
+                   ("trajectory_timesteps", timesteps)]
 
 
 def export_fastvideo_ode(pairs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, keyboard_dim: int = 4,
@@ -238,10 +302,7 @@ def export_fastvideo_ode(pairs_dir: str | os.PathLike, out_dir: str | os.PathLik
     """
     import time
 
-    import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from .latents import decode_array
 
     t0 = time.perf_counter()
     pairs_dir, out_dir = Path(pairs_dir), Path(out_dir)
@@ -255,60 +316,18 @@ def export_fastvideo_ode(pairs_dir: str | os.PathLike, out_dir: str | os.PathLik
         raise FileExistsError(f"{out_dir} exists; choose a new folder or pass overwrite")
     cond = man["teacher_run"]["conditions"]
     model_keys = list((cond.get("keyboard_map") or {}).keys())
-    scale = cond.get("mouse_scale")
     timesteps = np.asarray(man["sigmas"], np.float32) * 1000.0
-    schema = ode_trajectory_schema().with_metadata({"playmill": json.dumps({
-        "source": os.fspath(pairs_dir.resolve()), "teacher": man.get("teacher"), "sigmas": man["sigmas"],
-        "keyboard": list(MG2_KEYS) + ["zero"] * (keyboard_dim - 4), "mouse": "pitch, yaw; degrees / 15"})})
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    files: list[Path] = []
-    buf: list[dict[str, Any]] = []
-    shapes: dict[str, list[int]] = {}
-    n = 0
-
-    def flush() -> None:
-        if buf:
-            name = f"data_chunk_{len(files):05d}.parquet"
-            pq.write_table(pa.Table.from_pylist(buf, schema=schema), tmp / name, row_group_size=1, compression="zstd")
-            files.append(out_dir / name)
-            buf.clear()
-
-    try:
+    schema = _provenance(ode_trajectory_schema(), keyboard_dim, source=os.fspath(pairs_dir.resolve()),
+                         teacher=man.get("teacher"), sigmas=man["sigmas"])
+    with _StagedChunks(out_dir, schema, rows_per_file) as chunks:
+        chunks.begin()
         for part in man["parts"]:
             for row in pq.read_table(pairs_dir / part["file"]).to_pylist():
-                arr = {k: decode_array(row[f"{k}_bytes"], row[f"{k}_shape"], row[f"{k}_dtype"])
-                       for k in ("ode_latents", "first_frame_latent", "clip_feature", "keyboard")}
-                kb_model = arr["keyboard"]
-                mouse_deg = None
-                if row.get("mouse_bytes"):
-                    mouse_model = decode_array(row["mouse_bytes"], row["mouse_shape"], row["mouse_dtype"])
-                    mouse_deg = mouse_model.astype(np.float64) / float(scale or 1.0)
-                t = kb_model.shape[0]
-                kb, mouse = mg2_actions(kb_model, mouse_deg if mouse_deg is not None else np.zeros((t, 2)),
-                                        model_keys or list(MG2_KEYS)[:kb_model.shape[1]], keyboard_dim)
-                cells: dict[str, Any] = {"id": f"{row['clip_id']}-pair{row['pair_id']}",
-                                         "file_name": f"{row['clip_id']}.mp4", "caption": caption, "media_type": "video"}
-                for name, val in (("mouse_cond", mouse if mouse_deg is not None else None), ("keyboard_cond", kb),
-                                  ("clip_feature", arr["clip_feature"]), ("first_frame_latent", arr["first_frame_latent"]),
-                                  ("pil_image", None), ("trajectory_latents", arr["ode_latents"]),
-                                  ("trajectory_timesteps", timesteps)):
-                    cells.update(tensor_cells(name, val))
-                    if val is not None:
-                        shapes.setdefault(name, list(np.shape(val)))
-                buf.append(cells)
-                n += 1
-                if len(buf) >= rows_per_file:
-                    flush()
-        flush()
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return FastVideoExport(out_dir, {"ode_trajectory": n}, files, shapes.get("trajectory_latents", []),
-                           shapes.get("clip_feature", []), time.perf_counter() - t0)
+                chunks.add(*_ode_row(row, model_keys, cond.get("mouse_scale"), timesteps, keyboard_dim, caption))
+        chunks.commit()
+    return FastVideoExport(out_dir, {"ode_trajectory": chunks.rows.get("", 0)}, chunks.files,
+                           chunks.shapes.get("trajectory_latents", []), chunks.shapes.get("clip_feature", []),
+                           time.perf_counter() - t0)
 
 
 __all__ = ["FastVideoExport", "export_fastvideo_ode", "ode_trajectory_schema", "MG2_KEYS", "MG2_MOUSE_PER_DEGREE", "export_fastvideo", "matrixgame2_schema",

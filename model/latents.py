@@ -27,7 +27,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -113,7 +113,8 @@ def module_fingerprint(module: torch.nn.Module | None) -> str:
     return h.hexdigest()
 
 
-def _array_cols(name: str, arrays: Sequence[np.ndarray]) -> dict[str, Any]:
+def array_columns(name: str, arrays: Sequence[np.ndarray]) -> dict[str, Any]:
+    """The three Arrow columns ``<name>_bytes / _shape / _dtype`` (FastVideo's convention) of ``arrays``."""
     import pyarrow as pa
 
     return {
@@ -128,6 +129,11 @@ def decode_array(raw: bytes, shape: Sequence[int], dtype: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape([int(s) for s in shape])
 
 
+def decode_cell(row: Mapping[str, Any], name: str) -> np.ndarray:
+    """The array ``name`` of a row (a dict with its ``<name>_bytes/_shape/_dtype`` cells)."""
+    return decode_array(row[f"{name}_bytes"], row[f"{name}_shape"], row[f"{name}_dtype"])
+
+
 def _dist_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
     if rank is not None and world_size is not None:
         return rank, world_size
@@ -136,6 +142,116 @@ def _dist_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def _load_encoders(vae: WanVAE | str | os.PathLike[str], image_encoder: ImageEncoder | str | os.PathLike[str] | None,
+                   dev: torch.device) -> tuple[WanVAE, ImageEncoder | None]:
+    """The VAE and image encoder (modules, or loaded from weight files) on ``dev`` in eval mode."""
+    if not isinstance(vae, WanVAE):
+        vae = load_vae(vae, device=dev)
+    if image_encoder is not None and not isinstance(image_encoder, ImageEncoder):
+        image_encoder = load_image_encoder(image_encoder, device=dev)
+    return vae.to(dev).eval(), None if image_encoder is None else image_encoder.to(dev).eval()
+
+
+def _cache_is_current(out_dir: Path, key: Mapping[str, Any], r: int, world: int) -> bool:
+    """True when ``out_dir`` holds a finished cache of ``key``. Otherwise rank 0 forgets a stale one (its manifest;
+    the parts of other inputs are deleted, those of ``key`` kept) before every rank goes on to encode."""
+    existing = out_dir / "manifest.json"
+    if existing.is_file():  # every rank reads the same file before anyone changes it: they agree
+        old = json.loads(existing.read_text(encoding="utf-8"))
+        if old.get("schema") == LATENTS_SCHEMA and old.get("key") == key:
+            return True
+    _barrier_if_distributed(world)
+    if r == 0:
+        existing.unlink(missing_ok=True)
+        done_key = out_dir / ".key.json"
+        if not done_key.is_file() or json.loads(done_key.read_text(encoding="utf-8")) != key:
+            for p in out_dir.glob("part-*.parquet"):
+                p.unlink()
+            write_json_atomic(done_key, key)
+    _barrier_if_distributed(world)
+    return False
+
+
+def _latent_table(rows: Mapping[str, list], num_keys: int) -> Any:
+    """One row group's Arrow table: ids, actions (dataset key space) and the encoded arrays (absent: skipped)."""
+    import pyarrow as pa
+
+    cols: dict[str, Any] = {
+        "clip_id": pa.array(rows["clip_id"], pa.string()),
+        "episode_id": pa.array(rows["episode_id"], pa.string()),
+        "keyboard": pa.array([a.tolist() for a in rows["keyboard"]], pa.list_(pa.list_(pa.uint8(), num_keys))),
+        "mouse": pa.array([a.tolist() for a in rows["mouse"]], pa.list_(pa.list_(pa.float32(), 2))),
+    }
+    for name in ARRAYS:
+        arrs = rows[name]
+        if arrs and arrs[0] is None:
+            continue
+        cols.update(array_columns(name, arrs))
+    return pa.table(cols)
+
+
+def _encode_shard(src: Any, groups: Sequence[Any], out_dir: Path, file: str, n: int,
+                  encode: Callable[[list[dict[str, Any]]], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
+                  batch_size: int, np_dtype: np.dtype, row_group_rows: int, bar: Any) -> None:
+    """Encode the clips of one source shard (its row ``groups``) into ``out_dir/file``, a row group at a time,
+    written atomically."""
+    import pyarrow.parquet as pq
+
+    tmp = out_dir / f".{file}.tmp"
+    writer = None
+    for g in groups:
+        rows: dict[str, list] = {k: [] for k in ("clip_id", "episode_id", "keyboard", "mouse", *ARRAYS)}
+        for start in range(0, g.rows, batch_size):
+            items = [src[g.first + i] for i in range(start, min(g.rows, start + batch_size))]
+            lat, cond, tok = encode(items)
+            for j, it in enumerate(items):
+                rows["clip_id"].append(it["clip_id"])
+                rows["episode_id"].append(it["episode_id"])
+                rows["keyboard"].append(it["keyboard"][:n].numpy().astype(np.uint8))
+                rows["mouse"].append(it["mouse"][:n].numpy().astype(np.float32))
+                rows["vae_latent"].append(lat[j].cpu().numpy().astype(np_dtype))
+                rows["first_frame_latent"].append(cond[j].cpu().numpy().astype(np_dtype))
+                rows["clip_feature"].append(None if tok is None else tok[j].cpu().numpy().astype(np_dtype))
+            bar.update(len(items))
+        table = _latent_table(rows, len(src.index.keys))
+        if writer is None:
+            writer = pq.ParquetWriter(tmp, table.schema)
+        writer.write_table(table, row_group_size=row_group_rows)
+    if writer is not None:
+        writer.close()
+        os.replace(tmp, out_dir / file)
+
+
+def _write_cache_manifest(out_dir: Path, shards_dir: str | os.PathLike[str], man: Mapping[str, Any],
+                          files: Sequence[str], key: Mapping[str, Any], n: int, vae: WanVAE,
+                          image_features: bool) -> None:
+    """The cache's manifest.json (written last: the cache is complete)."""
+    import pyarrow.parquet as pq
+
+    split_of = {s["file"]: s.get("split", "train") for s in man["shards"]}
+    parts = []
+    for f in files:
+        p = out_dir / f
+        if not p.is_file():
+            raise RuntimeError(f"{p}: not encoded (did every rank run encode_latents?)")
+        parts.append({"file": f, "rows": pq.ParquetFile(p).metadata.num_rows, "split": split_of.get(f, "train")})
+    latent_shape = None
+    if parts and parts[0]["rows"]:
+        t = pq.read_table(out_dir / parts[0]["file"], columns=["vae_latent_shape"]).slice(0, 1)
+        latent_shape = t.column("vae_latent_shape")[0].as_py()
+    write_json_atomic(out_dir / "manifest.json", {
+        "schema": LATENTS_SCHEMA,
+        "key": key,
+        "source": os.fspath(Path(shards_dir).resolve()),
+        "action_space": man["action_space"],
+        "fps": man["fps"], "height": man["height"], "width": man["width"], "clip_frames": n,
+        "latent_shape": latent_shape,
+        "image_features": image_features,
+        "vae_config": to_jsonable(vae.cfg),
+        "shards": parts,
+    })
 
 
 def encode_latents(
@@ -167,8 +283,6 @@ def encode_latents(
     Returns:
         ``out``. Reruns skip parts that are already encoded with the same inputs.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
     from curation.reader import ShardDataset
@@ -176,13 +290,7 @@ def encode_latents(
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype must be float16 or float32, got {dtype!r}")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if not isinstance(vae, WanVAE):
-        vae = load_vae(vae, device=dev)
-    if image_encoder is not None and not isinstance(image_encoder, ImageEncoder):
-        image_encoder = load_image_encoder(image_encoder, device=dev)
-    vae = vae.to(dev).eval()
-    image_encoder = None if image_encoder is None else image_encoder.to(dev).eval()
-
+    vae, image_encoder = _load_encoders(vae, image_encoder, dev)
     src = ShardDataset(shards_dir)
     man = src.index.manifest
     clip_frames = int(man["clip_frames"])
@@ -192,6 +300,8 @@ def encode_latents(
         raise ValueError(f"{shards_dir}: clips have {clip_frames} frames, cannot encode {n}")
     out_dir = Path(out) if out is not None else Path(shards_dir) / "latents"
     out_dir.mkdir(parents=True, exist_ok=True)
+
+    # ---- the cache's key: a rerun with the same inputs keeps what is done ----
     src_sha = hashlib.sha256((Path(shards_dir) / "manifest.json").read_bytes()).hexdigest()
     key = {
         "source_manifest_sha256": src_sha,
@@ -201,98 +311,33 @@ def encode_latents(
         "dtype": dtype,
     }
     r, world = _dist_rank_world(rank, world_size)
-    existing = out_dir / "manifest.json"
-    if existing.is_file():  # every rank reads the same file before anyone changes it: they agree
-        old = json.loads(existing.read_text(encoding="utf-8"))
-        if old.get("schema") == LATENTS_SCHEMA and old.get("key") == key:
-            return out_dir
-    _barrier_if_distributed(world)
-    if r == 0:  # a stale cache: forget its manifest; parts of other inputs are deleted, parts of these kept
-        existing.unlink(missing_ok=True)
-        done_key = out_dir / ".key.json"
-        if not done_key.is_file() or json.loads(done_key.read_text(encoding="utf-8")) != key:
-            for p in out_dir.glob("part-*.parquet"):
-                p.unlink()
-            write_json_atomic(done_key, key)
-    _barrier_if_distributed(world)
+    if _cache_is_current(out_dir, key, r, world):
+        return out_dir
 
-    np_dtype = np.dtype(dtype)
+    # ---- this rank's source shards (part i on rank i % world), one side shard each ----
     ac = torch.bfloat16 if dev.type == "cuda" else None
+
+    def encode(items: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        frames = torch.stack([it["frames"][:n] for it in items]).to(dev)
+        return encode_clips(vae, image_encoder, frames, streaming=streaming, autocast_dtype=ac)
+
     groups_by_file: dict[str, list] = {}
     for g in src.index.row_groups:
         groups_by_file.setdefault(g.file, []).append(g)
     files = [s["file"] for s in man["shards"] if s.get("split", "train") != "test"]  # test clips stay unseen
-    split_of = {s["file"]: s.get("split", "train") for s in man["shards"]}
     mine = [f for i, f in enumerate(files) if i % world == r]
-    total = sum(g.rows for f in mine for g in groups_by_file.get(f, []))
-    bar = tqdm(total=total, desc="encode latents", unit="clip", disable=not progress or r != 0)
+    bar = tqdm(total=sum(g.rows for f in mine for g in groups_by_file.get(f, [])), desc="encode latents",
+               unit="clip", disable=not progress or r != 0)
     for f in mine:
-        target = out_dir / f
-        if target.is_file():
+        if (out_dir / f).is_file():
             bar.update(sum(g.rows for g in groups_by_file.get(f, [])))
             continue
-        tmp = out_dir / f".{f}.tmp"
-        writer = None
-        for g in groups_by_file.get(f, []):
-            rows: dict[str, list] = {k: [] for k in ("clip_id", "episode_id", "keyboard", "mouse", *ARRAYS)}
-            for start in range(0, g.rows, batch_size):
-                items = [src[g.first + i] for i in range(start, min(g.rows, start + batch_size))]
-                frames = torch.stack([it["frames"][:n] for it in items]).to(dev)
-                lat, cond, tok = encode_clips(vae, image_encoder, frames, streaming=streaming, autocast_dtype=ac)
-                for j, it in enumerate(items):
-                    rows["clip_id"].append(it["clip_id"])
-                    rows["episode_id"].append(it["episode_id"])
-                    rows["keyboard"].append(it["keyboard"][:n].numpy().astype(np.uint8))
-                    rows["mouse"].append(it["mouse"][:n].numpy().astype(np.float32))
-                    rows["vae_latent"].append(lat[j].cpu().numpy().astype(np_dtype))
-                    rows["first_frame_latent"].append(cond[j].cpu().numpy().astype(np_dtype))
-                    rows["clip_feature"].append(None if tok is None else tok[j].cpu().numpy().astype(np_dtype))
-                bar.update(len(items))
-            k = len(src.index.keys)
-            cols: dict[str, Any] = {
-                "clip_id": pa.array(rows["clip_id"], pa.string()),
-                "episode_id": pa.array(rows["episode_id"], pa.string()),
-                "keyboard": pa.array([a.tolist() for a in rows["keyboard"]], pa.list_(pa.list_(pa.uint8(), k))),
-                "mouse": pa.array([a.tolist() for a in rows["mouse"]], pa.list_(pa.list_(pa.float32(), 2))),
-            }
-            for name in ARRAYS:
-                arrs = rows[name]
-                if arrs and arrs[0] is None:
-                    continue
-                cols.update(_array_cols(name, arrs))
-            table = pa.table(cols)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table, row_group_size=row_group_rows)
-        if writer is not None:
-            writer.close()
-            os.replace(tmp, target)
+        _encode_shard(src, groups_by_file.get(f, []), out_dir, f, n, encode, batch_size, np.dtype(dtype),
+                      row_group_rows, bar)
     bar.close()
-
     _barrier_if_distributed(world)
     if r == 0:
-        parts = []
-        for f in files:
-            p = out_dir / f
-            if not p.is_file():
-                raise RuntimeError(f"{p}: not encoded (did every rank run encode_latents?)")
-            parts.append({"file": f, "rows": pq.ParquetFile(p).metadata.num_rows,
-                          "split": split_of.get(f, "train")})
-        latent_shape = None
-        if parts and parts[0]["rows"]:
-            t = pq.read_table(out_dir / parts[0]["file"], columns=["vae_latent_shape"]).slice(0, 1)
-            latent_shape = t.column("vae_latent_shape")[0].as_py()
-        write_json_atomic(out_dir / "manifest.json", {
-            "schema": LATENTS_SCHEMA,
-            "key": key,
-            "source": os.fspath(Path(shards_dir).resolve()),
-            "action_space": man["action_space"],
-            "fps": man["fps"], "height": man["height"], "width": man["width"], "clip_frames": n,
-            "latent_shape": latent_shape,
-            "image_features": image_encoder is not None,
-            "vae_config": to_jsonable(vae.cfg),
-            "shards": parts,
-        })
+        _write_cache_manifest(out_dir, shards_dir, man, files, key, n, vae, image_encoder is not None)
     _barrier_if_distributed(world)
     return out_dir
 
@@ -372,8 +417,7 @@ class LatentDataset(Dataset):
         row = self._group(g).slice(i - g.first, 1).to_pylist()[0]
 
         def arr(name: str) -> torch.Tensor:
-            a = decode_array(row[f"{name}_bytes"], row[f"{name}_shape"], row[f"{name}_dtype"])
-            return torch.from_numpy(a.astype(np.float32))
+            return torch.from_numpy(decode_cell(row, name).astype(np.float32))
 
         item = {
             "clip_id": row["clip_id"], "episode_id": row["episode_id"],

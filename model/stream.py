@@ -504,6 +504,49 @@ def _actions_source(actions: Any, spec: ConditionSpec) -> ActionSource:
     return TableActions.from_actions(actions, spec)
 
 
+class _ActionHistory:
+    """The raw action rows a block's action windows read: the rows taken so far, cut after each block to the last
+    ``keep_rows`` (the most a later window can need); ``row0`` is the raw row index of the first row kept."""
+
+    def __init__(self, keep_rows: int) -> None:
+        self.keep_rows, self.row0 = keep_rows, 0
+        self.kb: np.ndarray | None = None
+        self.ms: np.ndarray | None = None
+
+    def append(self, kb: np.ndarray, ms: np.ndarray | None) -> None:
+        self.kb = kb if self.kb is None else np.concatenate([self.kb, kb])
+        if ms is not None:
+            self.ms = ms if self.ms is None else np.concatenate([self.ms, ms])
+
+    def tensors(self, device: torch.device, uses_mouse: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The kept rows as [1, rows, K] keyboard and [1, rows, 2] mouse (None without a mouse) on ``device``."""
+        kb = torch.from_numpy(self.kb)[None].to(device)
+        return kb, None if self.ms is None or not uses_mouse else torch.from_numpy(self.ms)[None].to(device)
+
+    def trim(self) -> None:
+        total_rows = self.row0 + len(self.kb)
+        cut = max(0, len(self.kb) - self.keep_rows)
+        self.kb = self.kb[cut:]
+        if self.ms is not None:
+            self.ms = self.ms[cut:]
+        self.row0 = total_rows - len(self.kb)
+
+
+def _latent_total(num_frames: int | None, src: ActionSource, r: int) -> int | None:
+    """The latent frames of ``num_frames`` video frames (None: until the actions end), checked against the RoPE
+    limit and a table's length."""
+    if num_frames is None:
+        return None
+    max_frames = 1 + r * (MAX_LATENT_FRAMES - 1)
+    check_num_frames(num_frames, r)
+    if num_frames > max_frames:
+        raise PositionLimitError(f"num_frames={num_frames} is past the RoPE limit of {MAX_LATENT_FRAMES} latent "
+                                 f"frames ({max_frames} video frames)")
+    if isinstance(src, TableActions) and len(src) < num_frames:
+        raise ConditionError(f"{num_frames} frames requested but the actions have only {len(src)} rows")
+    return 1 + (num_frames - 1) // r
+
+
 def stream_student(
     checkpoint: str | os.PathLike[str] | Bundle | Student,
     image: str | os.PathLike[str] | np.ndarray,
@@ -540,16 +583,9 @@ def stream_student(
     amp = torch.bfloat16 if dev.type == "cuda" and next(dit.parameters()).dtype == torch.float32 else None
     r = vae.cfg.temporal_compression
     src = _actions_source(actions, spec)
-    max_frames = 1 + r * (MAX_LATENT_FRAMES - 1)
-    if num_frames is not None:
-        check_num_frames(num_frames, r)
-        if num_frames > max_frames:
-            raise PositionLimitError(f"num_frames={num_frames} is past the RoPE limit of {MAX_LATENT_FRAMES} latent "
-                                     f"frames ({max_frames} video frames)")
-        if isinstance(src, TableActions) and len(src) < num_frames:
-            raise ConditionError(f"{num_frames} frames requested but the actions have only {len(src)} rows")
-    latent_total = None if num_frames is None else 1 + (num_frames - 1) // r
+    latent_total = _latent_total(num_frames, src, r)
 
+    # ---- the first frame's conditions: image tokens, and the i2v condition streamed block by block ----
     img = load_image(image, spec.height, spec.width)
     frame0 = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev)
     first = frame0.float().div(127.5).sub(1.0)[:, :, None]  # [1, 3, 1, H, W]
@@ -560,10 +596,7 @@ def stream_student(
     cond = ConditionStream(vae, first, autocast_dtype=amp)
     streamer = CausalStreamer(dit, ccfg, tokens, cond, autocast_dtype=amp)
     g = torch.Generator().manual_seed(seed)
-    hist_kb: np.ndarray | None = None
-    hist_ms: np.ndarray | None = None
-    row0 = 0  # the raw row hist[0] holds
-    keep_rows = dit.cfg.action.window_rows if dit.cfg.action is not None else 0
+    hist = _ActionHistory(dit.cfg.action.window_rows if dit.cfg.action is not None else 0)
     start = 0
     bar = tqdm(total=latent_total, desc="stream", unit="latent", disable=not progress)
     try:
@@ -579,28 +612,17 @@ def stream_student(
                     raise ConditionError(f"the actions ended at latent frame {start} (video frame "
                                          f"{1 + r * (start - 1) if start else 0}); {num_frames} frames were requested")
                 break
-            kb_new, ms_new = got
-            _check_rows(kb_new, ms_new, dit, rows)
-            hist_kb = kb_new if hist_kb is None else np.concatenate([hist_kb, kb_new])
-            if ms_new is not None:
-                hist_ms = ms_new if hist_ms is None else np.concatenate([hist_ms, ms_new])
-            kb_t = torch.from_numpy(hist_kb)[None].to(dev)
-            ms_t = None if hist_ms is None or not spec.uses_mouse else torch.from_numpy(hist_ms)[None].to(dev)
+            _check_rows(got[0], got[1], dit, rows)
+            hist.append(*got)
+            kb_t, ms_t = hist.tensors(dev, spec.uses_mouse)
             noise = torch.randn(1, dit.cfg.out_dim, n, *_latent_hw(spec, vae), generator=g).to(dev)
             with torch.no_grad():
-                x0 = streamer.generate_block(noise, start, kb_t, ms_t, action_row_offset=row0, generator=g)
+                x0 = streamer.generate_block(noise, start, kb_t, ms_t, action_row_offset=hist.row0, generator=g)
                 with autocast():
                     video = dec.push(x0)
             frames = _to_uint8(video)
-            # keep only the raw rows later windows can need (the last window_rows rows)
-            total_rows = row0 + len(hist_kb)
-            cut = max(0, len(hist_kb) - keep_rows)
-            hist_kb = hist_kb[cut:]
-            if hist_ms is not None:
-                hist_ms = hist_ms[cut:]
-            row0 = total_rows - len(hist_kb)
-            dt = time.perf_counter() - t0
-            yield StreamBlock(start, x0.cpu(), frames, dt, streamer.cache.nbytes())
+            hist.trim()  # keep only the raw rows later windows can need
+            yield StreamBlock(start, x0.cpu(), frames, time.perf_counter() - t0, streamer.cache.nbytes())
             bar.update(n)
             start += n
     finally:

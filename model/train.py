@@ -49,12 +49,9 @@ from torch.utils.data import DataLoader, Sampler
 from capture.settings import Field, Frames1p4k, from_preset, settings
 
 from .bundle import (
-    latest_checkpoint,
     load_image_encoder,
-    load_train_checkpoint,
     load_vae,
     read_meta,
-    read_state_json,
     save_module,
     save_train_checkpoint,
     to_jsonable,
@@ -66,21 +63,25 @@ from .configs import ACTION_MODES, ModelConfig, get_config, list_configs
 from .dit import WorldModelDiT, i2v_condition
 from .image_encoder import ImageEncoder
 from .latents import LatentDataset, encode_clips, encode_latents
-from .parallel import (
-    Dist,
-    ParallelMode,
-    all_max,
-    all_mean,
-    barrier,
-    check_global_batch,
-    clip_grad_norm,
-    gradient_sync,
-    setup_distributed,
-    shutdown_distributed,
-    wrap,
+from .parallel import Dist, ParallelMode, all_mean, barrier, gradient_sync, wrap
+from .run_log import LoggerName, RunLog, frames_uint8, logger_field
+from .runloop import (  # noqa: F401  (NonFiniteLossError, ema_update: also model.train's, as before)
+    NonFiniteLossError,
+    Session,
+    check_resume,
+    due,
+    ema_update,
+    final_checkpoint,
+    new_ema,
+    optimizer_step,
+    resume_checkpoint,
+    set_lr,
+    start_session,
+    step_bar,
+    stop_if_nonfinite,
+    warmup_lr,
 )
 from .schedule import shift_sigma
-from .run_log import LoggerName, RunLog, frames_uint8, logger_field
 from .vae import WanVAE
 from .vae_train import latent_statistics, set_latent_statistics, train_vae
 
@@ -208,25 +209,6 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN/inf: training stopped. Names the step, the clips of the batch and the last good
-    checkpoint (kept)."""
-
-    def __init__(self, step: int, clip_ids: Sequence[str], loss: float, checkpoint: Path | None) -> None:
-        self.step, self.clip_ids, self.loss, self.checkpoint = step, list(clip_ids), loss, checkpoint
-        super().__init__(
-            f"non-finite loss ({loss}) at step {step} on clips {list(clip_ids)}; training stopped. "
-            f"Last good checkpoint: {checkpoint if checkpoint else 'none yet'} (kept). Check these clips' actions "
-            f"and frames, or lower train.lr")
-
-
-@torch.no_grad()
-def ema_update(ema: dict[str, torch.Tensor], module: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * weights, per tensor of ``module.state_dict()`` (float32 copies)."""
-    for k, v in module.state_dict().items():
-        ema[k].lerp_(v.float(), 1.0 - decay)
-
-
 # ==========================================================================================================
 # Data: one seeded stream of clips per epoch, cut into global batches the same way on any number of processes
 
@@ -281,7 +263,7 @@ class ClipBatches(Sampler[list[int]]):
             step = (epoch + 1) * self.per_epoch
 
 
-def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k in items[0]:
         vals = [it[k] for it in items]
@@ -465,11 +447,12 @@ def flow_matching_loss(dit: nn.Module, inp: Inputs, shift: float, gens: Sequence
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
-    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    """Linear warm-up, then constant or a cosine from ``lr`` to 10 % of it at ``max_steps``."""
+    lr = warmup_lr(cfg.lr, step, cfg.warmup_steps)
     if cfg.lr_schedule == "cosine":
         p = min(1.0, step / max(1, cfg.max_steps))
-        return cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
-    return cfg.lr * warm
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+    return lr
 
 
 _RUN_KEYS = ("model", "mode", "action_blocks", "height", "width", "num_frames", "keyboard_map", "timestep_shift",
@@ -489,16 +472,149 @@ def _check_resume(cfg: TrainConfig, spec: ConditionSpec, state: Mapping[str, Any
     """Refuse to resume a run whose settings (or resolved conditions: mapping, mouse scale) would change it. The
     number of processes may change as long as the global batch (batch_size x grad_accum x processes) stays."""
     old = state.get("run", {}).get("train", {})
-    old_global = state.get("global_batch", int(old.get("batch_size", cfg.batch_size)) * int(old.get("grad_accum", 1)))
-    check_global_batch(int(old_global), cfg.batch_size, cfg.grad_accum, world, str(ckpt), "train")
     new = to_jsonable(cfg)
-    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _RUN_KEYS if k in old and old.get(k) != new.get(k)]
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _RUN_KEYS if k in old and old.get(k) != new.get(k)]
     old_spec = state.get("run", {}).get("conditions")
     if old_spec is not None and old_spec != spec.to_dict():
-        diff.append(f"conditions: {old_spec} -> {spec.to_dict()}")
-    if diff:
-        raise ValueError(f"cannot resume {ckpt}: the run was started with different settings ({'; '.join(diff)}). "
-                         "Use another out_dir, or restore these settings")
+        changed.append(f"conditions: {old_spec} -> {spec.to_dict()}")
+    check_resume(ckpt, state, "train", batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, world=world,
+                 old_batch=int(old.get("batch_size", cfg.batch_size)) * int(old.get("grad_accum", 1)), changed=changed)
+
+
+def _data_contract(cfg: TrainConfig, shards_dir: Path) -> tuple[ModelConfig, Any, ConditionSpec]:
+    """(model config, shards index, conditions): what the run trains on, checked against the data (action space,
+    resolution, clip length, mouse scale)."""
+    from curation.reader import open_shards
+
+    mcfg = get_config(cfg.model, cfg.mode, cfg.action_blocks)
+    index = open_shards(shards_dir)
+    spec = build_condition_spec(
+        cfg.mode, index.keys, num_frames=cfg.num_frames, height=cfg.height, width=cfg.width,
+        keyboard_map=cfg.keyboard_map, mouse_scale=cfg.mouse_scale, manifest=index.manifest,
+        mouse_sample=_mouse_sample(shards_dir, 256),
+        dataset_geometry=(index.height, index.width, index.clip_frames), where=str(shards_dir / "manifest.json"),
+    )
+    return mcfg, index, spec
+
+
+@dataclass
+class _TrainData:
+    """What the DiT trains on: the conditions, the frozen VAE (fitted first for small configs) and image encoder
+    with their files, and the train / validation sets (the latent cache, or the clips encoded every step)."""
+
+    spec: ConditionSpec
+    vae: WanVAE
+    vae_path: Path
+    vae_psnr: float | None
+    image_encoder: ImageEncoder
+    enc_path: Path
+    train: Any
+    val: Any
+    device: torch.device
+    amp: torch.dtype | None
+    r: int  # the VAE's temporal compression
+
+    def inputs(self, batch: Mapping[str, Any]) -> Inputs:
+        return batch_inputs(batch, self.spec, self.device, self.vae, self.image_encoder, self.amp, self.r)
+
+    @property
+    def row_groups(self) -> Sequence[Any]:
+        return self.train.row_groups if isinstance(self.train, LatentDataset) else self.train.index.row_groups
+
+
+def _prepare_data(cfg: TrainConfig, mcfg: ModelConfig, spec: ConditionSpec, shards_dir: Path, out_dir: Path,
+                  s: Session, progress: bool, run_log: RunLog) -> _TrainData:
+    """The frozen networks, then the datasets: with ``cache_latents`` every clip is encoded once
+    (:mod:`model.latents`). Without val clips the validation uses the first training clips."""
+    from curation.reader import ShardDataset
+
+    d = s.d
+    vae, vae_path, vae_psnr = prepare_vae(cfg, mcfg, shards_dir, out_dir, d, progress, spec, run_log)
+    image_encoder, enc_path = prepare_image_encoder(cfg, mcfg, out_dir, d)
+    if cfg.cache_latents:
+        latents_dir = encode_latents(shards_dir, vae, out_dir / "latents", image_encoder=image_encoder,
+                                     num_frames=cfg.num_frames, dtype=cfg.latent_dtype, device=d.device,
+                                     progress=progress and d.main, rank=d.rank, world_size=d.world)
+        dataset: Any = LatentDataset(latents_dir, split="train")
+        val_set: Any = LatentDataset(latents_dir, split="val")
+    else:
+        dataset = ShardDataset(shards_dir, split="train")
+        val_set = ShardDataset(shards_dir, split="val")
+    if len(dataset) == 0:
+        raise ValueError(f"{shards_dir}: the train split has no clips (manifest.json split.clip_counts); record more "
+                         "episodes or lower curate.split.val / test")
+    if len(val_set) == 0:  # no held-out clips: validate on the first training clips, as before splits existed
+        val_set = dataset
+    return _TrainData(spec, vae, vae_path, vae_psnr, image_encoder, enc_path, dataset, val_set, d.device, s.amp,
+                      mcfg.vae.temporal_compression)
+
+
+def _loader(dataset: Any, sampler: ClipBatches, cfg: TrainConfig, d: Dist) -> DataLoader:
+    from capture.lifecycle import child_of_this_process
+
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate,
+                      pin_memory=d.device.type == "cuda", persistent_workers=cfg.num_workers > 0,
+                      worker_init_fn=child_of_this_process() if cfg.num_workers > 0 else None)
+
+
+def _run_description(cfg: TrainConfig, mcfg: ModelConfig, index: Any, data: _TrainData, shards_dir: Path,
+                     out_dir: Path) -> dict[str, Any]:
+    """The run description stored in every checkpoint's metadata (what :func:`model.bundle.load_bundle` reads)."""
+    return {
+        "format": "playmill.world_model/1", "train": to_jsonable(cfg), "model": to_jsonable(mcfg),
+        "conditions": data.spec.to_dict(), "fps": float(index.fps), "timestep_shift": cfg.timestep_shift,
+        # paths relative to a checkpoint folder (out_dir/checkpoints/step-N/) when inside the run
+        "vae": _weights_ref(data.vae_path, out_dir),
+        "image_encoder": _weights_ref(data.enc_path, out_dir),
+        "dataset": {"shards": os.fspath(shards_dir.resolve()), "clips": index.num_clips},
+    }
+
+
+def _model_and_optimizer(cfg: TrainConfig, mcfg: ModelConfig, d: Dist, amp: torch.dtype | None
+                         ) -> tuple[WorldModelDiT, nn.Module, list[nn.Parameter], torch.optim.Optimizer]:
+    """(the DiT, the module the steps call: the DiT replicated or sharded over the ranks and optionally compiled,
+    its trainable parameters, AdamW over them)."""
+    dit = build_model(cfg, mcfg, d)
+    model: nn.Module = wrap(dit, d, cfg.parallel, bf16=amp is not None)
+    if cfg.compile:
+        model = torch.compile(model)
+    params = [p for p in dit.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
+                            fused=d.device.type == "cuda")
+    return dit, model, params, opt
+
+
+def _val_loss(dit: nn.Module, inp: Inputs, cfg: TrainConfig, amp: torch.dtype | None) -> float:
+    """The loss of the fixed validation batch: noise from seed + 999 and evenly spaced noise levels. Every rank
+    evaluates all of it (a sharded model needs every rank in its forward), so the value is the same on any world
+    size."""
+    n = inp.x0.shape[0]
+    dit.eval()
+    with torch.no_grad():
+        v = flow_matching_loss(dit, inp, cfg.timestep_shift, sample_generators(cfg.seed + 999, 0, range(n)), amp,
+                               u=(torch.arange(n) + 0.5) / n)
+    dit.train()
+    return float(v)
+
+
+def _accumulate_gradients(model: nn.Module, batches: Iterator[dict[str, Any]], sampler: ClipBatches,
+                          data: _TrainData, cfg: TrainConfig, step: int, s: Session, out_dir: Path, bar: Any) -> float:
+    """The gradient of one optimizer step: ``grad_accum`` micro-batches, each loss scaled by 1 / grad_accum and
+    every sample drawing its noise from its own generator; the gradients are reduced over the ranks once, after
+    the last. A non-finite loss stops every rank (:func:`~model.runloop.stop_if_nonfinite`: ``nonfinite.json``
+    names the clips). Returns the step's mean loss on this rank."""
+    total = 0.0
+    for micro in range(cfg.grad_accum):
+        inp = data.inputs(next(batches))
+        loss = flow_matching_loss(model, inp, cfg.timestep_shift,
+                                  sample_generators(cfg.seed, step, sampler.positions(micro)), s.amp)
+        stop_if_nonfinite(s, out_dir, loss, step + 1, {
+            "step": step + 1, "micro_batch": micro, "rank": s.d.rank, "clip_ids": inp.clip_ids,
+            "loss": str(float(loss.detach()))}, inp.clip_ids, bar)
+        with gradient_sync(model, micro == cfg.grad_accum - 1):
+            (loss / cfg.grad_accum).backward()
+        total += float(loss.detach()) / cfg.grad_accum
+    return total
 
 
 def train(
@@ -530,163 +646,49 @@ def train(
         :class:`TrainResult`. Raises :class:`NonFiniteLossError` on a NaN/inf loss,
         :class:`~model.conditions.ConditionError` / ``ShardsError`` when the data does not fit the config.
     """
-    from tqdm.auto import tqdm
-
-    from curation.reader import ShardDataset, open_shards
-
-    import torch.distributed as torch_dist
-
     cfg = config
-    owns_group = not torch_dist.is_initialized()
-    d = setup_distributed()
+    s = start_session(cfg.precision)
+    d, amp = s.d, s.amp
     shards_dir, out_dir = Path(shards_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and d.device.type == "cuda")
-    amp = torch.bfloat16 if use_bf16 else None
 
-    # ---- data contract: action space, resolution, clip length -> ConditionSpec ----
-    mcfg = get_config(cfg.model, cfg.mode, cfg.action_blocks)
-    index = open_shards(shards_dir)
-    spec = build_condition_spec(
-        cfg.mode, index.keys, num_frames=cfg.num_frames, height=cfg.height, width=cfg.width,
-        keyboard_map=cfg.keyboard_map, mouse_scale=cfg.mouse_scale, manifest=index.manifest,
-        mouse_sample=_mouse_sample(shards_dir, 256),
-        dataset_geometry=(index.height, index.width, index.clip_frames), where=str(shards_dir / "manifest.json"),
-    )
+    # ---- data contract, frozen networks, datasets; the DiT, optimizer, EMA; resume ----
+    mcfg, index, spec = _data_contract(cfg, shards_dir)
     if d.main:
         write_json_atomic(out_dir / "train_config.json", cfg)
-
-    # ---- frozen networks: VAE (fitted first for small configs) and image encoder ----
     run_log = RunLog(out_dir, cfg.logger, config=cfg, enabled=d.main)
-    vae, vae_path, vae_psnr = prepare_vae(cfg, mcfg, shards_dir, out_dir, d, progress, spec, run_log)
-    image_encoder, enc_path = prepare_image_encoder(cfg, mcfg, out_dir, d)
-    r = mcfg.vae.temporal_compression
-
-    # ---- dataset: the latent cache (encoded once) or pixels encoded every step ----
-    if cfg.cache_latents:
-        latents_dir = encode_latents(shards_dir, vae, out_dir / "latents", image_encoder=image_encoder,
-                                     num_frames=cfg.num_frames, dtype=cfg.latent_dtype, device=d.device,
-                                     progress=progress and d.main, rank=d.rank, world_size=d.world)
-        dataset: Any = LatentDataset(latents_dir, split="train")
-        val_set: Any = LatentDataset(latents_dir, split="val")
-    else:
-        dataset = ShardDataset(shards_dir, split="train")
-        val_set = ShardDataset(shards_dir, split="val")
-    if len(dataset) == 0:
-        raise ValueError(f"{shards_dir}: the train split has no clips (manifest.json split.clip_counts); record more "
-                         "episodes or lower curate.split.val / test")
-    if len(val_set) == 0:  # no held-out clips: validate on the first training clips, as before splits existed
-        val_set = dataset
-    groups = dataset.row_groups if isinstance(dataset, LatentDataset) else dataset.index.row_groups
-
-    # ---- model (replicated or sharded over the ranks), optimizer, EMA; resume ----
-    dit = build_model(cfg, mcfg, d)
-    model: nn.Module = wrap(dit, d, cfg.parallel, bf16=amp is not None)
-    if cfg.compile:
-        model = torch.compile(model)
-    params = [p for p in dit.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
-                            fused=d.device.type == "cuda")
-    ema = {k: v.detach().clone().float() for k, v in dit.state_dict().items()}
-    run = {
-        "format": "playmill.world_model/1", "train": to_jsonable(cfg), "model": to_jsonable(mcfg),
-        "conditions": spec.to_dict(), "fps": float(index.fps), "timestep_shift": cfg.timestep_shift,
-        # paths relative to a checkpoint folder (out_dir/checkpoints/step-N/) when inside the run
-        "vae": _weights_ref(vae_path, out_dir),
-        "image_encoder": _weights_ref(enc_path, out_dir),
-        "dataset": {"shards": os.fspath(shards_dir.resolve()), "clips": index.num_clips},
-    }
-    start_step, resumed_from, resumed_loss = 0, 0, float("nan")
-    last_ckpt = latest_checkpoint(out_dir) if resume else None
-    if last_ckpt is not None:
-        state = read_state_json(last_ckpt)
-        _check_resume(cfg, spec, state, last_ckpt, d.world)
-        load_train_checkpoint(last_ckpt, dit, ema, opt)
-        start_step = resumed_from = int(state["step"])
-        resumed_loss = float(state.get("loss", float("nan")))
-
-    sampler = ClipBatches(groups, cfg.batch_size, cfg.seed, d.rank, d.world, start=start_step,
+    data = _prepare_data(cfg, mcfg, spec, shards_dir, out_dir, s, progress, run_log)
+    dit, model, params, opt = _model_and_optimizer(cfg, mcfg, d, amp)
+    ema = new_ema(dit)
+    run = _run_description(cfg, mcfg, index, data, shards_dir, out_dir)
+    resumed = resume_checkpoint(out_dir, resume, dit, ema, opt,
+                                lambda ckpt, state: _check_resume(cfg, spec, state, ckpt, d.world))
+    start_step = 0 if resumed is None else int(resumed[1]["step"])
+    loss_value = float("nan") if resumed is None else float(resumed[1].get("loss", float("nan")))
+    sampler = ClipBatches(data.row_groups, cfg.batch_size, cfg.seed, d.rank, d.world, start=start_step,
                           grad_accum=cfg.grad_accum)
-    from capture.lifecycle import child_of_this_process
-
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=_collate,
-                        pin_memory=d.device.type == "cuda", persistent_workers=cfg.num_workers > 0,
-                        worker_init_fn=child_of_this_process() if cfg.num_workers > 0 else None)
-    batches = iter(loader)
-
-    # fixed validation batch: the first clips of the val split, fixed noise and evenly spaced noise levels; every
-    # rank evaluates all of it (a sharded model needs every rank in its forward), so the value is the same on any
-    # world size
-    val_items = _collate([val_set[i] for i in range(min(cfg.val_clips, len(val_set)))])
-    val_inp = batch_inputs(val_items, spec, d.device, vae, image_encoder, amp, r)
-    n_val = val_inp.x0.shape[0]
-    val_u = (torch.arange(n_val) + 0.5) / n_val
-
-    def val_loss() -> float:
-        dit.eval()
-        with torch.no_grad():
-            v = flow_matching_loss(dit, val_inp, cfg.timestep_shift, sample_generators(cfg.seed + 999, 0, range(n_val)),
-                                   amp, u=val_u)
-        dit.train()
-        return float(v)
-
-    log_path = run_log.path
-    history = run_log.history
-
-    def log(row: dict[str, Any]) -> None:  # log.jsonl (strict JSON: non-finite -> null) + TensorBoard / wandb
-        run_log.scalars(row["step"], {k: v for k, v in row.items() if k != "step"}, prefix="train")
-
-    def preview(step: int) -> None:  # the first validation clip, decoded, above the model's one-step prediction
-        if run_log.logger != "none":  # every rank runs the forward (a sharded model needs them all); rank 0 logs
-            run_log.images(step, "train/samples", _val_preview(dit, vae, val_inp, cfg.timestep_shift, amp),
-                           cols=val_inp.x0.shape[2] * r - r + 1)
-
+    batches = iter(_loader(data.train, sampler, cfg, d))
+    val_inp = data.inputs(collate([data.val[i] for i in range(min(cfg.val_clips, len(data.val)))]))  # fixed
     samples_per_step = cfg.batch_size * cfg.grad_accum * d.world
 
-    def save(step: int, losses: Mapping[str, Any]) -> Path | None:  # every rank (gathers shards), rank 0 writes
-        state = {**losses, "global_batch": samples_per_step, "world_size": d.world}
+    def save(step: int) -> Path | None:  # every rank (gathers shards), rank 0 writes
+        state = {"loss": loss_value, "global_batch": samples_per_step, "world_size": d.world}
         return save_train_checkpoint(out_dir, step, dit, ema, opt, run, state, cfg.keep_last, write=d.main)
 
-    # every rank evaluates (a sharded model needs all of them in its forward); a resumed run reports the
-    # step-0 loss it logged when it started
-    val_initial = val_loss() if start_step == 0 else _logged_initial_val_loss(log_path)
+    # every rank evaluates; a resumed run reports the step-0 loss it logged when it started
+    val_initial = _val_loss(dit, val_inp, cfg, amp) if start_step == 0 else _logged_initial_val_loss(run_log.path)
     if val_initial is not None:
-        log({"step": 0, "val_loss": val_initial})
+        run_log.scalars(0, {"val_loss": val_initial}, prefix="train")
     dit.train()
-    bar = tqdm(total=cfg.max_steps, initial=start_step, desc=f"train {cfg.name}", unit="step",
-               disable=not (progress and d.main))
-    step, loss_value, steps_timed, t_loop = start_step, resumed_loss, 0, 0.0
+    bar = step_bar(s, f"train {cfg.name}", cfg.max_steps, start_step, progress)
+    step, steps_timed, t_loop = start_step, 0, 0.0
     while step < cfg.max_steps:
         t0 = time.perf_counter()
-        # ---- one optimizer step: grad_accum micro-batches ----
         lr = _lr_at(cfg, step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        total = 0.0
-        for micro in range(cfg.grad_accum):
-            batch = next(batches)
-            inp = batch_inputs(batch, spec, d.device, vae, image_encoder, amp, r)
-            gens = sample_generators(cfg.seed, step, sampler.positions(micro))
-            loss = flow_matching_loss(model, inp, cfg.timestep_shift, gens, amp)
-            here = not bool(torch.isfinite(loss))
-            if all_max(d, float(here)):  # every rank stops; the rank(s) with the bad batch name its clips
-                last = latest_checkpoint(out_dir)
-                if here:
-                    name = "nonfinite.json" if d.world == 1 else f"nonfinite-rank{d.rank}.json"
-                    write_json_atomic(out_dir / name, {
-                        "step": step + 1, "micro_batch": micro, "rank": d.rank, "clip_ids": inp.clip_ids,
-                        "loss": str(float(loss.detach())), "last_checkpoint": os.fspath(last) if last else None})
-                bar.close()
-                raise NonFiniteLossError(step + 1, inp.clip_ids if here else ["(on another rank)"], float(loss.detach()), last)
-            with gradient_sync(model, micro == cfg.grad_accum - 1):  # reduce over ranks once, after the last
-                (loss / cfg.grad_accum).backward()
-            total += float(loss.detach()) / cfg.grad_accum
-        grad_norm = clip_grad_norm(params, cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        # ---- EMA of the weights (copy until ema_start) ----
-        ema_update(ema, dit, cfg.ema_decay if step >= cfg.ema_start else 0.0)
+        set_lr(opt, lr)
+        total = _accumulate_gradients(model, batches, sampler, data, cfg, step, s, out_dir, bar)
+        grad_norm = optimizer_step(opt, params, cfg.grad_clip)
+        ema_update(ema, dit, cfg.ema_decay if step >= cfg.ema_start else 0.0)  # copies the weights until ema_start
         step += 1
         loss_value = all_mean(d, total)  # the mean over ranks (what the averaged gradient optimised)
         t_loop += time.perf_counter() - t0
@@ -695,34 +697,31 @@ def train(
         if on_step is not None and d.main:
             on_step(step, loss_value)
         # ---- bookkeeping ----
-        if step % cfg.log_every == 0 or step == cfg.max_steps:
-            now = time.perf_counter()
-            row = {"step": step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
-                   "samples_per_s": samples_per_step * steps_timed / max(t_loop, 1e-9), "elapsed_s": now - t_start}
-            if step % cfg.val_every == 0 or step == cfg.max_steps:
-                row["val_loss"] = val_loss()
-            log(row)
-        if (step % (cfg.sample_every or cfg.val_every) == 0) or step == cfg.max_steps:
-            preview(step)
+        if due(step, cfg.log_every, cfg.max_steps):
+            row = {"loss": loss_value, "lr": lr, "grad_norm": grad_norm,
+                   "samples_per_s": samples_per_step * steps_timed / max(t_loop, 1e-9), "elapsed_s": s.elapsed_s()}
+            if due(step, cfg.val_every, cfg.max_steps):
+                row["val_loss"] = _val_loss(dit, val_inp, cfg, amp)
+            run_log.scalars(step, row, prefix="train")
+        if due(step, cfg.sample_every or cfg.val_every, cfg.max_steps):
+            if run_log.logger != "none":  # every rank runs the forward (a sharded model needs them all); rank 0 logs
+                run_log.images(step, "train/samples", _val_preview(dit, data.vae, val_inp, cfg.timestep_shift, amp),
+                               cols=val_inp.x0.shape[2] * data.r - data.r + 1)
             bar.set_postfix(loss=f"{loss_value:.4f}")
-        if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
-            save(step, {"loss": loss_value})
+        if due(step, cfg.ckpt_every, cfg.max_steps):
+            save(step)
             barrier(d)
     bar.close()
     run_log.close()
-    final = latest_checkpoint(out_dir)
-    if final is None or int(final.name.split("-")[1]) != step:  # resumed at max_steps: nothing new trained
-        final = save(step, {"loss": loss_value}) or final
-    barrier(d)
-    vals = [h["val_loss"] for h in history if h.get("val_loss") is not None]
-    if owns_group:
-        shutdown_distributed()
+    final = final_checkpoint(s, out_dir, step, save)
+    vals = [h["val_loss"] for h in run_log.history if h.get("val_loss") is not None]
+    s.close()
     return TrainResult(
         checkpoint=final, out_dir=out_dir, steps=step, final_loss=loss_value,
         val_loss_initial=val_initial, val_loss_final=vals[-1] if vals else None,
         samples_per_s=samples_per_step * steps_timed / max(t_loop, 1e-9) if steps_timed else 0.0,
-        elapsed_s=time.perf_counter() - t_start, vae_checkpoint=vae_path, vae_psnr=vae_psnr,
-        resumed_from=resumed_from, history=history,
+        elapsed_s=s.elapsed_s(), vae_checkpoint=data.vae_path, vae_psnr=data.vae_psnr,
+        resumed_from=start_step, history=run_log.history,
     )
 
 

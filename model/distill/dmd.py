@@ -48,11 +48,8 @@ Library entry point: :func:`distill_dmd` (CLI ``playmill distill dmd``).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
@@ -64,14 +61,11 @@ from pydantic import model_validator
 
 from capture.settings import Field, Frames1p4k, Invalid, from_preset, settings
 
-from ..run_log import RunLog, frames_uint8
 from ..bundle import (
-    latest_checkpoint,
-    load_train_checkpoint,
+    Bundle,
     optimizer_from_tensors,
     optimizer_to_tensors,
     read_meta,
-    read_state_json,
     read_tensors,
     save_train_checkpoint,
     write_json_atomic,
@@ -79,23 +73,33 @@ from ..bundle import (
 from ..checkpoint import load_state_dict_strict
 from ..conditions import ConditionError
 from ..dit import WorldModelDiT, i2v_condition
-from ..parallel import (
-    ParallelMode,
-    all_max,
-    all_mean,
-    barrier,
-    check_global_batch,
-    clip_grad_norm,
-    main_first,
-    process_device,
-    setup_distributed,
-    shutdown_distributed,
-    wrap,
+from ..parallel import ParallelMode, all_mean, barrier, main_first, wrap
+from ..run_log import RunLog, frames_uint8
+from ..runloop import (
+    Session,
+    check_resume,
+    due,
+    ema_update,
+    final_checkpoint,
+    new_ema,
+    optimizer_step,
+    resume_checkpoint,
+    start_session,
+    step_bar,
+    stop_if_nonfinite,
 )
 from ..schedule import shift_sigma
-from ..train import NonFiniteLossError, batch_rand, batch_randn, ema_update, sample_generators, step_generator
+from ..train import batch_rand, batch_randn, sample_generators, step_generator
 from .actions import ActionDistribution, sample_action_batch
-from .init import CausalSpec, check_same_model, load_student, resolve_causal, student_run_description
+from .init import (
+    CausalSpec,
+    check_same_model,
+    load_student,
+    resolve_causal,
+    student_run_description,
+    trainable_copy,
+    training_causal,
+)
 from .ode_pairs import OdePairs, check_model_actions, load_teacher
 
 
@@ -280,6 +284,164 @@ _RESUME_KEYS = ("causal", "train_hide_first_frame", "critic_per_gen", "seed", "b
                 "actions", "shift", "min_sigma", "max_sigma")
 
 
+@dataclass
+class _Networks:
+    """The three networks (module doc) and their optimizers. ``*_model``: what the steps call (replicated or
+    sharded over the ranks); ``student`` / ``critic``: the plain modules (weights, EMA, checkpoints)."""
+
+    teacher: Bundle  # the frozen real score R (and the VAE of the previews)
+    student_init: Bundle
+    causal: Any  # the student's CausalConfig (stored for generation)
+    train_causal: Any  # the one it trains with (train_hide_first_frame applied)
+    student: WorldModelDiT
+    critic: WorldModelDiT
+    teacher_model: torch.nn.Module
+    student_model: torch.nn.Module
+    critic_model: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_c: torch.optim.Optimizer
+    ema: dict[str, torch.Tensor]
+
+
+def _networks(cfg: DistillDMDConfig, teacher: str | os.PathLike[str], student_init: str | os.PathLike[str],
+              s: Session) -> _Networks:
+    """Load the teacher and the initialised student (same model and action mode); the student G and the critic C
+    start as trainable copies of them; AdamW for each (all parameters: the checkpoints' optimizer layout)."""
+    tb = load_teacher(teacher, s.device, True)
+    sb, stored_causal = load_student(student_init, "cpu", cfg.use_ema_init)
+    check_same_model(tb.run, sb.run, f"teacher {tb.weights}", f"student_init {sb.weights}")
+    mcfg = tb.model_config
+    ccfg = stored_causal if cfg.causal is None else resolve_causal(cfg.causal, mcfg.name, mcfg.mode)
+    cfg.actions.validate(mcfg.mode)
+    student = trainable_copy(mcfg.dit, sb.dit, s.device, cfg.gradient_checkpointing)
+    critic = trainable_copy(mcfg.dit, tb.dit, s.device, cfg.gradient_checkpointing)
+    bf16 = s.amp is not None
+
+    def adamw(net: WorldModelDiT, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(list(net.parameters()), lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+
+    return _Networks(
+        teacher=tb, student_init=sb, causal=ccfg, train_causal=training_causal(ccfg, cfg.train_hide_first_frame),
+        student=student, critic=critic,
+        teacher_model=wrap(tb.dit.eval().requires_grad_(False), s.d, cfg.parallel, bf16=bf16, trainable=False),
+        student_model=wrap(student, s.d, cfg.parallel, bf16=bf16), critic_model=wrap(critic, s.d, cfg.parallel, bf16=bf16),
+        opt_g=adamw(student, cfg.lr_gen), opt_c=adamw(critic, cfg.lr_critic), ema=new_ema(student))
+
+
+@dataclass
+class _Rollouts:
+    """The inputs of this rank's rollouts of a step: first-frame conditions, designed actions, one generator per
+    rollout (all its draws), its starting noise, and the description an error names them by."""
+
+    cond: torch.Tensor
+    tokens: torch.Tensor
+    kb: torch.Tensor
+    ms: torch.Tensor | None
+    gens: list[torch.Generator]
+    noise: torch.Tensor
+    where: list[str]
+
+
+def _draw_rollouts(cfg: DistillDMDConfig, step: int, net: _Networks, first: tuple, s: Session) -> _Rollouts:
+    """The global batch's first frames and designed actions, drawn alike on every rank from (seed, step); this
+    rank's contiguous part of it, each rollout with its own generator (so any number of processes draws the same)."""
+    cond_bank, token_bank, n_frames, ff_desc = first
+    mcfg = net.teacher.model_config
+    act = mcfg.dit.action
+    b, global_batch = cfg.batch_size, cfg.batch_size * s.d.world
+    mine = slice(s.d.rank * b, (s.d.rank + 1) * b)  # this rank's rollouts in the global batch
+    rng = np.random.default_rng([cfg.seed, step, 1])
+    pick = rng.integers(0, len(cond_bank), global_batch)[mine]
+    cond = i2v_condition(cond_bank[pick].to(s.device), mcfg.vae.temporal_compression)
+    tokens = token_bank[pick].to(s.device)
+    kb_np, ms_np = sample_action_batch(cfg.actions, mcfg.mode, global_batch, n_frames, rng)
+    kb = torch.from_numpy(kb_np[mine]).to(s.device)
+    ms = None if ms_np is None else torch.from_numpy(ms_np[mine]).to(s.device)
+    check_model_actions(kb, ms, act.keyboard_dim, act.mouse_dim, "the designed action distribution (distill_dmd.actions)")
+    where = [f"step {step + 1}: designed actions rng (seed {cfg.seed}, step {step}), first frames {pick.tolist()} "
+             f"of {ff_desc}"]
+    gens = sample_generators(cfg.seed, step, range(mine.start, mine.stop))  # every draw of a rollout
+    noise = batch_randn(gens, (mcfg.dit.out_dim, *cond.shape[2:])).to(s.device)
+    return _Rollouts(cond, tokens, kb, ms, gens, noise, where)
+
+
+def _stop_if_nonfinite(s: Session, out: Path, step: int, what: str, loss: torch.Tensor, where: list[str],
+                       bar: Any) -> None:
+    stop_if_nonfinite(s, out, loss, step, {"step": step, "loss": what, "value": str(float(loss)), "inputs": where},
+                      where, bar)
+
+
+def _generator_update(cfg: DistillDMDConfig, net: _Networks, x: torch.Tensor, ro: _Rollouts, shift: float, step: int,
+                      s: Session, out: Path, bar: Any) -> dict[str, float]:
+    """DMD through the exit-step forward of every block: one AdamW step on G and its EMA; the log row's entries."""
+    sig = sample_sigmas(ro.gens, shift, cfg.min_sigma, cfg.max_sigma)
+    loss_g, stats = dmd_loss(x, net.teacher_model, net.critic_model, ro.tokens, ro.cond, ro.kb, ro.ms, sig, ro.gens,
+                             s.amp)
+    _stop_if_nonfinite(s, out, step + 1, "generator", loss_g, ro.where, bar)
+    loss_g.backward()
+    row = {"gen_grad_norm": optimizer_step(net.opt_g, net.student.parameters(), cfg.grad_clip)}
+    ema_update(net.ema, net.student, cfg.ema_decay if step >= cfg.ema_start else 0.0)
+    d = s.d
+    count = all_mean(d, stats["count"]) * d.world
+    row.update({"gen_loss": all_mean(d, float(loss_g.detach())),
+                "dmd_grad_norm": math.sqrt(all_mean(d, stats["dmd_grad_sq"]) * d.world),
+                "score_gap": all_mean(d, stats["score_gap_sum"]) * d.world / count})
+    return row
+
+
+def _critic_update(cfg: DistillDMDConfig, net: _Networks, x: torch.Tensor, ro: _Rollouts, shift: float, step: int,
+                   s: Session, out: Path, bar: Any) -> dict[str, float]:
+    """Flow matching of the critic on the student's samples: one AdamW step on C; the log row's entries."""
+    sig = sample_sigmas(ro.gens, shift, cfg.min_sigma, cfg.max_sigma)
+    loss_c = critic_loss(x, net.critic_model, ro.tokens, ro.cond, ro.kb, ro.ms, sig, ro.gens, s.amp)
+    _stop_if_nonfinite(s, out, step + 1, "critic", loss_c, ro.where, bar)
+    loss_c.backward()
+    row = {"critic_grad_norm": optimizer_step(net.opt_c, net.critic.parameters(), cfg.grad_clip)}
+    row["critic_loss"] = all_mean(s.d, float(loss_c.detach()))
+    return row
+
+
+def _resume(cfg: DistillDMDConfig, net: _Networks, run: Mapping[str, Any], out: Path, enabled: bool,
+            world: int) -> tuple[int, int]:
+    """Resume from the run's latest checkpoint (the student, its EMA and optimizer, the critic and its optimizer);
+    (step, generator updates) it reached, (0, 0) on a fresh run."""
+
+    def check(ckpt: Path, state: Mapping[str, Any]) -> None:
+        old = state.get("run", {}).get("distill", {})
+        check_resume(ckpt, state, "distill_dmd", batch_size=cfg.batch_size, grad_accum=1, world=world,
+                     old_batch=old.get("batch_size", cfg.batch_size),
+                     changed=[k for k in _RESUME_KEYS if old.get(k) != run["distill"].get(k)])
+
+    resumed = resume_checkpoint(out, enabled, net.student, net.ema, net.opt_g, check)
+    if resumed is None:
+        return 0, 0
+    last, state = resumed
+    load_state_dict_strict(net.critic, read_tensors(last / "critic.safetensors"), source=str(last / "critic.safetensors"))
+    optimizer_from_tensors(net.opt_c, read_tensors(last / "critic_optimizer.safetensors"),
+                           read_meta(last / "critic_optimizer.safetensors"))
+    return int(state["step"]), int(state.get("generator_updates", 0))
+
+
+def _save(out: Path, step: int, net: _Networks, run: Mapping[str, Any], state: Mapping[str, Any],
+          cfg: DistillDMDConfig, d: Any) -> Path | None:
+    """A checkpoint: the student as a loadable student run, plus the critic and its optimizer. Every rank calls it
+    (it gathers shards); rank 0 writes and gets the folder."""
+    tensors, meta = optimizer_to_tensors(net.opt_c)
+    critic_files = {  # written before the student's files: `latest` moves only when all are written
+        "critic.safetensors": (net.critic.state_dict(), {"critic_of": run["format"], "step": step}),
+        "critic_optimizer.safetensors": (tensors, meta)}
+    return save_train_checkpoint(out, step, net.student, net.ema, net.opt_g, run,
+                                 {**state, "global_batch": cfg.batch_size * d.world, "world_size": d.world},
+                                 cfg.keep_last, write=d.main, extra=critic_files)
+
+
+@torch.no_grad()
+def _log_rollout(run_log: RunLog, step: int, vae: Any, x: torch.Tensor) -> None:
+    """The student's own rollout of this step (what DMD trains on), decoded, in the logger."""
+    video = vae.decode(x[:1].detach().float(), streaming=False)[0]
+    run_log.images(step, "distill/dmd/rollout", frames_uint8(video))
+
+
 def distill_dmd(
     config: DistillDMDConfig,
     teacher: str | os.PathLike[str],
@@ -311,186 +473,64 @@ def distill_dmd(
         last checkpoint kept), ValueError for a teacher that is a student, a student-init that is a base model,
         or checkpoints of different models / action modes, ConditionError for a malformed action distribution.
     """
-    from tqdm.auto import tqdm
-
     from ..causal import rollout
 
-    import torch.distributed as torch_dist
-
     cfg = config
-    t_start = time.perf_counter()
-    owns_group = not torch_dist.is_initialized()
-    d = setup_distributed()
-    dev = process_device(d, device)
-    amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")) else None
+    s = start_session(cfg.precision, device)
+    d, amp = s.d, s.amp
     out = Path(out_dir)
-
-    # ---- the three networks ----
-    tb = load_teacher(teacher, dev, True)
-    sb, stored_causal = load_student(student_init, "cpu", cfg.use_ema_init)
-    check_same_model(tb.run, sb.run, f"teacher {tb.weights}", f"student_init {sb.weights}")
-    mcfg = tb.model_config
-    mode = mcfg.mode
-    act = mcfg.dit.action
-    ccfg = stored_causal if cfg.causal is None else resolve_causal(cfg.causal, mcfg.name, mode)
-    train_ccfg = ccfg if cfg.train_hide_first_frame is None else dataclasses.replace(
-        ccfg, hide_first_frame=bool(cfg.train_hide_first_frame))
-    cfg.actions.validate(mode)
-    student = WorldModelDiT(mcfg.dit)
-    student.load_state_dict(sb.dit.state_dict())
-    student = student.to(dev).train()  # fresh: trainable but for the never-used norm weights
-    critic = WorldModelDiT(mcfg.dit)
-    critic.load_state_dict(tb.dit.state_dict())
-    critic = critic.to(dev).train()  # fresh: trainable but for the never-used norm weights
-    student.gradient_checkpointing = critic.gradient_checkpointing = cfg.gradient_checkpointing
-    bf16 = amp is not None
-    teacher_dit = wrap(tb.dit.eval().requires_grad_(False), d, cfg.parallel, bf16=bf16, trainable=False)
-    student_model = wrap(student, d, cfg.parallel, bf16=bf16)
-    critic_model = wrap(critic, d, cfg.parallel, bf16=bf16)
-    g_params = list(student.parameters())  # all (the frozen norm weights get no gradient): the optimizer layout
-    c_params = list(critic.parameters())   # of the checkpoints
-    opt_g = torch.optim.AdamW(g_params, lr=cfg.lr_gen, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-    opt_c = torch.optim.AdamW(c_params, lr=cfg.lr_critic, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-    ema = {k: v.detach().clone().float() for k, v in student.state_dict().items()}
-
-    # ---- first frames (real, or the ODE pairs') ----
-    cond_bank, token_bank, n_frames, ff_desc = first_frame_conditions(
-        tb, sb.run, None if shards_dir is None else Path(shards_dir), cfg.num_frames, cfg.first_frames, dev, amp)
-    r = mcfg.vae.temporal_compression
+    net = _networks(cfg, teacher, student_init, s)
+    tb, sb = net.teacher, net.student_init
+    first = first_frame_conditions(  # (cond latents, image tokens, frames per rollout, description)
+        tb, sb.run, None if shards_dir is None else Path(shards_dir), cfg.num_frames, cfg.first_frames, s.device, amp)
     shift = float(cfg.shift if cfg.shift is not None else tb.timestep_shift)
-
     out.mkdir(parents=True, exist_ok=True)
     if d.main:
-        write_json_atomic(out / "distill_dmd_config.json", {"config": cfg, "causal": ccfg.to_dict(),
-                                                             "causal_train": train_ccfg.to_dict()})
+        write_json_atomic(out / "distill_dmd_config.json", {"config": cfg, "causal": net.causal.to_dict(),
+                                                             "causal_train": net.train_causal.to_dict()})
     run = main_first(d, lambda: student_run_description(  # rank 0 copies the VAE / image encoder files
-        sb.run, sb.weights, out, ccfg, "dmd", cfg, tb.weights, {
-            "causal_train": train_ccfg.to_dict(), "student_init": os.fspath(sb.weights.resolve()),
-            "first_frames": ff_desc}))
-    b, global_batch = cfg.batch_size, cfg.batch_size * d.world
-    mine = slice(d.rank * b, (d.rank + 1) * b)  # this rank's rollouts in the global batch
+        sb.run, sb.weights, out, net.causal, "dmd", cfg, tb.weights, {
+            "causal_train": net.train_causal.to_dict(), "student_init": os.fspath(sb.weights.resolve()),
+            "first_frames": first[3]}))
+    start_step, gen_updates = _resume(cfg, net, run, out, resume, d.world)
 
-    # ---- resume ----
-    start_step = resumed_from = gen_updates = 0
-    last = latest_checkpoint(out) if resume else None
-    if last is not None:
-        state = read_state_json(last)
-        old = state.get("run", {}).get("distill", {})
-        check_global_batch(int(state.get("global_batch", old.get("batch_size", b))), b, 1, d.world, str(last),
-                           "distill_dmd")
-        diff = [k for k in _RESUME_KEYS if old.get(k) != run["distill"].get(k)]
-        if diff:
-            raise ValueError(f"cannot resume {last}: it was started with different settings ({', '.join(diff)}); "
-                             "use another out_dir or restore them")
-        load_train_checkpoint(last, student, ema, opt_g)
-        load_state_dict_strict(critic, read_tensors(last / "critic.safetensors"), source=str(last / "critic.safetensors"))
-        optimizer_from_tensors(opt_c, read_tensors(last / "critic_optimizer.safetensors"),
-                               read_meta(last / "critic_optimizer.safetensors"))
-        start_step = resumed_from = int(state["step"])
-        gen_updates = int(state.get("generator_updates", 0))
-
-    def save(step: int, losses: Mapping[str, Any]) -> Path | None:  # every rank (gathers shards), rank 0 writes
-        tensors, meta = optimizer_to_tensors(opt_c)
-        critic_files = {  # written before the student's files: `latest` moves only when all are written
-            "critic.safetensors": (critic.state_dict(), {"critic_of": run["format"], "step": step}),
-            "critic_optimizer.safetensors": (tensors, meta)}
-        return save_train_checkpoint(out, step, student, ema, opt_g, run,
-                                     {**losses, "generator_updates": gen_updates, "global_batch": global_batch,
-                                      "world_size": d.world}, cfg.keep_last, write=d.main, extra=critic_files)
+    def save(step: int, losses: Mapping[str, Any]) -> Path | None:
+        return _save(out, step, net, run, {**losses, "generator_updates": gen_updates}, cfg, d)
 
     run_log = RunLog(out, logger, config=cfg, enabled=d.main)  # rank 0 logs
-    history = run_log.history
-
-    def log(row: dict[str, Any]) -> None:  # log.jsonl + TensorBoard / wandb
-        run_log.scalars(row["step"], {k: v for k, v in row.items() if k != "step"}, prefix="distill/dmd")
-
-    def check_finite(step: int, what: str, loss: torch.Tensor, where: list[str]) -> None:
-        here = not bool(torch.isfinite(loss))
-        if not all_max(d, float(here)):  # every rank stops together
-            return
-        ck = latest_checkpoint(out)
-        if here:
-            write_json_atomic(out / ("nonfinite.json" if d.world == 1 else f"nonfinite-rank{d.rank}.json"),
-                              {"step": step, "loss": what, "value": str(float(loss)), "inputs": where,
-                               "last_checkpoint": os.fspath(ck) if ck else None})
-        bar.close()
-        raise NonFiniteLossError(step, where if here else ["(on another rank)"], float(loss), ck)
-
-    bar = tqdm(total=cfg.max_steps, initial=start_step, desc=f"distill dmd {cfg.name}", unit="step",
-               disable=not (progress and d.main))
+    bar = step_bar(s, f"distill dmd {cfg.name}", cfg.max_steps, start_step, progress)
     step = start_step
     critic_losses: list[float] = []
     while step < cfg.max_steps:
-        rng = np.random.default_rng([cfg.seed, step, 1])
-        # ---- the global batch's first frames + designed actions (drawn alike on every rank); this rank's part ----
-        pick = rng.integers(0, len(cond_bank), global_batch)[mine]
-        cond = i2v_condition(cond_bank[pick].to(dev), r)
-        tokens = token_bank[pick].to(dev)
-        kb_np, ms_np = sample_action_batch(cfg.actions, mode, global_batch, n_frames, rng)
-        kb = torch.from_numpy(kb_np[mine]).to(dev)
-        ms = None if ms_np is None else torch.from_numpy(ms_np[mine]).to(dev)
-        check_model_actions(kb, ms, act.keyboard_dim, act.mouse_dim, "the designed action distribution (distill_dmd.actions)")
-        where = [f"step {step + 1}: designed actions rng (seed {cfg.seed}, step {step}), first frames {pick.tolist()} "
-                 f"of {ff_desc}"]
-        gens = sample_generators(cfg.seed, step, range(mine.start, mine.stop))  # every draw of a rollout
-        noise = batch_randn(gens, (mcfg.dit.out_dim, *cond.shape[2:])).to(dev)
-        exit_step = int(torch.randint(0, ccfg.num_steps, (1,), generator=step_generator(cfg.seed, 0, step)))
+        ro = _draw_rollouts(cfg, step, net, first, s)
+        exit_step = int(torch.randint(0, net.causal.num_steps, (1,), generator=step_generator(cfg.seed, 0, step)))
         gen_turn = step % cfg.critic_per_gen == 0
         row: dict[str, Any] = {"step": step + 1, "exit_step": exit_step}
-
-        # ---- generator update: DMD through the exit-step forward of every block ----
-        x = rollout(student_model, noise, tokens, cond, kb, ms, train_ccfg, exit_step=exit_step, generator=gens,
-                    grad=gen_turn, autocast_dtype=amp)
-        if gen_turn:
-            s = sample_sigmas(gens, shift, cfg.min_sigma, cfg.max_sigma)
-            loss_g, stats = dmd_loss(x, teacher_dit, critic_model, tokens, cond, kb, ms, s, gens, amp)
-            check_finite(step + 1, "generator", loss_g, where)
-            loss_g.backward()
-            row["gen_grad_norm"] = clip_grad_norm(g_params, cfg.grad_clip)
-            opt_g.step()
-            opt_g.zero_grad(set_to_none=True)
-            ema_update(ema, student, cfg.ema_decay if step >= cfg.ema_start else 0.0)
+        x = rollout(net.student_model, ro.noise, ro.tokens, ro.cond, ro.kb, ro.ms, net.train_causal,
+                    exit_step=exit_step, generator=ro.gens, grad=gen_turn, autocast_dtype=amp)
+        if gen_turn:  # generator update, then (every step) the critic's
+            row.update(_generator_update(cfg, net, x, ro, shift, step, s, out, bar))
             gen_updates += 1
-            count = all_mean(d, stats["count"]) * d.world
-            row.update({"gen_loss": all_mean(d, float(loss_g.detach())),
-                        "dmd_grad_norm": math.sqrt(all_mean(d, stats["dmd_grad_sq"]) * d.world),
-                        "score_gap": all_mean(d, stats["score_gap_sum"]) * d.world / count})
-
-        # ---- critic update: flow matching on the student's samples ----
-        s = sample_sigmas(gens, shift, cfg.min_sigma, cfg.max_sigma)
-        loss_c = critic_loss(x, critic_model, tokens, cond, kb, ms, s, gens, amp)
-        check_finite(step + 1, "critic", loss_c, where)
-        loss_c.backward()
-        row["critic_grad_norm"] = clip_grad_norm(c_params, cfg.grad_clip)
-        opt_c.step()
-        opt_c.zero_grad(set_to_none=True)
-        row["critic_loss"] = all_mean(d, float(loss_c.detach()))
+        row.update(_critic_update(cfg, net, x, ro, shift, step, s, out, bar))
         critic_losses.append(row["critic_loss"])
 
         step += 1
         bar.update(1)
         if on_step is not None and d.main:
             on_step(step, row)
-        if step % cfg.log_every == 0 or step == cfg.max_steps or step == start_step + 1:
-            row["elapsed_s"] = time.perf_counter() - t_start
-            log(row)
+        if due(step, cfg.log_every, cfg.max_steps) or step == start_step + 1:
+            row["elapsed_s"] = s.elapsed_s()
+            run_log.scalars(step, {k: v for k, v in row.items() if k != "step"}, prefix="distill/dmd")
             bar.set_postfix(critic=f"{row['critic_loss']:.4f}")
-        if d.main and run_log.logger != "none" and (step % cfg.ckpt_every == 0 or step == cfg.max_steps):
-            with torch.no_grad():  # the student's own rollout of this step (what DMD trains on), decoded
-                video = tb.vae.decode(x[:1].detach().float(), streaming=False)[0]
-            run_log.images(step, "distill/dmd/rollout", frames_uint8(video))
-        if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
+        if due(step, cfg.ckpt_every, cfg.max_steps):
+            if d.main and run_log.logger != "none":
+                _log_rollout(run_log, step, tb.vae, x)
             save(step, {"critic_loss": row["critic_loss"], "gen_loss": row.get("gen_loss")})
             barrier(d)
     bar.close()
     run_log.close()
-    final = latest_checkpoint(out)
-    if final is None or int(final.name.split("-")[1]) != step:
-        final = save(step, {}) or final
-    barrier(d)
-    final = latest_checkpoint(out)
-    if owns_group:
-        shutdown_distributed()
+    final = final_checkpoint(s, out, step, lambda k: save(k, {}))
+    s.close()
     return DistillDMDResult(final, out, step, gen_updates, critic_losses[0] if critic_losses else None,
-                            critic_losses[-1] if critic_losses else None, resumed_from,
-                            time.perf_counter() - t_start, ff_desc, history)
+                            critic_losses[-1] if critic_losses else None, start_step, s.elapsed_s(), first[3],
+                            run_log.history)

@@ -31,10 +31,8 @@ Library entry point: :func:`distill_init` (CLI ``playmill distill init``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Mapping, Sequence
@@ -46,34 +44,33 @@ from pydantic import AfterValidator
 
 from capture.settings import Field, Invalid, from_preset, settings
 
-from ..run_log import RunLog
 from ..bundle import (
     CHECKPOINTS,
     Bundle,
-    latest_checkpoint,
     load_bundle,
-    load_train_checkpoint,
-    read_state_json,
     resolve_weights,
     save_train_checkpoint,
     to_jsonable,
     write_json_atomic,
 )
 from ..dit import WorldModelDiT, i2v_condition
-from ..parallel import (
-    ParallelMode,
-    all_max,
-    all_mean,
-    barrier,
-    check_global_batch,
-    clip_grad_norm,
-    main_first,
-    process_device,
-    setup_distributed,
-    shutdown_distributed,
-    wrap,
+from ..parallel import ParallelMode, all_mean, barrier, main_first, wrap
+from ..run_log import RunLog
+from ..runloop import (
+    check_resume,
+    due,
+    ema_update,
+    final_checkpoint,
+    new_ema,
+    optimizer_step,
+    resume_checkpoint,
+    set_lr,
+    start_session,
+    step_bar,
+    stop_if_nonfinite,
+    warmup_lr,
 )
-from ..train import NonFiniteLossError, ema_update, sample_generators
+from ..train import ClipBatches, collate, sample_generators
 from .ode_pairs import OdePairs, check_model_actions
 
 STUDENT_FORMAT = "playmill.causal_student/1"
@@ -298,15 +295,93 @@ class _Group:
         self.first, self.rows = first, rows
 
 
-def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k in items[0]:
-        vals = [it[k] for it in items]
-        out[k] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
-    return out
-
-
 _RESUME_KEYS = ("causal", "train_hide_first_frame", "seed", "betas", "weight_decay")
+
+
+def training_causal(ccfg: Any, hide_first_frame: bool | None) -> Any:
+    """The causal config a student trains with: ``ccfg`` with ``hide_first_frame`` replaced unless it is None."""
+    return ccfg if hide_first_frame is None else dataclasses.replace(ccfg, hide_first_frame=bool(hide_first_frame))
+
+
+def trainable_copy(dit_cfg: Any, source: torch.nn.Module, device: torch.device,
+                   gradient_checkpointing: bool) -> WorldModelDiT:
+    """A fresh DiT of ``dit_cfg`` holding ``source``'s weights, on ``device`` in train mode: trainable but for the
+    never-used norm weights (what the student and the DMD critic start as)."""
+    net = WorldModelDiT(dit_cfg)
+    net.load_state_dict(source.state_dict())
+    net = net.to(device).train()
+    net.gradient_checkpointing = gradient_checkpointing
+    return net
+
+
+def _student_causal(cfg: DistillInitConfig, pairs: OdePairs) -> tuple[Any, Any]:
+    """(the student's causal config, the one it trains with), its noise levels checked against the pairs'."""
+    tm = pairs.manifest["teacher_run"]["model"]
+    ccfg = resolve_causal(cfg.causal, tm["name"], tm["mode"])
+    if len(ccfg.sigmas) != len(pairs.sigmas) - 1 or not np.allclose(tuple(ccfg.sigmas), pairs.sigmas[:-1], rtol=0, atol=1e-5):
+        raise ValueError(f"{pairs.dir}: the pairs keep the noise levels {list(pairs.sigmas[:-1])} but the student's "
+                         f"causal config has sigmas {list(ccfg.sigmas)}; make the pairs with "
+                         f"sigmas={list(ccfg.sigmas)} or set causal.sigmas to the pairs' levels")
+    return ccfg, training_causal(ccfg, cfg.train_hide_first_frame)
+
+
+def _pairs_teacher(teacher: str | os.PathLike[str] | None, pairs: OdePairs) -> Bundle:
+    """The base model the pairs were made with (``teacher``, default the one their manifest names), on the CPU."""
+    man = pairs.manifest
+    teacher_weights = resolve_weights(teacher if teacher is not None else man["teacher"], True)
+    tb = load_bundle(teacher_weights, "cpu", True)
+    if is_student(tb.run):
+        raise ValueError(f"teacher {teacher_weights} is a causal student checkpoint; pass the base model the pairs "
+                         f"were made with ({man['teacher']})")
+    check_same_model(tb.run, man["teacher_run"], f"teacher {teacher_weights}", f"the ODE pairs {pairs.dir}")
+    return tb
+
+
+def _check_resume(cfg: DistillInitConfig, run: Mapping[str, Any], ckpt: Path, state: Mapping[str, Any],
+                  world: int) -> None:
+    old = state.get("run", {})
+    changed = [k for k in _RESUME_KEYS if old.get("distill", {}).get(k) != run["distill"].get(k)]
+    if old.get("pairs_key") != run["pairs_key"]:
+        changed.append("pairs")
+    check_resume(ckpt, state, "distill_init", batch_size=cfg.batch_size, grad_accum=1, world=world,
+                 old_batch=old.get("distill", {}).get("batch_size", cfg.batch_size), changed=changed)
+
+
+def _load_pairs(pairs: OdePairs, idx: Sequence[int], act: Any, device: torch.device,
+                temporal_compression: int) -> tuple[dict[str, Any], list[str]]:
+    """Pairs ``idx`` as model inputs (:func:`init_batch_inputs`) and their names; their actions checked."""
+    items = collate([pairs[i] for i in idx])
+    names = [f"pair {p} (clip {c})" for p, c in zip(items["pair_id"], items["clip_id"])]
+    check_model_actions(items["keyboard"], items.get("mouse"), act.keyboard_dim, act.mouse_dim,
+                        f"{pairs.dir}: {', '.join(names)}")
+    return init_batch_inputs(items, device, temporal_compression), names
+
+
+def _pair_sampler(pairs: OdePairs, cfg: DistillInitConfig, d: Any, start_step: int) -> ClipBatches:
+    """This rank's batches of pair indices from ``start_step`` on: a seeded order of all pairs cut into global
+    batches of ``batch_size x processes`` (:class:`~model.train.ClipBatches`)."""
+    n, global_batch = len(pairs), cfg.batch_size * d.world
+    if n < global_batch:
+        raise ValueError(f"{pairs.dir} holds {n} ODE pairs, fewer than the global batch {global_batch} "
+                         f"(distill_init.batch_size {cfg.batch_size} x {d.world} process(es)): make more pairs or "
+                         "lower the batch size")
+    return ClipBatches([_Group(0, n)], cfg.batch_size, cfg.seed, d.rank, d.world, start=start_step)
+
+
+def _val_step_index(val_inp: Mapping[str, Any], causal_cfg: Any, num_levels: int, seed: int) -> torch.Tensor:
+    """The fixed per-block steps [B, num_blocks] of the validation batch (drawn from ``seed`` + 999)."""
+    nb = int(frame_blocks(val_inp["states"].shape[3], causal_cfg).max()) + 1
+    return torch.randint(0, num_levels, (val_inp["states"].shape[0], nb),
+                         generator=torch.Generator().manual_seed(seed + 999))
+
+
+def _val_loss(student: torch.nn.Module, inp: Mapping[str, Any], sigmas: Sequence[float], causal_cfg: Any,
+              amp: torch.dtype | None, step_index: torch.Tensor) -> float:
+    student.eval()
+    with torch.no_grad():
+        v = ode_regression_loss(student, inp, sigmas, causal_cfg, None, amp, step_index)
+    student.train()
+    return float(v)
 
 
 def distill_init(
@@ -338,164 +413,83 @@ def distill_init(
         (``nonfinite.json`` names the step and pairs; the last checkpoint is kept), ValueError for a teacher or
         pairs of another model / mode, ConditionError for pairs with malformed actions.
     """
-    from tqdm.auto import tqdm
-
-    from ..train import ClipBatches
-
-    import torch.distributed as torch_dist
-
     cfg = config
-    t_start = time.perf_counter()
-    owns_group = not torch_dist.is_initialized()
-    d = setup_distributed()
-    dev = process_device(d, device)
-    amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")) else None
+    s = start_session(cfg.precision, device)
+    d, dev, amp = s.d, s.device, s.amp
     out = Path(out_dir)
     pairs = OdePairs(pairs_dir)
-    man = pairs.manifest
-    tm = man["teacher_run"]["model"]
-    ccfg = resolve_causal(cfg.causal, tm["name"], tm["mode"])
-    train_ccfg = ccfg if cfg.train_hide_first_frame is None else dataclasses.replace(
-        ccfg, hide_first_frame=bool(cfg.train_hide_first_frame))
-    if len(ccfg.sigmas) != len(pairs.sigmas) - 1 or not np.allclose(tuple(ccfg.sigmas), pairs.sigmas[:-1], rtol=0, atol=1e-5):
-        raise ValueError(f"{pairs.dir}: the pairs keep the noise levels {list(pairs.sigmas[:-1])} but the student's "
-                         f"causal config has sigmas {list(ccfg.sigmas)}; make the pairs with "
-                         f"sigmas={list(ccfg.sigmas)} or set causal.sigmas to the pairs' levels")
-    teacher_weights = resolve_weights(teacher if teacher is not None else man["teacher"], True)
-    tb = load_bundle(teacher_weights, "cpu", True)
-    if is_student(tb.run):
-        raise ValueError(f"teacher {teacher_weights} is a causal student checkpoint; pass the base model the pairs "
-                         f"were made with ({man['teacher']})")
-    check_same_model(tb.run, man["teacher_run"], f"teacher {teacher_weights}", f"the ODE pairs {pairs.dir}")
-    act = tb.model_config.dit.action
-    r = tb.model_config.vae.temporal_compression
+    ccfg, train_ccfg = _student_causal(cfg, pairs)
+    tb = _pairs_teacher(teacher, pairs)
+    act, r = tb.model_config.dit.action, tb.model_config.vae.temporal_compression
     out.mkdir(parents=True, exist_ok=True)
     if d.main:
         write_json_atomic(out / "distill_init_config.json", {"config": cfg, "causal": ccfg.to_dict(),
                                                              "causal_train": train_ccfg.to_dict()})
 
-    student = WorldModelDiT(tb.model_config.dit)
-    student.load_state_dict(tb.dit.state_dict())
-    student = student.to(dev).train()  # fresh: trainable but for the never-used norm weights
-    student.gradient_checkpointing = cfg.gradient_checkpointing
+    # ---- the student (the teacher's weights), optimizer, EMA; resume ----
+    student = trainable_copy(tb.model_config.dit, tb.dit, dev, cfg.gradient_checkpointing)
     model = wrap(student, d, cfg.parallel, bf16=amp is not None)
     params = list(student.parameters())  # all (the frozen norm weights get no gradient): the checkpoints' layout
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-    ema = {k: v.detach().clone().float() for k, v in student.state_dict().items()}
+    ema = new_ema(student)
     run = main_first(d, lambda: student_run_description(  # rank 0 copies the VAE / image encoder files
         tb.run, tb.weights, out, ccfg, "init", cfg, tb.weights,
-        {"pairs": os.fspath(pairs.dir.resolve()), "pairs_key": man.get("key"), "causal_train": train_ccfg.to_dict()}))
+        {"pairs": os.fspath(pairs.dir.resolve()), "pairs_key": pairs.manifest.get("key"),
+         "causal_train": train_ccfg.to_dict()}))
     global_batch = cfg.batch_size * d.world
-    start_step = resumed_from = 0
-    loss_value = float("nan")
-    last = latest_checkpoint(out) if resume else None
-    if last is not None:
-        state = read_state_json(last)
-        old = state.get("run", {})
-        check_global_batch(int(state.get("global_batch", old.get("distill", {}).get("batch_size", cfg.batch_size))),
-                           cfg.batch_size, 1, d.world, str(last), "distill_init")
-        diff = [k for k in _RESUME_KEYS if old.get("distill", {}).get(k) != run["distill"].get(k)]
-        if old.get("pairs_key") != run["pairs_key"]:
-            diff.append("pairs")
-        if diff:
-            raise ValueError(f"cannot resume {last}: it was started with different settings ({', '.join(diff)}); "
-                             "use another out_dir or restore them")
-        load_train_checkpoint(last, student, ema, opt)
-        start_step = resumed_from = int(state["step"])
-        loss_value = float(state.get("loss", float("nan")))
+    resumed = resume_checkpoint(out, resume, student, ema, opt,
+                                lambda ckpt, state: _check_resume(cfg, run, ckpt, state, d.world))
+    start_step = 0 if resumed is None else int(resumed[1]["step"])
+    loss_value = float("nan") if resumed is None else float(resumed[1].get("loss", float("nan")))
 
-    n = len(pairs)
-    if n < global_batch:
-        raise ValueError(f"{pairs.dir} holds {n} ODE pairs, fewer than the global batch {global_batch} "
-                         f"(distill_init.batch_size {cfg.batch_size} x {d.world} process(es)): make more pairs or "
-                         "lower the batch size")
-    sampler = ClipBatches([_Group(0, n)], cfg.batch_size, cfg.seed, d.rank, d.world, start=start_step)
+    sampler = _pair_sampler(pairs, cfg, d, start_step)
     batches = iter(sampler)
-
-    def load(idx: Sequence[int]) -> tuple[dict[str, Any], list[str]]:
-        items = _collate([pairs[i] for i in idx])
-        names = [f"pair {p} (clip {c})" for p, c in zip(items["pair_id"], items["clip_id"])]
-        check_model_actions(items["keyboard"], items.get("mouse"), act.keyboard_dim, act.mouse_dim,
-                            f"{pairs.dir}: {', '.join(names)}")
-        return init_batch_inputs(items, dev, r), names
-
-    val_inp, _ = load(range(min(cfg.val_pairs, n)))
-    nb = int(frame_blocks(val_inp["states"].shape[3], ccfg).max()) + 1
-    val_idx = torch.randint(0, len(pairs.sigmas) - 1, (val_inp["states"].shape[0], nb),
-                            generator=torch.Generator().manual_seed(cfg.seed + 999))
-
-    def val_loss() -> float:
-        student.eval()
-        with torch.no_grad():
-            v = ode_regression_loss(student, val_inp, pairs.sigmas, train_ccfg, None, amp, val_idx)
-        student.train()
-        return float(v)
-
+    val_inp, _ = _load_pairs(pairs, range(min(cfg.val_pairs, len(pairs))), act, dev, r)
+    val_idx = _val_step_index(val_inp, ccfg, len(pairs.sigmas) - 1, cfg.seed)
     run_log = RunLog(out, logger, config=cfg, enabled=d.main)  # rank 0 logs
-    history = run_log.history
-
-    def log(row: dict[str, Any]) -> None:  # log.jsonl + TensorBoard / wandb
-        run_log.scalars(row["step"], {k: v for k, v in row.items() if k != "step"}, prefix="distill/init")
 
     def save(step: int) -> Path | None:  # every rank (gathers shards), rank 0 writes
         return save_train_checkpoint(out, step, student, ema, opt, run,
                                      {"loss": loss_value, "global_batch": global_batch, "world_size": d.world},
                                      cfg.keep_last, write=d.main)
 
-    val_initial = val_loss() if start_step == 0 else None
+    val_initial = _val_loss(student, val_inp, pairs.sigmas, train_ccfg, amp, val_idx) if start_step == 0 else None
     if val_initial is not None:
-        log({"step": 0, "val_loss": val_initial})
-    bar = tqdm(total=cfg.max_steps, initial=start_step, desc=f"distill init {cfg.name}", unit="step",
-               disable=not (progress and d.main))
+        run_log.scalars(0, {"val_loss": val_initial}, prefix="distill/init")
+    bar = step_bar(s, f"distill init {cfg.name}", cfg.max_steps, start_step, progress)
     step = start_step
     while step < cfg.max_steps:
-        lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-        for group in opt.param_groups:
-            group["lr"] = lr
-        inp, names = load(next(batches))
+        lr = warmup_lr(cfg.lr, step, cfg.warmup_steps)
+        set_lr(opt, lr)
+        inp, names = _load_pairs(pairs, next(batches), act, dev, r)
         gens = sample_generators(cfg.seed, step, sampler.positions(0))
         loss = ode_regression_loss(model, inp, pairs.sigmas, train_ccfg, gens, amp)
-        here = not bool(torch.isfinite(loss))
-        if all_max(d, float(here)):  # every rank stops; the rank(s) with the bad pairs name them
-            ck = latest_checkpoint(out)
-            if here:
-                write_json_atomic(out / ("nonfinite.json" if d.world == 1 else f"nonfinite-rank{d.rank}.json"),
-                                  {"step": step + 1, "pairs": names, "loss": str(float(loss.detach())),
-                                   "last_checkpoint": os.fspath(ck) if ck else None})
-            bar.close()
-            raise NonFiniteLossError(step + 1, names if here else ["(on another rank)"], float(loss.detach()), ck)
+        stop_if_nonfinite(s, out, loss, step + 1, {"step": step + 1, "pairs": names, "loss": str(float(loss.detach()))},
+                          names, bar)
         loss.backward()
-        grad_norm = clip_grad_norm(params, cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        grad_norm = optimizer_step(opt, params, cfg.grad_clip)
         ema_update(ema, student, cfg.ema_decay if step >= cfg.ema_start else 0.0)
         step += 1
         loss_value = all_mean(d, float(loss.detach()))
         bar.update(1)
         if on_step is not None and d.main:
             on_step(step, loss_value)
-        if step % cfg.log_every == 0 or step == cfg.max_steps:
-            row = {"step": step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
-                   "elapsed_s": time.perf_counter() - t_start}
-            if step % cfg.val_every == 0 or step == cfg.max_steps:
-                row["val_loss"] = val_loss()
-            log(row)
+        if due(step, cfg.log_every, cfg.max_steps):
+            row = {"loss": loss_value, "lr": lr, "grad_norm": grad_norm, "elapsed_s": s.elapsed_s()}
+            if due(step, cfg.val_every, cfg.max_steps):
+                row["val_loss"] = _val_loss(student, val_inp, pairs.sigmas, train_ccfg, amp, val_idx)
+            run_log.scalars(step, row, prefix="distill/init")
             bar.set_postfix(loss=f"{loss_value:.4f}")
-        if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
+        if due(step, cfg.ckpt_every, cfg.max_steps):
             save(step)
             barrier(d)
     bar.close()
     run_log.close()
-    final = latest_checkpoint(out)
-    if final is None or int(final.name.split("-")[1]) != step:
-        final = save(step) or final
-    barrier(d)
-    final = latest_checkpoint(out)
-    if owns_group:
-        shutdown_distributed()
-    vals = [h["val_loss"] for h in history if h.get("val_loss") is not None]
-    return DistillInitResult(final, out, step, loss_value, val_initial, vals[-1] if vals else None, resumed_from,
-                             time.perf_counter() - t_start, history)
+    final = final_checkpoint(s, out, step, save)
+    s.close()
+    vals = [h["val_loss"] for h in run_log.history if h.get("val_loss") is not None]
+    return DistillInitResult(final, out, step, loss_value, val_initial, vals[-1] if vals else None, start_step,
+                             s.elapsed_s(), run_log.history)
 
 
 def check_same_model(run: Mapping[str, Any], other: Mapping[str, Any], what: str, other_what: str) -> None:

@@ -40,7 +40,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Literal, Sequence
+from typing import Annotated, Any, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ from capture.settings import Field, Frames1p4k, Invalid, from_preset, settings
 from ..bundle import Bundle, load_bundle, resolve_weights, to_jsonable, write_json_atomic
 from ..conditions import ConditionError, ConditionSpec
 from ..dit import i2v_condition
-from ..latents import decode_array, encode_condition
+from ..latents import array_columns, decode_cell, encode_condition
 from ..schedule import inverse_shift, shift_sigma
 
 PAIRS_SCHEMA = "playmill.ode_pairs/1"
@@ -220,16 +220,6 @@ class OdePairsResult:
     parts: list[str] = field(default_factory=list)
 
 
-def _array_cols(name: str, arrays: Sequence[np.ndarray]) -> dict[str, Any]:
-    import pyarrow as pa
-
-    return {
-        f"{name}_bytes": pa.array([a.tobytes() for a in arrays], pa.binary()),
-        f"{name}_shape": pa.array([list(a.shape) for a in arrays], pa.list_(pa.int32())),
-        f"{name}_dtype": pa.array([str(a.dtype) for a in arrays], pa.string()),
-    }
-
-
 def pair_seed(seed: int, i: int) -> int:
     """The noise seed of pair ``i`` (a pure function of (seed, i))."""
     return int(np.random.SeedSequence([seed, i, 17]).generate_state(1, np.uint64)[0] >> 1)
@@ -239,6 +229,130 @@ def pair_clip(seed: int, i: int, num_clips: int) -> int:
     """The clip of pair ``i``: epoch e = i // n walks a seeded permutation of the n clips."""
     e, k = divmod(i, num_clips)
     return int(np.random.default_rng([seed, e, 5]).permutation(num_clips)[k])
+
+
+def _check_shards(spec: ConditionSpec, shards_dir: Path, n_frames: int) -> Any:
+    """The shards' index, once their resolution, clip length and action space fit the teacher."""
+    from curation.reader import open_shards
+
+    index = open_shards(shards_dir)
+    ConditionSpec(spec.mode, spec.dataset_keys, spec.keyboard_map, spec.mouse_scale, n_frames, spec.height,
+                  spec.width).check_dataset(index.height, index.width, index.clip_frames,
+                                            where=str(shards_dir / "manifest.json"))
+    if tuple(index.keys) != tuple(spec.dataset_keys):
+        raise ConditionError(f"{shards_dir / 'manifest.json'}: action space {list(index.keys)}; the teacher was "
+                             f"trained on {list(spec.dataset_keys)}. Use shards with the teacher's action space")
+    return index
+
+
+def _kept_levels(cfg: OdePairsConfig, mcfg: Any) -> tuple[float, ...]:
+    """The noise levels to keep: ``cfg.sigmas``, else the student preset's for the teacher's model and mode."""
+    if cfg.sigmas is not None:
+        return tuple(cfg.sigmas)
+    from ..causal import CausalConfig
+
+    return CausalConfig.for_model(mcfg.name, mcfg.mode).sigmas
+
+
+def _parts_todo(cfg: OdePairsConfig, out: Path, d: Any) -> tuple[list[str], dict[int, list[int]], list[int]]:
+    """(part file names, the pair ids of each part, the parts still missing that this rank makes: part j of
+    them on rank j mod world)."""
+    from ..parallel import barrier
+
+    names = [f"part-{p:05d}.parquet" for p in range(math.ceil(cfg.num_pairs / cfg.pairs_per_part))]
+    todo = [p for p, f in enumerate(names) if not (out / f).is_file()]
+    barrier(d)  # every rank has listed the missing parts before any is written
+    part_ids = {p: list(range(p * cfg.pairs_per_part, min((p + 1) * cfg.pairs_per_part, cfg.num_pairs)))
+                for p in range(len(names))}
+    return names, part_ids, todo[d.rank :: d.world]
+
+
+def _claim_folder(out: Path, key: Mapping[str, Any], d: Any) -> None:
+    """Refuse a folder of pairs made from other inputs (``.key.json`` differs, or parts without one); then rank 0
+    records ``key`` (every rank has checked before it is written)."""
+    from ..parallel import barrier
+
+    key_path = out / ".key.json"
+    if key_path.is_file():
+        old = json.loads(key_path.read_text(encoding="utf-8"))
+        if old != key:
+            diff = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
+            raise ValueError(f"{out}: holds ODE pairs made with another teacher, data or config (differs in {diff}); "
+                             "use another out_dir or delete this one")
+    elif any(out.glob("part-*.parquet")):
+        raise ValueError(f"{out}: holds parts of unknown origin (no .key.json); use another out_dir")
+    barrier(d)
+    if d.main:
+        write_json_atomic(key_path, key)
+
+
+_COLUMNS = ("pair_id", "clip_id", "seed", "ode_latents", "first_frame_latent", "clip_feature", "keyboard", "mouse")
+
+
+@dataclass
+class _PairMaker:
+    """The teacher sampling pairs (module doc): its bundle and weights file, its schedule (``sigmas``, the ``keep``
+    indices), the clips (``ds`` of ``shards_dir``) and where it computes."""
+
+    cfg: OdePairsConfig
+    bundle: Bundle
+    weights: Path
+    ds: Any
+    shards_dir: Path
+    n_frames: int
+    sigmas: np.ndarray
+    keep: tuple[int, ...]
+    device: torch.device
+    amp: torch.dtype | None
+
+    def part(self, ids: Sequence[int], bar: Any) -> Any:
+        """The Arrow table of pairs ``ids`` (one part), made ``batch_size`` trajectories at a time."""
+        import pyarrow as pa
+
+        rows: dict[str, list] = {k: [] for k in _COLUMNS}
+        for b0 in range(0, len(ids), self.cfg.batch_size):
+            self._batch(ids[b0 : b0 + self.cfg.batch_size], rows)
+            bar.update(len(ids[b0 : b0 + self.cfg.batch_size]))
+        cols: dict[str, Any] = {"pair_id": pa.array(rows["pair_id"], pa.int64()),
+                                "clip_id": pa.array(rows["clip_id"], pa.string()),
+                                "seed": pa.array(rows["seed"], pa.uint64())}
+        for name in _COLUMNS[3:]:
+            if rows[name]:
+                cols.update(array_columns(name, rows[name]))
+        return pa.table(cols)
+
+    def _batch(self, batch_ids: Sequence[int], rows: dict[str, list]) -> None:
+        """Sample the trajectories of pairs ``batch_ids`` and append their rows."""
+        cfg, spec, mcfg, dev, n = self.cfg, self.bundle.spec, self.bundle.model_config, self.device, self.n_frames
+        act = mcfg.dit.action
+        items = [self.ds[pair_clip(cfg.seed, i, len(self.ds))] for i in batch_ids]
+        kb = spec.keyboard(torch.stack([it["keyboard"][:n] for it in items]))
+        ms = spec.mouse(torch.stack([it["mouse"][:n] for it in items]))
+        for j, it in enumerate(items):
+            check_model_actions(kb[j], None if ms is None else ms[j], act.keyboard_dim, act.mouse_dim,
+                                f"{self.shards_dir}: clip {it['clip_id']}")
+        frame0 = torch.stack([it["frames"][0] for it in items]).to(dev)
+        cond_lat, tokens = encode_condition(self.bundle.vae, self.bundle.image_encoder, frame0, n, autocast_dtype=self.amp)
+        seeds = [pair_seed(cfg.seed, i) for i in batch_ids]
+        noise = torch.stack([torch.randn(cond_lat.shape[1:], generator=torch.Generator().manual_seed(s))
+                             for s in seeds]).to(dev)
+        traj = teacher_trajectory(self.bundle.dit, noise, tokens, i2v_condition(cond_lat, mcfg.vae.temporal_compression),
+                                  kb.to(dev), None if ms is None else ms.to(dev), self.sigmas, self.keep, self.amp)
+        if not bool(torch.isfinite(traj).all()):
+            bad = [it["clip_id"] for j, it in enumerate(items) if not bool(torch.isfinite(traj[j]).all())]
+            raise FloatingPointError(f"the teacher's trajectory is not finite for pairs {list(batch_ids)} (clips {bad}); "
+                                     f"check the teacher checkpoint {self.weights}")
+        np_dtype = np.dtype(cfg.dtype)
+        for j, (i, it) in enumerate(zip(batch_ids, items)):
+            rows["pair_id"].append(i)
+            rows["clip_id"].append(it["clip_id"])
+            rows["seed"].append(seeds[j])
+            rows["ode_latents"].append(traj[j].cpu().numpy().astype(np_dtype))
+            rows["first_frame_latent"].append(cond_lat[j].cpu().numpy().astype(np_dtype))
+            rows["clip_feature"].append(tokens[j].cpu().numpy().astype(np_dtype))
+            rows["keyboard"].append(kb[j].numpy().astype(np.float32))
+            if ms is not None:
+                rows["mouse"].append(ms[j].numpy().astype(np.float32))
 
 
 def make_ode_pairs(
@@ -263,142 +377,62 @@ def make_ode_pairs(
         :class:`OdePairsResult`. Raises ConditionError for clips that do not fit the teacher (action width,
         NaN actions, resolution, length), ValueError for a student checkpoint as teacher.
     """
-    import time
-
-    import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
-    from curation.reader import ShardDataset, open_shards
+    from curation.reader import ShardDataset
 
-    import torch.distributed as torch_dist
-
-    from ..parallel import all_mean, barrier, process_device, setup_distributed, shutdown_distributed
+    from ..parallel import all_mean, barrier
+    from ..runloop import start_session
 
     cfg = config
-    t_start = time.perf_counter()
-    owns_group = not torch_dist.is_initialized()
-    d = setup_distributed()
-    dev = process_device(d, device)
-    amp = torch.bfloat16 if dev.type == "cuda" else None
+    s = start_session("auto", device)  # bf16 autocast on CUDA
+    d = s.d
     shards_dir, out = Path(shards_dir), Path(out_dir)
     weights = resolve_weights(teacher, cfg.use_ema)
-    bundle = load_teacher(weights, dev, cfg.use_ema)
+    bundle = load_teacher(weights, s.device, cfg.use_ema)
     spec, mcfg = bundle.spec, bundle.model_config
-    act = mcfg.dit.action
     n_frames = cfg.num_frames or spec.num_frames
-    index = open_shards(shards_dir)
-    ConditionSpec(spec.mode, spec.dataset_keys, spec.keyboard_map, spec.mouse_scale, n_frames, spec.height,
-                  spec.width).check_dataset(index.height, index.width, index.clip_frames,
-                                            where=str(shards_dir / "manifest.json"))
-    if tuple(index.keys) != tuple(spec.dataset_keys):
-        raise ConditionError(f"{shards_dir / 'manifest.json'}: action space {list(index.keys)}; the teacher was "
-                             f"trained on {list(spec.dataset_keys)}. Use shards with the teacher's action space")
-    shift = float(cfg.shift if cfg.shift is not None else bundle.timestep_shift)
-    if cfg.sigmas is not None:
-        keep_sigmas = tuple(cfg.sigmas)
-    else:
-        from ..causal import CausalConfig
+    _check_shards(spec, shards_dir, n_frames)
 
-        keep_sigmas = CausalConfig.for_model(mcfg.name, mcfg.mode).sigmas
+    # ---- the teacher's schedule through the kept levels; the folder's key ----
+    shift = float(cfg.shift if cfg.shift is not None else bundle.timestep_shift)
+    keep_sigmas = _kept_levels(cfg, mcfg)
     sig, keep = teacher_schedule(keep_sigmas, cfg.teacher_steps, shift)
     key = {"teacher_sha256": file_sha256(weights), "config": to_jsonable(cfg), "shift": shift,
            "source_manifest_sha256": hashlib.sha256((shards_dir / "manifest.json").read_bytes()).hexdigest(),
            "num_frames": n_frames, "sigmas": [float(x) for x in keep_sigmas], "teacher_steps": len(sig) - 1}
     out.mkdir(parents=True, exist_ok=True)
-    n_parts = math.ceil(cfg.num_pairs / cfg.pairs_per_part)
-    names = [f"part-{p:05d}.parquet" for p in range(n_parts)]
-    man_path = out / "manifest.json"
-    key_path = out / ".key.json"
-    if key_path.is_file():  # every rank checks before rank 0 writes the key: they agree
-        old = json.loads(key_path.read_text(encoding="utf-8"))
-        if old != key:
-            diff = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
-            raise ValueError(f"{out}: holds ODE pairs made with another teacher, data or config (differs in {diff}); "
-                             "use another out_dir or delete this one")
-    elif any(out.glob("part-*.parquet")):
-        raise ValueError(f"{out}: holds parts of unknown origin (no .key.json); use another out_dir")
-    barrier(d)
-    if d.main:
-        write_json_atomic(key_path, key)
+    _claim_folder(out, key, d)
 
+    # ---- the parts still missing, dealt to the ranks; each written atomically ----
     ds = ShardDataset(shards_dir, split="train")
-    n_clips = len(ds)
-    if n_clips == 0:
+    if len(ds) == 0:
         raise ConditionError(f"{shards_dir}: no clips")
-    np_dtype = np.dtype(cfg.dtype)
-    todo = [p for p, f in enumerate(names) if not (out / f).is_file()]
-    barrier(d)  # every rank has listed the missing parts before any is written
-    todo = todo[d.rank :: d.world]
-    part_size = {p: min(cfg.pairs_per_part, cfg.num_pairs - p * cfg.pairs_per_part) for p in range(n_parts)}
-    bar = tqdm(total=sum(part_size[p] for p in todo), desc="ode pairs" + (f" (rank 0 of {d.world})" if d.world > 1 else ""),
-               unit="pair", disable=not (progress and d.main))
-    computed = 0
+    names, part_ids, todo = _parts_todo(cfg, out, d)
+    maker = _PairMaker(cfg, bundle, weights, ds, shards_dir, n_frames, sig, keep, s.device, s.amp)
+    bar = tqdm(total=sum(len(part_ids[p]) for p in todo), unit="pair", disable=not (progress and d.main),
+               desc="ode pairs" + (f" (rank 0 of {d.world})" if d.world > 1 else ""))
     for p in todo:
-        ids = list(range(p * cfg.pairs_per_part, min((p + 1) * cfg.pairs_per_part, cfg.num_pairs)))
-        rows: dict[str, list] = {k: [] for k in ("pair_id", "clip_id", "seed", "ode_latents", "first_frame_latent",
-                                                 "clip_feature", "keyboard", "mouse")}
-        for b0 in range(0, len(ids), cfg.batch_size):
-            batch_ids = ids[b0 : b0 + cfg.batch_size]
-            items = [ds[pair_clip(cfg.seed, i, n_clips)] for i in batch_ids]
-            kb = spec.keyboard(torch.stack([it["keyboard"][:n_frames] for it in items]))
-            ms = spec.mouse(torch.stack([it["mouse"][:n_frames] for it in items]))
-            for j, it in enumerate(items):
-                check_model_actions(kb[j], None if ms is None else ms[j], act.keyboard_dim, act.mouse_dim,
-                                    f"{shards_dir}: clip {it['clip_id']}")
-            frame0 = torch.stack([it["frames"][0] for it in items]).to(dev)
-            cond_lat, tokens = encode_condition(bundle.vae, bundle.image_encoder, frame0, n_frames, autocast_dtype=amp)
-            seeds = [pair_seed(cfg.seed, i) for i in batch_ids]
-            noise = torch.stack([torch.randn(cond_lat.shape[1:], generator=torch.Generator().manual_seed(s))
-                                 for s in seeds]).to(dev)
-            traj = teacher_trajectory(bundle.dit, noise, tokens, i2v_condition(cond_lat, mcfg.vae.temporal_compression),
-                                      kb.to(dev), None if ms is None else ms.to(dev), sig, keep, amp)
-            if not bool(torch.isfinite(traj).all()):
-                bad = [it["clip_id"] for j, it in enumerate(items) if not bool(torch.isfinite(traj[j]).all())]
-                raise FloatingPointError(f"the teacher's trajectory is not finite for pairs {batch_ids} (clips {bad}); "
-                                         f"check the teacher checkpoint {weights}")
-            for j, (i, it) in enumerate(zip(batch_ids, items)):
-                rows["pair_id"].append(i)
-                rows["clip_id"].append(it["clip_id"])
-                rows["seed"].append(seeds[j])
-                rows["ode_latents"].append(traj[j].cpu().numpy().astype(np_dtype))
-                rows["first_frame_latent"].append(cond_lat[j].cpu().numpy().astype(np_dtype))
-                rows["clip_feature"].append(tokens[j].cpu().numpy().astype(np_dtype))
-                rows["keyboard"].append(kb[j].numpy().astype(np.float32))
-                if ms is not None:
-                    rows["mouse"].append(ms[j].numpy().astype(np.float32))
-            bar.update(len(batch_ids))
-            computed += len(batch_ids)
-        cols: dict[str, Any] = {"pair_id": pa.array(rows["pair_id"], pa.int64()),
-                                "clip_id": pa.array(rows["clip_id"], pa.string()),
-                                "seed": pa.array(rows["seed"], pa.uint64())}
-        for name in ("ode_latents", "first_frame_latent", "clip_feature", "keyboard", "mouse"):
-            if rows[name]:
-                cols.update(_array_cols(name, rows[name]))
         tmp = out / f".{names[p]}.tmp"
-        pq.write_table(pa.table(cols), tmp, row_group_size=8)
+        pq.write_table(maker.part(part_ids[p], bar), tmp, row_group_size=8)
         os.replace(tmp, out / names[p])
     bar.close()
     barrier(d)  # all parts written
     kept = tuple(float(sig[k]) for k in keep)
-    computed = int(round(all_mean(d, computed) * d.world))  # over all ranks
-    if not d.main:
-        barrier(d)
-        if owns_group:
-            shutdown_distributed()
-        return OdePairsResult(out, cfg.num_pairs, kept, len(sig) - 1, computed, time.perf_counter() - t_start, names)
-    write_json_atomic(man_path, {
-        "schema": PAIRS_SCHEMA, "key": key, "num_pairs": cfg.num_pairs, "sigmas": list(kept),
-        "teacher_sigmas": sig.tolist(), "teacher_keep_indices": list(keep), "shift": shift,
-        "teacher": os.fspath(weights.resolve()), "teacher_run": bundle.run, "conditions": spec.to_dict(),
-        "num_frames": n_frames, "latent_frames": 1 + (n_frames - 1) // mcfg.vae.temporal_compression,
-        "source": os.fspath(shards_dir.resolve()), "clips": n_clips, "config": to_jsonable(cfg),
-        "parts": [{"file": f, "rows": part_size[i]} for i, f in enumerate(names)],
-    })
+    computed = int(round(all_mean(d, sum(len(part_ids[p]) for p in todo)) * d.world))  # over all ranks
+    if d.main:
+        write_json_atomic(out / "manifest.json", {
+            "schema": PAIRS_SCHEMA, "key": key, "num_pairs": cfg.num_pairs, "sigmas": list(kept),
+            "teacher_sigmas": sig.tolist(), "teacher_keep_indices": list(keep), "shift": shift,
+            "teacher": os.fspath(weights.resolve()), "teacher_run": bundle.run, "conditions": spec.to_dict(),
+            "num_frames": n_frames, "latent_frames": 1 + (n_frames - 1) // mcfg.vae.temporal_compression,
+            "source": os.fspath(shards_dir.resolve()), "clips": len(ds), "config": to_jsonable(cfg),
+            "parts": [{"file": f, "rows": len(part_ids[i])} for i, f in enumerate(names)],
+        })
     barrier(d)  # the manifest is written
-    if owns_group:
-        shutdown_distributed()
-    return OdePairsResult(out, cfg.num_pairs, kept, len(sig) - 1, computed, time.perf_counter() - t_start, names)
+    s.close()
+    return OdePairsResult(out, cfg.num_pairs, kept, len(sig) - 1, computed, s.elapsed_s(), names)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -470,8 +504,7 @@ class OdePairs(Dataset):
         row = self._table.slice(i - first, 1).to_pylist()[0]
 
         def arr(name: str) -> torch.Tensor:
-            a = decode_array(row[f"{name}_bytes"], row[f"{name}_shape"], row[f"{name}_dtype"])
-            return torch.from_numpy(a.astype(np.float32))
+            return torch.from_numpy(decode_cell(row, name).astype(np.float32))
 
         item = {"pair_id": row["pair_id"], "clip_id": row["clip_id"], "ode_latents": arr("ode_latents"),
                 "cond_latents": arr("first_frame_latent"), "image_tokens": arr("clip_feature"),
