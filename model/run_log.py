@@ -113,6 +113,11 @@ class RunLog:
         if self._wandb is not None:
             self._wandb.log(nums, step=int(step))
 
+    def last(self, key: str) -> Any:
+        """The last value of ``key`` logged by this object (None when none was)."""
+        vals = [row[key] for row in self.history if row.get(key) is not None]
+        return vals[-1] if vals else None
+
     def images(self, step: int, tag: str, frames: np.ndarray, cols: int | None = None) -> None:
         """Log uint8 ``[N, H, W, 3]`` frames as one grid image (TensorBoard's Images tab, or a wandb Image)."""
         if not self.enabled or (self._tb is None and self._wandb is None):

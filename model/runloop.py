@@ -3,7 +3,7 @@
 algorithm and nothing else. The shape of every loop:
 
     s = start_session(cfg.precision, device)        process group under torchrun, device, autocast dtype, clock
-    state = resume_checkpoint(out, resume, net, ema, opt, check)          None on a fresh run
+    resumed = resume_checkpoint(out, resume, net, ema, opt, check)        (checkpoint, state), None on a fresh run
     bar = step_bar(s, "train tiny", cfg.max_steps, start_step, progress)
     while step < cfg.max_steps:
         set_lr(opt, warmup_lr(cfg.lr, step, cfg.warmup_steps))
@@ -15,8 +15,7 @@ algorithm and nothing else. The shape of every loop:
         step += 1
         if due(step, cfg.log_every, cfg.max_steps): run_log.scalars(...)
         if due(step, cfg.ckpt_every, cfg.max_steps): save(step)
-    final = final_checkpoint(s, out, step, save)
-    s.close()
+    final = finish_run(s, out, step, save, bar, run_log)       the last checkpoint; the process group left
 
 Checkpoints themselves (files, layout) are :mod:`model.bundle`'s; processes and collectives :mod:`model.parallel`'s.
 """
@@ -204,6 +203,19 @@ def final_checkpoint(s: Session, out_dir: Path, step: int, save: Callable[[int],
     return latest_checkpoint(out_dir)
 
 
+
+def finish_run(s: Session, out_dir: Path, step: int, save: Callable[[int], Path | None], bar: Any,
+               run_log: Any) -> Path | None:
+    """The end of a loop, on every rank: close the progress bar and the log, make sure the last step has its
+    checkpoint (:func:`final_checkpoint`) and leave the process group when the run created it. Returns the final
+    checkpoint folder."""
+    bar.close()
+    run_log.close()
+    final = final_checkpoint(s, out_dir, step, save)
+    s.close()
+    return final
+
+
 __all__ = [
     "NonFiniteLossError",
     "Session",
@@ -212,6 +224,7 @@ __all__ = [
     "due",
     "ema_update",
     "final_checkpoint",
+    "finish_run",
     "new_ema",
     "optimizer_step",
     "resume_checkpoint",

@@ -20,10 +20,10 @@ Around it: bf16 autocast on CUDA, gradient checkpointing, torchrun with DDP or F
 initialised from the environment when WORLD_SIZE > 1, :mod:`model.parallel`), data through the curation shard
 reader (or a latent cache, :mod:`model.latents`), batch order and noise that depend neither on the number of
 processes nor on interruptions (so N processes train what one does, and a resumed run equals an uninterrupted
-one, on any number of processes), checkpoints every
-``ckpt_every`` steps in safetensors (:mod:`model.bundle`), a stop with the step and clip ids on a non-finite
-loss, and a JSONL log. For ``tiny`` runs without a VAE checkpoint, a VAE is first fitted to the clips
-(:mod:`model.vae_train`).
+one, on any number of processes), checkpoints every ``ckpt_every`` steps in safetensors (:mod:`model.bundle`),
+a stop with the step and clip ids on a non-finite loss, and a JSONL log (the bookkeeping shared with the
+distillation loops is :mod:`model.runloop`). For ``tiny`` runs without a VAE checkpoint, a VAE is first fitted
+to the clips (:mod:`model.vae_train`).
 
 Library entry points (the CLI calls them): :func:`train`, :func:`get_train_config`;
 :func:`model.latents.encode_latents`.
@@ -65,21 +65,9 @@ from .image_encoder import ImageEncoder
 from .latents import LatentDataset, encode_clips, encode_latents
 from .parallel import Dist, ParallelMode, all_mean, barrier, gradient_sync, wrap
 from .run_log import LoggerName, RunLog, frames_uint8, logger_field
-from .runloop import (  # noqa: F401  (NonFiniteLossError, ema_update: also model.train's, as before)
-    NonFiniteLossError,
-    Session,
-    check_resume,
-    due,
-    ema_update,
-    final_checkpoint,
-    new_ema,
-    optimizer_step,
-    resume_checkpoint,
-    set_lr,
-    start_session,
-    step_bar,
-    stop_if_nonfinite,
-    warmup_lr,
+from .runloop import (  # noqa: F401  (NonFiniteLossError, ema_update: model.train names too, as before)
+    NonFiniteLossError, Session, check_resume, due, ema_update, finish_run, new_ema, optimizer_step,
+    resume_checkpoint, set_lr, start_session, step_bar, stop_if_nonfinite, warmup_lr
 )
 from .schedule import shift_sigma
 from .vae import WanVAE
@@ -711,14 +699,10 @@ def train(
         if due(step, cfg.ckpt_every, cfg.max_steps):
             save(step)
             barrier(d)
-    bar.close()
-    run_log.close()
-    final = final_checkpoint(s, out_dir, step, save)
-    vals = [h["val_loss"] for h in run_log.history if h.get("val_loss") is not None]
-    s.close()
+    final = finish_run(s, out_dir, step, save, bar, run_log)
     return TrainResult(
         checkpoint=final, out_dir=out_dir, steps=step, final_loss=loss_value,
-        val_loss_initial=val_initial, val_loss_final=vals[-1] if vals else None,
+        val_loss_initial=val_initial, val_loss_final=run_log.last("val_loss"),
         samples_per_s=samples_per_step * steps_timed / max(t_loop, 1e-9) if steps_timed else 0.0,
         elapsed_s=s.elapsed_s(), vae_checkpoint=data.vae_path, vae_psnr=data.vae_psnr,
         resumed_from=start_step, history=run_log.history,

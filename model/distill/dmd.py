@@ -76,17 +76,8 @@ from ..dit import WorldModelDiT, i2v_condition
 from ..parallel import ParallelMode, all_mean, barrier, main_first, wrap
 from ..run_log import RunLog, frames_uint8
 from ..runloop import (
-    Session,
-    check_resume,
-    due,
-    ema_update,
-    final_checkpoint,
-    new_ema,
-    optimizer_step,
-    resume_checkpoint,
-    start_session,
-    step_bar,
-    stop_if_nonfinite,
+    Session, check_resume, due, ema_update, finish_run, new_ema, optimizer_step, resume_checkpoint,
+    start_session, step_bar, stop_if_nonfinite
 )
 from ..schedule import shift_sigma
 from ..train import batch_rand, batch_randn, sample_generators, step_generator
@@ -527,10 +518,7 @@ def distill_dmd(
                 _log_rollout(run_log, step, tb.vae, x)
             save(step, {"critic_loss": row["critic_loss"], "gen_loss": row.get("gen_loss")})
             barrier(d)
-    bar.close()
-    run_log.close()
-    final = final_checkpoint(s, out, step, lambda k: save(k, {}))
-    s.close()
+    final = finish_run(s, out, step, lambda k: save(k, {}), bar, run_log)
     return DistillDMDResult(final, out, step, gen_updates, critic_losses[0] if critic_losses else None,
                             critic_losses[-1] if critic_losses else None, start_step, s.elapsed_s(), first[3],
                             run_log.history)

@@ -57,18 +57,8 @@ from ..dit import WorldModelDiT, i2v_condition
 from ..parallel import ParallelMode, all_mean, barrier, main_first, wrap
 from ..run_log import RunLog
 from ..runloop import (
-    check_resume,
-    due,
-    ema_update,
-    final_checkpoint,
-    new_ema,
-    optimizer_step,
-    resume_checkpoint,
-    set_lr,
-    start_session,
-    step_bar,
-    stop_if_nonfinite,
-    warmup_lr,
+    check_resume, due, ema_update, finish_run, new_ema, optimizer_step, resume_checkpoint, set_lr,
+    start_session, step_bar, stop_if_nonfinite, warmup_lr
 )
 from ..train import ClipBatches, collate, sample_generators
 from .ode_pairs import OdePairs, check_model_actions
@@ -483,12 +473,8 @@ def distill_init(
         if due(step, cfg.ckpt_every, cfg.max_steps):
             save(step)
             barrier(d)
-    bar.close()
-    run_log.close()
-    final = final_checkpoint(s, out, step, save)
-    s.close()
-    vals = [h["val_loss"] for h in run_log.history if h.get("val_loss") is not None]
-    return DistillInitResult(final, out, step, loss_value, val_initial, vals[-1] if vals else None, start_step,
+    final = finish_run(s, out, step, save, bar, run_log)
+    return DistillInitResult(final, out, step, loss_value, val_initial, run_log.last("val_loss"), start_step,
                              s.elapsed_s(), run_log.history)
 
 
