@@ -358,7 +358,8 @@ def _draw_rollouts(cfg: DistillDMDConfig, step: int, net: _Networks, first: tupl
 
 def _stop_if_nonfinite(s: Session, out: Path, step: int, what: str, loss: torch.Tensor, where: list[str],
                        bar: Any) -> None:
-    stop_if_nonfinite(s, out, loss, step, {"step": step, "loss": what, "value": str(float(loss)), "inputs": where},
+    record = {"step": step, "loss": what, "value": str(float(loss.detach())), "inputs": where}
+    stop_if_nonfinite(s, out, loss, step, record,
                       where, bar)
 
 

@@ -61,8 +61,16 @@ def student(trained_run, pairs, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dmd(trained_run, student, tmp_path_factory):
+    import warnings
+
     cfg = get_distill_dmd_config("tiny", max_steps=30, ckpt_every=20)
-    return distill_dmd(cfg, trained_run.out_dir, student.out_dir, tmp_path_factory.mktemp("dmd") / "d", progress=False)
+    with warnings.catch_warnings(record=True) as caught:  # the default run prints what DMD warns
+        warnings.simplefilter("always")
+        run = distill_dmd(cfg, trained_run.out_dir, student.out_dir, tmp_path_factory.mktemp("dmd") / "d",
+                          progress=False)
+    ours = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught if "/model/" in w.filename]
+    assert not ours, ours  # e.g. float() of a loss that requires grad (torch's UserWarning)
+    return run
 
 
 # ------------------------------------------------------------------------------------------------------------
